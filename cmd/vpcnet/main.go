@@ -1,0 +1,53 @@
+// Command vpcnet is the user's tool: capacity planning, the vpcsim emulator and the local lab.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// subcommands is filled by the init functions of this package's files, one file a command group.
+var subcommands []func() *cobra.Command
+
+// usageError marks bad input (flags, arguments); vpcnet exits 2 on it.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// usagef returns a usageError with a formatted message.
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "vpcnet",
+		Short: "VPC-native pod networking: plan it, emulate a VPC, run a lab cluster on one machine",
+		Long: `vpcnet gives every pod a real address from the VPC subnet, the way the AWS VPC CNI does on EKS.
+
+This tool plans capacity (vpcnet plan), runs vpcsim, an emulated VPC that AWS clients talk to
+(vpcnet sim), and runs a whole cluster with a real data plane in network namespaces (vpcnet lab).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	for _, f := range subcommands {
+		root.AddCommand(f())
+	}
+	return root
+}
+
+func main() {
+	err := newRoot().Execute()
+	if err == nil {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "vpcnet:", err)
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		os.Exit(2)
+	}
+	os.Exit(1)
+}

@@ -1,0 +1,129 @@
+// Package testenv holds what tests share: the root/namespace gate, named test namespaces that
+// are always removed, and the path of the shared test data.
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vpcnet/vpcnet/internal/netnsx"
+)
+
+// EnvRequireNetns makes a test that would skip for want of root or namespaces fail instead (CI).
+const EnvRequireNetns = "VPCNET_REQUIRE_NETNS"
+
+// Strict reports whether skips for missing capabilities or data are failures (CI).
+func Strict() bool { return os.Getenv(EnvRequireNetns) == "1" }
+
+// skipOrFail skips the test with the reason, or fails it in strict mode.
+func skipOrFail(t testing.TB, reason string) {
+	t.Helper()
+	if Strict() {
+		t.Fatalf("%s (and %s=1 forbids skipping)", reason, EnvRequireNetns)
+	}
+	t.Skip(reason)
+}
+
+// RequireNetns skips the test unless it runs as root able to create network namespaces.
+func RequireNetns(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "needs root to create network namespaces")
+	}
+	sweepOnce()
+}
+
+// SharedData returns the path of a file in ../shared/data beside the repository, skipping the
+// test (failing in strict mode) when it is not there.
+func SharedData(t testing.TB, name string) string {
+	t.Helper()
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(root, "..", "shared", "data", name)
+	if _, err := os.Stat(p); err != nil {
+		skipOrFail(t, fmt.Sprintf("shared test data %s not found", p))
+	}
+	return p
+}
+
+// ModuleRoot returns the directory holding go.mod, found from the working directory up.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// nsPrefix starts the name of every namespace a test makes: vpcnet-t<pid>-<seq>.
+const nsPrefix = "vpcnet-t"
+
+var nsSeq atomic.Int64
+
+// NewNS creates a uniquely named network namespace that is removed when the test ends.
+// Namespaces left by test processes that died are swept first.
+func NewNS(t testing.TB) ns.NetNS {
+	t.Helper()
+	RequireNetns(t)
+	name := NSName("")
+	h, err := netnsx.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		h.Close()
+		if err := netnsx.Delete(name); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return h
+}
+
+// NSName returns a fresh namespace name owned by this test process; tag is added for reading.
+func NSName(tag string) string {
+	n := fmt.Sprintf("%s%d-%d", nsPrefix, os.Getpid(), nsSeq.Add(1))
+	if tag != "" {
+		n += "-" + tag
+	}
+	return n
+}
+
+var swept atomic.Bool
+
+// sweepOnce removes test namespaces whose owning process is gone (a test run that was killed).
+func sweepOnce() {
+	if !swept.CompareAndSwap(false, true) {
+		return
+	}
+	names, _ := netnsx.List(nsPrefix)
+	for _, n := range names {
+		pidStr, _, _ := strings.Cut(strings.TrimPrefix(n, nsPrefix), "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		_ = netnsx.Delete(n)
+	}
+}
+
+func processAlive(pid int) bool {
+	return syscall.Kill(pid, 0) == nil
+}
