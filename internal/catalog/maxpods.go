@@ -48,3 +48,9 @@ func RecommendedCap(t InstanceType) (cap int, ok bool) {
 
 // SlotsPerENI is the number of pod address slots on one ENI (the primary address excluded).
 func (t InstanceType) SlotsPerENI() int { return t.IPv4PerENI - 1 }
+
+// Capped returns n limited to the type's recommended cap (see RecommendedCap).
+func Capped(t InstanceType, n int) int {
+	c, _ := RecommendedCap(t)
+	return min(n, c)
+}
