@@ -1,0 +1,235 @@
+package ipam
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Decide returns the actions that move the pool towards its targets. It is a pure function of
+// s: no clock, no I/O, and the same state always gives the same plan.
+func Decide(s State) Plan {
+	c := Count(s)
+	g := goalFor(s, c)
+	p := Plan{Wake: nextCooldownEnd(s)}
+
+	need := max(g.need, s.Demand-c.Free) - s.Pending.Addrs
+	if need > 0 {
+		return grow(s, c, g, need, p)
+	}
+	return shrink(s, c, g, p)
+}
+
+// goal is what the active setting asks of the pool.
+type goal struct {
+	need     int                             // addresses missing
+	canDrop  func(free, total, fp int) bool // may the pool shrink to these counts
+	single   bool                            // may single addresses and prefixes be released (not only whole ENIs)
+	prefixes bool                            // grow by /28 prefixes
+	unit     int                             // addresses per slot when growing
+	what     string                          // the setting, for reasons
+}
+
+func goalFor(s State, c Summary) goal {
+	st := s.Settings
+	g := goal{unit: 1}
+	fallback := st.PrefixDelegation && !s.NoCIDRBlocks.IsZero() && s.Now.Before(s.NoCIDRBlocks.Add(st.PrefixFallback))
+	if st.PrefixDelegation && !fallback {
+		g.prefixes, g.unit = true, 16
+	}
+	switch {
+	case st.IPTargets():
+		g.need = max(st.WarmIPTarget-c.Free, st.MinimumIPTarget-c.Total)
+		g.canDrop = func(free, total, _ int) bool { return free >= st.WarmIPTarget && total >= st.MinimumIPTarget }
+		g.single = true
+		g.what = fmt.Sprintf("WARM_IP_TARGET=%d MINIMUM_IP_TARGET=%d", st.WarmIPTarget, st.MinimumIPTarget)
+	case st.PrefixDelegation && st.WarmPrefixTarget > 0:
+		want := st.WarmPrefixTarget
+		if fallback {
+			g.need = want*16 - c.Free
+		} else {
+			g.need = (want - c.FreePrefixes) * 16
+		}
+		g.canDrop = func(free, _, fp int) bool { return fp >= want && free >= want*16 }
+		g.single = true
+		g.what = fmt.Sprintf("WARM_PREFIX_TARGET=%d", want)
+	default:
+		keep := st.WarmENITarget * s.Limits.Slots()
+		if st.PrefixDelegation {
+			keep *= 16
+		}
+		g.need = keep - c.Free
+		g.canDrop = func(free, _, _ int) bool { return free >= keep }
+		g.what = fmt.Sprintf("WARM_ENI_TARGET=%d (%d free addresses)", st.WarmENITarget, keep)
+	}
+	if fallback {
+		g.what += ", single addresses while no aligned /28 is free"
+	}
+	return g
+}
+
+func grow(s State, c Summary, g goal, need int, p Plan) Plan {
+	st := s.Settings
+	if st.MaxPods > 0 {
+		room := st.MaxPods - c.Total - s.Pending.Addrs
+		if room <= 0 {
+			p.Reason = fmt.Sprintf("max pods: holding %d addresses, the cap is MAX_PODS=%d", c.Total, st.MaxPods)
+			return p
+		}
+		need = min(need, room)
+	}
+	if !s.Exhausted.IsZero() {
+		d := st.Backoff
+		for i := 1; i < s.Exhaustions && d < st.BackoffMax; i++ {
+			d *= 2
+		}
+		d = min(d, st.BackoffMax)
+		if until := s.Exhausted.Add(d); s.Now.Before(until) {
+			p.Actions = append(p.Actions, Action{Kind: Backoff, Until: until})
+			p.Reason = fmt.Sprintf("subnet exhausted: backing off until %s (%d failures in a row), %d addresses short", until.UTC().Format(time.RFC3339), s.Exhaustions, need)
+			p.Wake = earliest(p.Wake, until)
+			return p
+		}
+	}
+	slots := (need + g.unit - 1) / g.unit
+	kind := AssignIPs
+	if g.prefixes {
+		kind = AssignPrefixes
+	}
+	busyRoom := 0
+	for _, e := range byDevice(s.ENIs) {
+		room := s.Limits.Slots() - e.Slots()
+		if room <= 0 || slots <= 0 {
+			continue
+		}
+		if s.Pending.Busy[e.ID] {
+			busyRoom += room
+			continue
+		}
+		k := min(room, slots)
+		p.Actions = append(p.Actions, Action{Kind: kind, ENI: e.ID, Count: k})
+		slots -= k
+	}
+	p.Reason = fmt.Sprintf("%d addresses short of %s", need, g.what)
+	if slots <= 0 || slots <= busyRoom {
+		return p
+	}
+	maxENI := s.Limits.MaxENIs
+	if st.MaxENI > 0 {
+		maxENI = min(maxENI, st.MaxENI)
+	}
+	switch {
+	case s.Pending.CreatingENI:
+		p.Reason += "; an ENI is being attached"
+	case len(s.ENIs) >= maxENI:
+		p.Reason += fmt.Sprintf("; all %d ENIs are full (limit %d)", len(s.ENIs), maxENI)
+	default:
+		p.Actions = append(p.Actions, Action{Kind: CreateENI})
+		p.Reason += "; attaching another ENI"
+	}
+	return p
+}
+
+func shrink(s State, c Summary, g goal, p Plan) Plan {
+	if s.Pending.Addrs > 0 || s.Pending.CreatingENI {
+		p.Reason = fmt.Sprintf("at %s with operations in flight: %d free, %d assigned", g.what, c.Free, c.Assigned)
+		return p
+	}
+	free, total, fp := c.Free, c.Total, c.FreePrefixes
+	maxPods := s.Settings.MaxPods
+	ok := func(f, t, x int) bool { return g.canDrop(f, t, x) || (maxPods > 0 && t >= maxPods) }
+	// Whole ENIs first: an ENI with nothing assigned or resting gives back all its addresses.
+	enis := byDevice(s.ENIs)
+	slices.SortStableFunc(enis, func(a, b ENI) int { return b.DeviceIndex - a.DeviceIndex })
+	freed := map[string]bool{}
+	for _, e := range enis {
+		if e.DeviceIndex == 0 || s.Pending.Busy[e.ID] || !allUsable(s, e.Addrs()) {
+			continue
+		}
+		n, np := len(e.Addrs()), len(e.Prefixes)
+		if !g.canDrop(free-n, total-n, fp-np) {
+			continue
+		}
+		p.Actions = append(p.Actions, Action{Kind: FreeENI, ENI: e.ID})
+		free, total, fp = free-n, total-n, fp-np
+		freed[e.ID] = true
+	}
+	if g.single || (maxPods > 0 && total > maxPods) {
+		for _, e := range byLoad(s, enis) {
+			if freed[e.ID] || s.Pending.Busy[e.ID] {
+				continue
+			}
+			var ips []netip.Addr
+			for _, a := range slices.Backward(e.IPs) {
+				if s.Usable(a) && ok(free-1, total-1, fp) && (g.single || total > maxPods) {
+					ips = append(ips, a)
+					free, total = free-1, total-1
+				}
+			}
+			var pfx []netip.Prefix
+			for _, x := range slices.Backward(e.Prefixes) {
+				if allUsable(s, ENI{Prefixes: []netip.Prefix{x}}.Addrs()) && ok(free-16, total-16, fp-1) && (g.single || total-16 >= maxPods) {
+					pfx = append(pfx, x)
+					free, total, fp = free-16, total-16, fp-1
+				}
+			}
+			if len(ips) > 0 {
+				p.Actions = append(p.Actions, Action{Kind: UnassignIPs, ENI: e.ID, IPs: ips})
+			}
+			if len(pfx) > 0 {
+				p.Actions = append(p.Actions, Action{Kind: UnassignPrefixes, ENI: e.ID, Prefixes: pfx})
+			}
+		}
+	}
+	if len(p.Actions) > 0 {
+		p.Reason = fmt.Sprintf("releasing down to %s: free %d -> %d, held %d -> %d", g.what, c.Free, free, c.Total, total)
+	} else {
+		p.Reason = fmt.Sprintf("at target %s: %d free, %d assigned, %d cooling down", g.what, c.Free, c.Assigned, c.Cooldown)
+	}
+	return p
+}
+
+func allUsable(s State, addrs []netip.Addr) bool {
+	for _, a := range addrs {
+		if !s.Usable(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// byDevice returns the ENIs ordered by device index (primary first).
+func byDevice(enis []ENI) []ENI {
+	out := slices.Clone(enis)
+	slices.SortFunc(out, func(a, b ENI) int { return a.DeviceIndex - b.DeviceIndex })
+	return out
+}
+
+// byLoad orders ENIs for release: fewest assigned addresses first, then highest device index,
+// so that released addresses empty whole ENIs.
+func byLoad(s State, enis []ENI) []ENI {
+	load := map[string]int{}
+	for _, e := range enis {
+		for _, a := range e.Addrs() {
+			if !s.Usable(a) {
+				load[e.ID]++
+			}
+		}
+	}
+	out := slices.Clone(enis)
+	slices.SortStableFunc(out, func(a, b ENI) int {
+		if load[a.ID] != load[b.ID] {
+			return load[a.ID] - load[b.ID]
+		}
+		return b.DeviceIndex - a.DeviceIndex
+	})
+	return out
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}

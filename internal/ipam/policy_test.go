@@ -1,0 +1,366 @@
+package ipam
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// addrs returns n consecutive addresses from first.
+func addrs(first string, n int) []netip.Addr {
+	a := netip.MustParseAddr(first)
+	var out []netip.Addr
+	for range n {
+		out = append(out, a)
+		a = a.Next()
+	}
+	return out
+}
+
+func pfxs(ps ...string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range ps {
+		out = append(out, netip.MustParsePrefix(p))
+	}
+	return out
+}
+
+func set(as ...[]netip.Addr) map[netip.Addr]bool {
+	m := map[netip.Addr]bool{}
+	for _, l := range as {
+		for _, a := range l {
+			m[a] = true
+		}
+	}
+	return m
+}
+
+func base(s Settings, enis ...ENI) State {
+	s.Cooldown, s.Backoff, s.BackoffMax, s.PrefixFallback = 30*time.Second, 5*time.Second, 2*time.Minute, 5*time.Minute
+	return State{Now: t0, Settings: s, Limits: Limits{MaxENIs: 3, IPv4PerENI: 10}, ENIs: enis}
+}
+
+func show(p Plan) string {
+	var parts []string
+	for _, a := range p.Actions {
+		s := string(a.Kind)
+		if a.ENI != "" {
+			s += " " + a.ENI
+		}
+		switch {
+		case a.Count > 0:
+			s += fmt.Sprint(" ", a.Count)
+		case len(a.IPs) > 0:
+			s += fmt.Sprint(" ", a.IPs)
+		case len(a.Prefixes) > 0:
+			s += fmt.Sprint(" ", a.Prefixes)
+		case !a.Until.IsZero():
+			s += " +" + a.Until.Sub(t0).String()
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func TestDecide(t *testing.T) {
+	ip0 := addrs("10.0.1.10", 9) // a full primary ENI at 10 IPs per ENI
+	ip1 := addrs("10.0.1.30", 9)
+	prefixLimits := Limits{MaxENIs: 4, IPv4PerENI: 30}
+	tests := []struct {
+		name   string
+		state  State
+		edit   func(*State)
+		want   string
+		reason string
+	}{
+		{name: "WARM_ENI_TARGET=1 fresh node fills one ENI's worth",
+			state: base(Settings{WarmENITarget: 1}, ENI{ID: "eni-0"}),
+			want:  "assign-ips eni-0 9"},
+		{name: "WARM_ENI_TARGET=2 asks for two ENIs' worth",
+			state: base(Settings{WarmENITarget: 2}, ENI{ID: "eni-0"}),
+			want:  "assign-ips eni-0 9; create-eni", reason: "attaching another ENI"},
+		{name: "WARM_ENI_TARGET=1 primary full and in use attaches an ENI",
+			state: base(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0}),
+			edit:  func(s *State) { s.Assigned = set(ip0[:3]) },
+			want:  "create-eni"},
+		{name: "WARM_ENI_TARGET=1 fills the new ENI only as far as the target",
+			state: base(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1}),
+			edit:  func(s *State) { s.Assigned = set(ip0[:3]) },
+			want:  "assign-ips eni-1 3"},
+		{name: "WARM_ENI_TARGET=1 frees a whole unused ENI beyond the target",
+			state: base(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1}, ENI{ID: "eni-2", DeviceIndex: 2, IPs: addrs("10.0.1.50", 5)}),
+			edit:  func(s *State) { s.Assigned = set(ip0[:2]) },
+			want:  "free-eni eni-2", reason: "releasing"},
+		{name: "WARM_ENI_TARGET=1 never frees an ENI holding a pod",
+			state: base(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1}),
+			edit:  func(s *State) { s.Assigned = set(ip1[:1]) },
+			want:  ""},
+		{name: "WARM_ENI_TARGET=0 does not release single addresses",
+			state: base(Settings{}, ENI{ID: "eni-0", IPs: ip0}),
+			want:  ""},
+		{name: "WARM_ENI_TARGET=0 grows on demand",
+			state: base(Settings{}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.Demand = 2 },
+			want:  "assign-ips eni-0 2"},
+		{name: "WARM_IP_TARGET=5 fresh node",
+			state: base(Settings{WarmENITarget: 1, WarmIPTarget: 5}, ENI{ID: "eni-0"}),
+			want:  "assign-ips eni-0 5"},
+		{name: "WARM_IP_TARGET=5 releases the surplus, never an assigned address",
+			state: base(Settings{WarmIPTarget: 5}, ENI{ID: "eni-0", IPs: ip0}),
+			edit:  func(s *State) { s.Assigned = set(ip0[7:9]) },
+			want:  "unassign-ips eni-0 [10.0.1.16 10.0.1.15]"},
+		{name: "WARM_IP_TARGET=5 holds at target",
+			state: base(Settings{WarmIPTarget: 5}, ENI{ID: "eni-0", IPs: ip0[:7]}),
+			edit:  func(s *State) { s.Assigned = set(ip0[:2]) },
+			want:  "", reason: "at target"},
+		{name: "MINIMUM_IP_TARGET=10 WARM_IP_TARGET=2 spans two ENIs",
+			state: base(Settings{WarmIPTarget: 2, MinimumIPTarget: 10}, ENI{ID: "eni-0"}),
+			want:  "assign-ips eni-0 9; create-eni"},
+		{name: "MINIMUM_IP_TARGET=4 alone keeps four",
+			state: base(Settings{MinimumIPTarget: 4}, ENI{ID: "eni-0", IPs: ip0[:4]}),
+			want:  ""},
+		{name: "MINIMUM_IP_TARGET=4 releases beyond four",
+			state: base(Settings{MinimumIPTarget: 4}, ENI{ID: "eni-0", IPs: ip0[:6]}),
+			want:  "unassign-ips eni-0 [10.0.1.15 10.0.1.14]"},
+		{name: "IP targets empty a secondary ENI before touching the primary",
+			state: base(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1[:2]}),
+			edit:  func(s *State) { s.Assigned = set(ip0[:4]) },
+			want:  "free-eni eni-1; unassign-ips eni-0 [10.0.1.18 10.0.1.17]"},
+		{name: "cooldown addresses are not available",
+			state: base(Settings{WarmIPTarget: 2}, ENI{ID: "eni-0", IPs: ip0[:4]}),
+			edit: func(s *State) {
+				s.Assigned = set(ip0[:1])
+				s.Released = map[netip.Addr]time.Time{ip0[1]: t0.Add(-10 * time.Second), ip0[2]: t0.Add(-10 * time.Second)}
+			},
+			want: "assign-ips eni-0 1"},
+		{name: "cooldown over: the addresses are surplus again",
+			state: base(Settings{WarmIPTarget: 2}, ENI{ID: "eni-0", IPs: ip0[:5]}),
+			edit: func(s *State) {
+				s.Assigned = set(ip0[:1])
+				s.Released = map[netip.Addr]time.Time{ip0[1]: t0.Add(-40 * time.Second), ip0[2]: t0.Add(-40 * time.Second)}
+			},
+			want: "unassign-ips eni-0 [10.0.1.14 10.0.1.13]"},
+		{name: "cooling addresses are never released",
+			state: base(Settings{WarmIPTarget: 1}, ENI{ID: "eni-0", IPs: ip0[:4]}),
+			edit: func(s *State) {
+				s.Released = map[netip.Addr]time.Time{ip0[3]: t0.Add(-time.Second), ip0[2]: t0.Add(-time.Second)}
+			},
+			want: "unassign-ips eni-0 [10.0.1.11]"},
+		{name: "MAX_PODS caps growth",
+			state: base(Settings{WarmIPTarget: 5, MaxPods: 6}, ENI{ID: "eni-0", IPs: ip0[:6]}),
+			edit:  func(s *State) { s.Assigned = set(ip0[:3]) },
+			want:  "", reason: "max pods"},
+		{name: "MAX_PODS trims a request",
+			state: base(Settings{WarmIPTarget: 5, MaxPods: 4}, ENI{ID: "eni-0", IPs: ip0[:2]}),
+			want:  "assign-ips eni-0 2"},
+		{name: "MAX_PODS lowered releases down to it even in ENI mode",
+			state: base(Settings{WarmENITarget: 1, MaxPods: 4}, ENI{ID: "eni-0", IPs: ip0}),
+			want:  "unassign-ips eni-0 [10.0.1.18 10.0.1.17 10.0.1.16 10.0.1.15 10.0.1.14]"},
+		{name: "MAX_ENI stops at the limit",
+			state: base(Settings{WarmIPTarget: 12, MaxENI: 1}, ENI{ID: "eni-0", IPs: ip0}),
+			want:  "", reason: "all 1 ENIs are full (limit 1)"},
+		{name: "instance limit stops at max ENIs",
+			state: base(Settings{WarmIPTarget: 30}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1}, ENI{ID: "eni-2", DeviceIndex: 2, IPs: addrs("10.0.1.50", 9)}),
+			want:  "", reason: "limit 3"},
+		{name: "an ENI being attached does not block assignment elsewhere",
+			state: base(Settings{WarmIPTarget: 12}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1}),
+			edit:  func(s *State) { s.Pending.CreatingENI = true },
+			want:  "assign-ips eni-1 3"},
+		{name: "one ENI create at a time",
+			state: base(Settings{WarmIPTarget: 12}, ENI{ID: "eni-0", IPs: ip0}),
+			edit:  func(s *State) { s.Pending.CreatingENI = true },
+			want:  "", reason: "being attached"},
+		{name: "busy ENIs are skipped and their room awaited",
+			state: base(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.Pending.Busy = map[string]bool{"eni-0": true} },
+			want:  ""},
+		{name: "addresses in flight count towards the target",
+			state: base(Settings{WarmIPTarget: 5}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.Pending.Addrs = 5 },
+			want:  ""},
+		{name: "subnet exhausted backs off",
+			state: base(Settings{WarmIPTarget: 5}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.Exhausted, s.Exhaustions = t0.Add(-time.Second), 1 },
+			want:  "backoff +4s", reason: "subnet exhausted"},
+		{name: "back-off doubles per failure",
+			state: base(Settings{WarmIPTarget: 5}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.Exhausted, s.Exhaustions = t0.Add(-time.Second), 3 },
+			want:  "backoff +19s"},
+		{name: "back-off over: try again",
+			state: base(Settings{WarmIPTarget: 5}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.Exhausted, s.Exhaustions = t0.Add(-10*time.Second), 1 },
+			want:  "assign-ips eni-0 5"},
+		{name: "prefix mode WARM_PREFIX_TARGET=1 fresh",
+			state: base(Settings{PrefixDelegation: true, WarmPrefixTarget: 1, WarmENITarget: 1}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.Limits = prefixLimits },
+			want:  "assign-prefixes eni-0 1"},
+		{name: "prefix mode: a partly used prefix is not a free prefix",
+			state: base(Settings{PrefixDelegation: true, WarmPrefixTarget: 1}, ENI{ID: "eni-0", Prefixes: pfxs("10.0.2.0/28")}),
+			edit:  func(s *State) { s.Limits, s.Assigned = prefixLimits, set(addrs("10.0.2.0", 1)) },
+			want:  "assign-prefixes eni-0 1"},
+		{name: "prefix mode releases fully free prefixes beyond the target",
+			state: base(Settings{PrefixDelegation: true, WarmPrefixTarget: 1}, ENI{ID: "eni-0", Prefixes: pfxs("10.0.2.0/28", "10.0.2.16/28", "10.0.2.32/28", "10.0.2.48/28")}),
+			edit:  func(s *State) { s.Limits, s.Assigned = prefixLimits, set(addrs("10.0.2.0", 1)) },
+			want:  "unassign-prefixes eni-0 [10.0.2.48/28 10.0.2.32/28]"},
+		{name: "prefix mode WARM_IP_TARGET=5 takes one prefix",
+			state: base(Settings{PrefixDelegation: true, WarmIPTarget: 5, WarmPrefixTarget: 3}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.Limits = prefixLimits },
+			want:  "assign-prefixes eni-0 1"},
+		{name: "prefix mode WARM_IP_TARGET=5 gives back a surplus prefix",
+			state: base(Settings{PrefixDelegation: true, WarmIPTarget: 5}, ENI{ID: "eni-0", Prefixes: pfxs("10.0.2.0/28", "10.0.2.16/28")}),
+			edit:  func(s *State) { s.Limits = prefixLimits },
+			want:  "unassign-prefixes eni-0 [10.0.2.16/28]"},
+		{name: "prefix mode MINIMUM_IP_TARGET=40 takes three prefixes",
+			state: base(Settings{PrefixDelegation: true, MinimumIPTarget: 40}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.Limits = prefixLimits },
+			want:  "assign-prefixes eni-0 3"},
+		{name: "prefix mode WARM_ENI_TARGET=1 counts an ENI's prefixes",
+			state: base(Settings{PrefixDelegation: true, WarmENITarget: 1}, ENI{ID: "eni-0"}),
+			want:  "assign-prefixes eni-0 9"},
+		{name: "prefix mode falls back to single addresses after InsufficientCidrBlocks",
+			state: base(Settings{PrefixDelegation: true, WarmPrefixTarget: 1}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.Limits, s.NoCIDRBlocks = prefixLimits, t0.Add(-time.Minute) },
+			want:  "assign-ips eni-0 16", reason: "single addresses"},
+		{name: "prefix fallback holds with single addresses",
+			state: base(Settings{PrefixDelegation: true, WarmPrefixTarget: 1}, ENI{ID: "eni-0", IPs: addrs("10.0.1.10", 16)}),
+			edit:  func(s *State) { s.Limits, s.NoCIDRBlocks = prefixLimits, t0.Add(-time.Minute) },
+			want:  ""},
+		{name: "prefix fallback over: prefixes again, then the single addresses go",
+			state: base(Settings{PrefixDelegation: true, WarmPrefixTarget: 1}, ENI{ID: "eni-0", IPs: addrs("10.0.1.10", 16)}),
+			edit:  func(s *State) { s.Limits, s.NoCIDRBlocks = prefixLimits, t0.Add(-time.Hour) },
+			want:  "assign-prefixes eni-0 1"},
+		{name: "prefix mode MAX_PODS caps prefixes",
+			state: base(Settings{PrefixDelegation: true, MinimumIPTarget: 100, MaxPods: 20}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.Limits = prefixLimits },
+			want:  "assign-prefixes eni-0 2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.state
+			if tc.edit != nil {
+				tc.edit(&s)
+			}
+			p := Decide(s)
+			if got := show(p); got != tc.want {
+				t.Errorf("actions\n got: %s\nwant: %s\nreason: %s", got, tc.want, p.Reason)
+			}
+			if !strings.Contains(p.Reason, tc.reason) {
+				t.Errorf("reason %q does not mention %q", p.Reason, tc.reason)
+			}
+		})
+	}
+}
+
+func TestCooldownWake(t *testing.T) {
+	s := base(Settings{WarmIPTarget: 1}, ENI{ID: "eni-0", IPs: addrs("10.0.1.10", 3)})
+	s.Released = map[netip.Addr]time.Time{netip.MustParseAddr("10.0.1.10"): t0.Add(-10 * time.Second)}
+	if p := Decide(s); !p.Wake.Equal(t0.Add(20 * time.Second)) {
+		t.Fatalf("wake %v, want +20s", p.Wake.Sub(t0))
+	}
+}
+
+// TestDecideNeverReleasesInUse runs the policy on random pools and checks its safety rules.
+func TestDecideNeverReleasesInUse(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 20000 {
+		s := randomState(r)
+		p := Decide(s)
+		held := map[netip.Addr]bool{}
+		for _, e := range s.ENIs {
+			for _, a := range e.Addrs() {
+				held[a] = true
+			}
+		}
+		for _, a := range p.Actions {
+			var gone []netip.Addr
+			switch a.Kind {
+			case UnassignIPs:
+				gone = a.IPs
+			case UnassignPrefixes:
+				gone = ENI{Prefixes: a.Prefixes}.Addrs()
+			case FreeENI:
+				for _, e := range s.ENIs {
+					if e.ID == a.ENI {
+						if e.DeviceIndex == 0 {
+							t.Fatalf("case %d: frees the primary ENI", i)
+						}
+						gone = e.Addrs()
+					}
+				}
+			case AssignIPs, AssignPrefixes:
+				if s.Pending.Busy[a.ENI] {
+					t.Fatalf("case %d: acts on busy %s", i, a.ENI)
+				}
+			}
+			for _, x := range gone {
+				if !s.Usable(x) {
+					t.Fatalf("case %d: %s releases %s which is assigned or cooling down", i, a.Kind, x)
+				}
+			}
+		}
+		after := Count(s)
+		if s.Settings.MaxPods > 0 && after.Total <= s.Settings.MaxPods {
+			n := 0
+			for _, a := range p.Actions {
+				n += a.Count * map[Kind]int{AssignIPs: 1, AssignPrefixes: 16}[a.Kind]
+			}
+			if a := after.Total + n; a > s.Settings.MaxPods+15 {
+				t.Fatalf("case %d: grows to %d past MAX_PODS=%d", i, a, s.Settings.MaxPods)
+			}
+		}
+	}
+}
+
+func randomState(r *rand.Rand) State {
+	st := Settings{WarmENITarget: r.IntN(3), PrefixDelegation: r.IntN(3) == 0}
+	switch r.IntN(3) {
+	case 0:
+		st.WarmIPTarget = r.IntN(20)
+	case 1:
+		st.MinimumIPTarget = r.IntN(30)
+	}
+	if r.IntN(2) == 0 {
+		st.WarmPrefixTarget = r.IntN(3)
+	}
+	if r.IntN(3) == 0 {
+		st.MaxPods = r.IntN(60)
+	}
+	s := base(st)
+	s.Limits = Limits{MaxENIs: 1 + r.IntN(4), IPv4PerENI: 2 + r.IntN(10)}
+	s.Assigned, s.Released = map[netip.Addr]bool{}, map[netip.Addr]time.Time{}
+	next := netip.MustParseAddr("10.0.0.0")
+	for d := range 1 + r.IntN(s.Limits.MaxENIs) {
+		e := ENI{ID: fmt.Sprint("eni-", d), DeviceIndex: d}
+		for range r.IntN(s.Limits.Slots() + 1) {
+			if st.PrefixDelegation && r.IntN(2) == 0 {
+				e.Prefixes = append(e.Prefixes, netip.PrefixFrom(next, 28))
+				for range 16 {
+					next = next.Next()
+				}
+			} else {
+				e.IPs = append(e.IPs, next)
+				for range 16 {
+					next = next.Next()
+				}
+			}
+		}
+		for _, a := range e.Addrs() {
+			switch r.IntN(4) {
+			case 0:
+				s.Assigned[a] = true
+			case 1:
+				s.Released[a] = t0.Add(-time.Duration(r.IntN(60)) * time.Second)
+			}
+		}
+		s.ENIs = append(s.ENIs, e)
+	}
+	if r.IntN(4) == 0 {
+		s.Pending.Busy = map[string]bool{"eni-0": true}
+	}
+	return s
+}

@@ -1,0 +1,117 @@
+// Package ipam decides how many VPC addresses a node holds: the warm-pool policy is a pure
+// function from the pool's state to the cloud actions that bring it to its targets.
+package ipam
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Settings are the warm-pool knobs, with the AWS VPC CNI names and meanings. A zero value means
+// "unset" except where noted; see docs/agent.md.
+type Settings struct {
+	WarmENITarget    int // WARM_ENI_TARGET: free addresses wanted, in units of one ENI's capacity
+	WarmIPTarget     int // WARM_IP_TARGET: free addresses wanted; with MinimumIPTarget switches to IP targets
+	MinimumIPTarget  int // MINIMUM_IP_TARGET: addresses held at least
+	PrefixDelegation bool
+	WarmPrefixTarget int           // WARM_PREFIX_TARGET: fully free /28 prefixes wanted
+	MaxENI           int           // MAX_ENI: 0 means the instance type's limit
+	Cooldown         time.Duration // IP_COOLDOWN_PERIOD: a released address rests this long before reuse
+	MaxPods          int           // hard cap on addresses held; 0 means none
+	// Backoff is the first wait after the subnet ran out of addresses; it doubles per failure up
+	// to BackoffMax.
+	Backoff, BackoffMax time.Duration
+	// PrefixFallback is how long prefix mode assigns single addresses after InsufficientCidrBlocks.
+	PrefixFallback time.Duration
+}
+
+// IPTargets reports whether the IP targets replace WARM_ENI_TARGET.
+func (s Settings) IPTargets() bool { return s.WarmIPTarget > 0 || s.MinimumIPTarget > 0 }
+
+// Limits are the instance type's networking limits.
+type Limits struct {
+	MaxENIs    int // interfaces the instance can hold, the primary included
+	IPv4PerENI int // private addresses per interface, the primary included
+}
+
+// Slots is the number of secondary addresses or prefixes one ENI can hold.
+func (l Limits) Slots() int { return max(l.IPv4PerENI-1, 0) }
+
+// ENI is an attached interface as the pool sees it.
+type ENI struct {
+	ID          string
+	DeviceIndex int // 0 is the instance's primary ENI, which is never freed
+	IPs         []netip.Addr   // secondary addresses, the primary excluded
+	Prefixes    []netip.Prefix // delegated /28 prefixes
+}
+
+// Slots counts the address slots the ENI uses.
+func (e ENI) Slots() int { return len(e.IPs) + len(e.Prefixes) }
+
+// Addrs returns every pod address the ENI holds: secondary addresses, then each prefix's.
+func (e ENI) Addrs() []netip.Addr {
+	out := append([]netip.Addr(nil), e.IPs...)
+	for _, p := range e.Prefixes {
+		for a := p.Masked().Addr(); p.Contains(a); a = a.Next() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Pending are cloud operations in flight; the policy neither repeats them nor touches their ENIs.
+type Pending struct {
+	CreatingENI bool            // an ENI create+attach is under way
+	Busy        map[string]bool // ENI IDs with an assign, unassign or free in flight
+	Addrs       int             // addresses being assigned
+}
+
+// State is everything the policy looks at.
+type State struct {
+	Now      time.Time
+	Settings Settings
+	Limits   Limits
+	ENIs     []ENI
+	Assigned map[netip.Addr]bool      // addresses held by pods
+	Released map[netip.Addr]time.Time // when each recently released address was freed
+	Pending  Pending
+	// Demand counts Add calls that found no free address since the last reconcile.
+	Demand int
+	// Exhausted is when EC2 last said InsufficientFreeAddressesInSubnet, and Exhaustions how
+	// many times in a row.
+	Exhausted   time.Time
+	Exhaustions int
+	// NoCIDRBlocks is when EC2 last said InsufficientCidrBlocks (no free aligned /28).
+	NoCIDRBlocks time.Time
+}
+
+// Kind names what an action does.
+type Kind string
+
+const (
+	CreateENI        Kind = "create-eni"        // create an ENI in the node's subnet and attach it
+	AssignIPs        Kind = "assign-ips"        // assign Count secondary addresses on ENI
+	AssignPrefixes   Kind = "assign-prefixes"   // assign Count /28 prefixes on ENI
+	UnassignIPs      Kind = "unassign-ips"      // give IPs on ENI back to the subnet
+	UnassignPrefixes Kind = "unassign-prefixes" // give Prefixes on ENI back to the subnet
+	FreeENI          Kind = "free-eni"          // detach and delete ENI
+	Backoff          Kind = "backoff"           // do not grow before Until
+)
+
+// Action is one step towards the targets.
+type Action struct {
+	Kind     Kind
+	ENI      string
+	Count    int
+	IPs      []netip.Addr
+	Prefixes []netip.Prefix
+	Until    time.Time
+}
+
+// Plan is the policy's answer: actions to run concurrently, why, and when to look again.
+type Plan struct {
+	Actions []Action
+	Reason  string
+	// Wake is when the state changes by itself (a cooldown ends, a back-off expires); zero if never.
+	Wake time.Time
+}
