@@ -23,12 +23,12 @@ func Decide(s State) Plan {
 
 // goal is what the active setting asks of the pool.
 type goal struct {
-	need     int                             // addresses missing
+	need     int                            // addresses missing
 	canDrop  func(free, total, fp int) bool // may the pool shrink to these counts
-	single   bool                            // may single addresses and prefixes be released (not only whole ENIs)
-	prefixes bool                            // grow by /28 prefixes
-	unit     int                             // addresses per slot when growing
-	what     string                          // the setting, for reasons
+	single   bool                           // may single addresses and prefixes be released (not only whole ENIs)
+	prefixes bool                           // grow by /28 prefixes
+	unit     int                            // addresses per slot when growing
+	what     string                         // the setting, for reasons
 }
 
 func goalFor(s State, c Summary) goal {

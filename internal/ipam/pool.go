@@ -40,7 +40,7 @@ func (l Limits) Slots() int { return max(l.IPv4PerENI-1, 0) }
 // ENI is an attached interface as the pool sees it.
 type ENI struct {
 	ID          string
-	DeviceIndex int // 0 is the instance's primary ENI, which is never freed
+	DeviceIndex int            // 0 is the instance's primary ENI, which is never freed
 	IPs         []netip.Addr   // secondary addresses, the primary excluded
 	Prefixes    []netip.Prefix // delegated /28 prefixes
 }
