@@ -148,7 +148,7 @@ func Load(path string) (*Catalog, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("instance types: %w", err)
+		return nil, err // names the path
 	}
 	defer f.Close()
 	c, err := Parse(f, path)

@@ -110,14 +110,14 @@ func targets(w Warm, mode Mode, pods, slots int) (start, target, step int, rule 
 	}
 	if mode == Prefix {
 		wp := w.PrefixTarget
-		rule = fmt.Sprintf("WARM_PREFIX_TARGET=%d: keep %d free /28 prefixes", wp, wp)
+		rule = fmt.Sprintf("WARM_PREFIX_TARGET=%d: keep %d free /28 prefix%s", wp, wp, map[bool]string{true: "es"}[wp != 1])
 		if wp == 0 {
 			rule = "WARM_PREFIX_TARGET=0: add a /28 when the last free address is taken"
 		}
 		return warmUnits(0, catalog.PrefixSize, wp), warmUnits(pods, catalog.PrefixSize, wp), 1, rule
 	}
 	we := w.ENITarget
-	rule = fmt.Sprintf("WARM_ENI_TARGET=%d: keep %d ENI's worth (%d) of free addresses", we, we, we*slots)
+	rule = fmt.Sprintf("WARM_ENI_TARGET=%d: keep %d ENI%s worth (%d) of free addresses", we, we, map[bool]string{true: "'s", false: "s'"}[we == 1], we*slots)
 	if we == 0 {
 		rule = "WARM_ENI_TARGET=0: add an ENI when the last free address is taken"
 	}

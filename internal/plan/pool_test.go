@@ -285,3 +285,33 @@ func TestRules(t *testing.T) {
 		}
 	}
 }
+
+// TestAWSPrefixExamples replays the worked examples in the AWS VPC CNI's prefix-mode documentation
+// (t3.small: 3 ENIs x 3 prefix slots).
+func TestAWSPrefixExamples(t *testing.T) {
+	small := typ(t, "t3.small")
+	tests := []struct {
+		warm           Warm
+		pods, prefixes int
+		enis           int
+	}{
+		{Warm{PrefixTarget: 1}, 0, 1, 1},
+		{Warm{PrefixTarget: 1}, 5, 2, 1},
+		{Warm{PrefixTarget: 1}, 16, 2, 1},
+		{Warm{PrefixTarget: 1}, 17, 3, 1},
+		{Warm{PrefixTarget: 1}, 58, 5, 2},
+		{Warm{IPTarget: 1, MinimumIPTarget: 1}, 0, 1, 1},
+		{Warm{IPTarget: 1, MinimumIPTarget: 1}, 5, 1, 1},
+		{Warm{IPTarget: 1, MinimumIPTarget: 1}, 17, 2, 1},
+		{Warm{IPTarget: 1, MinimumIPTarget: 1}, 58, 4, 2},
+		{Warm{IPTarget: 7, MinimumIPTarget: 20}, 5, 2, 1},
+		{Warm{IPTarget: 7, MinimumIPTarget: 20}, 17, 2, 1},
+		{Warm{IPTarget: 7, MinimumIPTarget: 20}, 58, 5, 2},
+	}
+	for _, tc := range tests {
+		n := node(Input{Type: small, PodsPerNode: tc.pods, Warm: tc.warm, PrefixDelegation: true}, Prefix)
+		if n.Prefixes != tc.prefixes || n.ENIs != tc.enis {
+			t.Errorf("%+v, %d pods: %d prefixes on %d ENIs; AWS documents %d on %d", tc.warm, tc.pods, n.Prefixes, n.ENIs, tc.prefixes, tc.enis)
+		}
+	}
+}
