@@ -42,6 +42,13 @@ func renderPlan(w io.Writer, r plan.Result) error {
 	return err
 }
 
+func nodeWord(n int) string {
+	if n == 1 {
+		return "node"
+	}
+	return "nodes"
+}
+
 func plural(n int, what string) string {
 	if n == 1 {
 		return fmt.Sprintf("%d %s", n, what)
@@ -111,10 +118,10 @@ func renderSubnets(tw io.Writer, mode plan.Mode, subnets []plan.Subnet) {
 
 func renderHeadroom(b *strings.Builder, r plan.Result, m plan.ModeResult) {
 	h := m.Headroom
-	fmt.Fprintf(b, "HEADROOM  %s more fit; spreading round robin, %s runs out of %s first, after %d more\n",
-		plural(h.MoreNodes, "node"), h.FirstExhausted, h.RunsOut, h.RoundRobin)
+	fmt.Fprintf(b, "HEADROOM  %d more %s fit; spreading round robin, %s runs out of %s first, after %d more\n",
+		h.MoreNodes, nodeWord(h.MoreNodes), h.FirstExhausted, h.RunsOut, h.RoundRobin)
 	if r.Mode == plan.Prefix {
-		fmt.Fprintf(b, "          if EC2 scatters ENI primaries one per /28: %s more\n", plural(h.MoreNodesIfScattered, "node"))
+		fmt.Fprintf(b, "          if EC2 scatters ENI primaries one per /28: %d more %s\n", h.MoreNodesIfScattered, nodeWord(h.MoreNodesIfScattered))
 	}
 	fmt.Fprintf(b, "VPC       %d of %d addresses are in no subnet (room to add subnets)\n", r.VPC.OutsideSubnets, r.VPC.Size)
 }
@@ -145,7 +152,9 @@ func renderModes(tw io.Writer, r plan.Result) {
 	row("max pods", func(m plan.ModeResult) string { return fmt.Sprint(m.Node.MaxPods) })
 	row("pods without an address", func(m plan.ModeResult) string { return fmt.Sprint(m.Node.PodsWithoutAddress) })
 	row("subnet addresses, cluster", func(m plan.ModeResult) string { return fmt.Sprint(m.SubnetAddresses) })
-	row("free addresses", func(m plan.ModeResult) string { return fmt.Sprint(sum(m.Subnets, func(s plan.Subnet) int { return s.Free })) })
+	row("free addresses", func(m plan.ModeResult) string {
+		return fmt.Sprint(sum(m.Subnets, func(s plan.Subnet) int { return s.Free }))
+	})
 	row("more nodes fit", func(m plan.ModeResult) string {
 		if m.Mode == plan.Prefix {
 			return fmt.Sprintf("%d (%d if scattered)", m.Headroom.MoreNodes, m.Headroom.MoreNodesIfScattered)
