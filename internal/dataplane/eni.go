@@ -1,0 +1,153 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// ENI is a network interface attached to the node, as the agent knows it.
+type ENI struct {
+	MAC         string       // find the device by MAC
+	DeviceIndex int          // table = DeviceIndex + 1
+	PrimaryIP   netip.Addr   // the ENI's primary private address
+	Subnet      netip.Prefix // the ENI's subnet; its router is the first address + 1
+	MTU         int          // 0: DefaultMTU
+}
+
+// Router returns the subnet router: the subnet's first address + 1.
+func (e ENI) Router() netip.Addr { return e.Subnet.Masked().Addr().Next() }
+
+func (e ENI) validate() error {
+	switch {
+	case e.DeviceIndex < 0 || e.DeviceIndex > 250:
+		return fmt.Errorf("ENI %s: device index %d out of range", e.MAC, e.DeviceIndex)
+	case !e.PrimaryIP.Is4():
+		return fmt.Errorf("ENI %s: primary IP %v is not IPv4", e.MAC, e.PrimaryIP)
+	case !e.Subnet.IsValid() || !e.Subnet.Addr().Is4() || !e.Subnet.Contains(e.PrimaryIP):
+		return fmt.Errorf("ENI %s: subnet %v does not hold primary IP %s", e.MAC, e.Subnet, e.PrimaryIP)
+	}
+	return nil
+}
+
+// LinkByMAC returns the device with hardware address mac (case-insensitive) in this namespace.
+func LinkByMAC(mac string) (netlink.Link, error) {
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return nil, fmt.Errorf("MAC %q: %w", mac, err)
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range links {
+		if strings.EqualFold(l.Attrs().HardwareAddr.String(), hw.String()) {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("no device with MAC %s: %w", mac, errNoDevice)
+}
+
+var errNoDevice = errors.New("device not found")
+
+// SetupENI brings up the ENI's device in the current namespace: MTU, link up, its primary
+// address. For a secondary ENI (DeviceIndex > 0) it also fills table DeviceIndex+1 with the
+// subnet's link route and a default route via the subnet router on that device, adds rule 1536
+// `from <primary IP> lookup <table>`, and sets loose reverse-path filtering on the device. The
+// primary ENI's routes are the node's own (main table) and are left alone.
+func SetupENI(e ENI) error {
+	if err := e.validate(); err != nil {
+		return err
+	}
+	link, err := LinkByMAC(e.MAC)
+	if err != nil {
+		return err
+	}
+	name := link.Attrs().Name
+	mtu := e.MTU
+	if mtu <= 0 {
+		mtu = DefaultMTU
+	}
+	if link.Attrs().MTU != mtu {
+		if err := netlink.LinkSetMTU(link, mtu); err != nil {
+			return fmt.Errorf("ENI %s (%s): MTU %d: %w", e.MAC, name, mtu, err)
+		}
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("ENI %s (%s): link up: %w", e.MAC, name, err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: e.PrimaryIP.AsSlice(), Mask: net.CIDRMask(e.Subnet.Bits(), 32)}}
+	if e.DeviceIndex > 0 {
+		// The subnet route belongs in the ENI's table, not in main.
+		addr.Flags = unix.IFA_F_NOPREFIXROUTE
+	}
+	if err := netlink.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("ENI %s (%s): address %s: %w", e.MAC, name, addr.IPNet, err)
+	}
+	if e.DeviceIndex == 0 {
+		return nil
+	}
+	if err := setSysctl("net/ipv4/conf/"+name+"/rp_filter", "2"); err != nil {
+		return err
+	}
+	table := TableForDevice(e.DeviceIndex)
+	idx := link.Attrs().Index
+	routes := []*netlink.Route{
+		{LinkIndex: idx, Dst: ipNet(e.Subnet), Scope: netlink.SCOPE_LINK, Src: e.PrimaryIP.AsSlice(), Table: table},
+		{LinkIndex: idx, Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, Gw: e.Router().AsSlice(), Table: table},
+	}
+	for _, r := range routes {
+		if err := netlink.RouteReplace(r); err != nil {
+			return fmt.Errorf("ENI %s (%s): route %s in table %d: %w", e.MAC, name, r, table, err)
+		}
+	}
+	return addRule(fromRule(e.PrimaryIP, table))
+}
+
+// TeardownENI undoes SetupENI for a secondary ENI: the rules into its table, the table's routes and
+// the primary address. The device may already be gone (detached). The primary ENI is left alone.
+func TeardownENI(e ENI) error {
+	if e.DeviceIndex <= 0 {
+		return nil
+	}
+	table := TableForDevice(e.DeviceIndex)
+	var errs []error
+	rules, err := netlink.RuleList(unix.AF_INET)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, r := range rules {
+		if r.Table == table && r.Priority == RulePrioFromPod {
+			if err := delRule(&r); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	routes, err := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, r := range routes {
+		if err := netlink.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("ENI %s: delete route %s: %w", e.MAC, r, err))
+		}
+	}
+	if link, err := LinkByMAC(e.MAC); err == nil && e.PrimaryIP.Is4() {
+		addrs, _ := netlink.AddrList(link, unix.AF_INET)
+		for _, a := range addrs {
+			if a.IP.Equal(e.PrimaryIP.AsSlice()) {
+				if err := netlink.AddrDel(link, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+					errs = append(errs, fmt.Errorf("ENI %s: delete address %s: %w", e.MAC, a.IPNet, err))
+				}
+			}
+		}
+	} else if err != nil && !errors.Is(err, errNoDevice) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,43 @@
+package dataplane
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+)
+
+// maxIfName is the longest interface name Linux accepts (IFNAMSIZ-1).
+const maxIfName = 15
+
+// MaxVethPrefix is the longest veth prefix that still leaves room for a useful hash.
+const MaxVethPrefix = 7
+
+// VethName returns the host-side veth name of a pod: prefix + the first hex digits of
+// sha1("namespace.name"), 15 characters at most, as the AWS VPC CNI names them. It is the same for
+// the same pod on every call, so DEL finds the veth without any saved state.
+func VethName(prefix, namespace, name string) string {
+	sum := sha1.Sum([]byte(namespace + "." + name))
+	h := hex.EncodeToString(sum[:])
+	n := maxIfName - len(prefix)
+	if n > 11 {
+		n = 11
+	}
+	return prefix + h[:n]
+}
+
+// ValidVethPrefix says why prefix cannot start host veth names, or returns nil.
+func ValidVethPrefix(prefix string) error {
+	if prefix == "" || len(prefix) > MaxVethPrefix {
+		return fmt.Errorf("veth prefix %q must be 1 to %d characters", prefix, MaxVethPrefix)
+	}
+	for _, c := range prefix {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("veth prefix %q: only letters, digits, '-' and '_' are allowed", prefix)
+		}
+	}
+	switch prefix {
+	case "eth", "lo", "vlan":
+		return fmt.Errorf("veth prefix %q is reserved for node interfaces", prefix)
+	}
+	return nil
+}

@@ -1,0 +1,190 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Pod is one pod attachment as the host data plane sees it.
+type Pod struct {
+	Netns    string     // path of the pod's network namespace
+	IfName   string     // interface name inside the pod, usually eth0
+	HostVeth string     // host-side veth name (VethName)
+	Addr     netip.Addr // the pod's VPC address
+	MTU      int        // 0: DefaultMTU
+	Table    int        // routing table of the pod's ENI: 0 for the primary ENI (main)
+}
+
+// PodLinks describes the veth pair SetupPod made.
+type PodLinks struct {
+	HostMAC string
+	PodMAC  string
+}
+
+func (p Pod) validate() error {
+	switch {
+	case p.HostVeth == "" || len(p.HostVeth) > maxIfName:
+		return fmt.Errorf("host veth name %q is not valid", p.HostVeth)
+	case p.IfName == "" || len(p.IfName) > maxIfName:
+		return fmt.Errorf("pod interface name %q is not valid", p.IfName)
+	case !p.Addr.Is4():
+		return fmt.Errorf("pod address %v is not IPv4", p.Addr)
+	case p.Table < 0 || p.Table == mainTable:
+		return fmt.Errorf("routing table %d is not an ENI table", p.Table)
+	}
+	return nil
+}
+
+func (p Pod) mtu() int {
+	if p.MTU <= 0 {
+		return DefaultMTU
+	}
+	return p.MTU
+}
+
+// SetupPod wires a pod into the node, from the caller's namespace (the node's): a veth pair with
+// the host end here and the pod end in p.Netns, the pod's /32 address and its routes through
+// 169.254.1.1, the host route and policy rules to and from the pod, and the anti-spoofing entry.
+// A host veth of the same name left from an earlier attempt is replaced.
+func SetupPod(p Pod) (PodLinks, error) {
+	if err := p.validate(); err != nil {
+		return PodLinks{}, err
+	}
+	podNS, err := ns.GetNS(p.Netns)
+	if err != nil {
+		return PodLinks{}, fmt.Errorf("pod netns %s: %w", p.Netns, err)
+	}
+	defer podNS.Close()
+
+	if err := deleteLink(p.HostVeth); err != nil {
+		return PodLinks{}, err
+	}
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: p.HostVeth, MTU: p.mtu()},
+		PeerName:      p.IfName,
+		PeerNamespace: netlink.NsFd(int(podNS.Fd())),
+		PeerMTU:       uint32(p.mtu()),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return PodLinks{}, fmt.Errorf("create veth %s with %s in %s: %w", p.HostVeth, p.IfName, p.Netns, err)
+	}
+	host, err := netlink.LinkByName(p.HostVeth)
+	if err != nil {
+		return PodLinks{}, fmt.Errorf("veth %s: %w", p.HostVeth, err)
+	}
+	links := PodLinks{HostMAC: host.Attrs().HardwareAddr.String()}
+
+	// Only the pod's own address may come in from its veth, before the pod can send anything.
+	if err := allowPodSource(p.HostVeth, p.Addr); err != nil {
+		return links, err
+	}
+	err = podNS.Do(func(ns.NetNS) error {
+		mac, err := setupPodSide(p, host.Attrs().HardwareAddr)
+		links.PodMAC = mac
+		return err
+	})
+	if err != nil {
+		return links, fmt.Errorf("pod side in %s: %w", p.Netns, err)
+	}
+	if err := setSysctl("net/ipv4/ip_forward", "1"); err != nil {
+		return links, err
+	}
+	if err := netlink.LinkSetUp(host); err != nil {
+		return links, fmt.Errorf("veth %s up: %w", p.HostVeth, err)
+	}
+	route := &netlink.Route{LinkIndex: host.Attrs().Index, Dst: hostPrefix(p.Addr), Scope: netlink.SCOPE_LINK, Table: mainTable}
+	if err := netlink.RouteReplace(route); err != nil {
+		return links, fmt.Errorf("route %s dev %s: %w", p.Addr, p.HostVeth, err)
+	}
+	if err := addRule(toRule(p.Addr)); err != nil {
+		return links, err
+	}
+	if p.Table != 0 {
+		if err := addRule(fromRule(p.Addr, p.Table)); err != nil {
+			return links, err
+		}
+	}
+	return links, nil
+}
+
+// setupPodSide runs inside the pod's namespace.
+func setupPodSide(p Pod, hostMAC net.HardwareAddr) (string, error) {
+	link, err := netlink.LinkByName(p.IfName)
+	if err != nil {
+		return "", err
+	}
+	idx := link.Attrs().Index
+	if err := netlink.AddrReplace(link, &netlink.Addr{IPNet: hostPrefix(p.Addr)}); err != nil {
+		return "", fmt.Errorf("address %s/32: %w", p.Addr, err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return "", fmt.Errorf("%s up: %w", p.IfName, err)
+	}
+	gw := Gateway.AsSlice()
+	if err := netlink.RouteReplace(&netlink.Route{LinkIndex: idx, Dst: hostPrefix(Gateway), Scope: netlink.SCOPE_LINK}); err != nil {
+		return "", fmt.Errorf("route %s dev %s: %w", Gateway, p.IfName, err)
+	}
+	def := &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+	if err := netlink.RouteReplace(&netlink.Route{LinkIndex: idx, Dst: def, Gw: gw}); err != nil {
+		return "", fmt.Errorf("default via %s: %w", Gateway, err)
+	}
+	neigh := &netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, State: netlink.NUD_PERMANENT, IP: gw, HardwareAddr: hostMAC}
+	if err := netlink.NeighSet(neigh); err != nil {
+		return "", fmt.Errorf("neighbour %s lladdr %s: %w", Gateway, hostMAC, err)
+	}
+	return link.Attrs().HardwareAddr.String(), nil
+}
+
+// TeardownPod removes everything SetupPod made for the pod: the veth pair (the pod end goes with
+// it, or went with its namespace), the policy rules and the anti-spoofing entries. It needs no
+// pod namespace, and anything already gone is not an error. An invalid Addr removes what can be
+// found by the veth name alone.
+func TeardownPod(p Pod) error {
+	if p.HostVeth == "" {
+		return errors.New("teardown: no host veth name")
+	}
+	var errs []error
+	if err := deleteLink(p.HostVeth); err != nil {
+		errs = append(errs, err)
+	}
+	if p.Addr.IsValid() {
+		rules, err := rulesFor(p.Addr)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, r := range rules {
+			if r.Priority != RulePrioToPod && r.Priority != RulePrioFromPod {
+				continue
+			}
+			if err := delRule(&r); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := forgetPod(p.HostVeth, p.Addr); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// deleteLink removes the named link; a missing link is not an error.
+func deleteLink(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("find %s: %w", name, err)
+	}
+	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	return nil
+}
