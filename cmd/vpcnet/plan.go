@@ -66,7 +66,8 @@ format of AWS's eni-max-pods.txt.
   secondary-IP mode:   ENIs x (IPs per ENI - 1) + 2
   prefix delegation:   ENIs x (IPs per ENI - 1) x 16 + 2     (Nitro types only)
   custom networking:   the primary ENI carries no pods, so ENIs - 1 in either formula
-  --cap:               at most 110, or 250 for types with more than 30 vCPUs (the recommended cap)
+  --cap:               at most 110, or 250 for types with more than 30 vCPUs (the recommended cap;
+                       the CSV has no vCPUs, so only types also in the built-in set can get 250)
 
 The + 2 stands for the host-network pods (the node agent and kube-proxy), which need no address.
 An unknown type exits 2 and names the closest known types. With --all and --prefix-delegation,
@@ -107,7 +108,7 @@ func printMaxPods(cmd *cobra.Command, c *catalog.Catalog, names []string, mode c
 	}
 	var rows []row
 	seen := map[string]bool{}
-	skipped := 0
+	skipped, guessed := 0, 0
 	for _, name := range names {
 		if seen[name] {
 			continue
@@ -126,6 +127,9 @@ func printMaxPods(cmd *cobra.Command, c *catalog.Catalog, names []string, mode c
 			return usagef("--prefix-delegation: %v", err)
 		}
 		if capped {
+			if _, known := catalog.RecommendedCap(t); !known && n > 110 {
+				guessed++
+			}
 			n = catalog.Capped(t, n)
 		}
 		rows = append(rows, row{name, n})
@@ -134,6 +138,9 @@ func printMaxPods(cmd *cobra.Command, c *catalog.Catalog, names []string, mode c
 	out := cmd.OutOrStdout()
 	for _, r := range rows {
 		fmt.Fprintf(out, "%s %d\n", r.name, r.n)
+	}
+	if guessed > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "vpcnet: capped %d types at 110: the catalog does not know their vCPUs (250 applies above 30)\n", guessed)
 	}
 	if skipped > 0 {
 		fmt.Fprintf(cmd.ErrOrStderr(), "vpcnet: left out %d types that are not Nitro-based: prefix delegation needs Nitro\n", skipped)

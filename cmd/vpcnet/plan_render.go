@@ -94,9 +94,14 @@ func renderSubnets(tw io.Writer, mode plan.Mode, subnets []plan.Subnet) {
 	if mode == plan.Prefix {
 		head = "SUBNET\tSIZE\tRESERVED\tNODES\tNODE IPS\tENI IPS\tPREFIXES\tPOD IPS\tWARM IPS\tFREE\tFREE /28s\tUSED\tMORE NODES\t"
 	}
-	fmt.Fprintln(tw, head)
+	// Numbers align right; pad the first column so that it reads left-aligned.
+	width := len("SUBNET")
 	for _, s := range subnets {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t", s.CIDR, s.Size, s.Reserved, s.Nodes, s.NodePrimaries, s.ENIPrimaries)
+		width = max(width, len(s.CIDR.String()))
+	}
+	fmt.Fprintf(tw, "%-*s%s\n", width, "SUBNET", strings.TrimPrefix(head, "SUBNET"))
+	for _, s := range subnets {
+		fmt.Fprintf(tw, "%-*s\t%d\t%d\t%d\t%d\t%d\t", width, s.CIDR, s.Size, s.Reserved, s.Nodes, s.NodePrimaries, s.ENIPrimaries)
 		if mode == plan.Prefix {
 			fmt.Fprintf(tw, "%d\t", s.Prefixes)
 		}
@@ -106,6 +111,7 @@ func renderSubnets(tw io.Writer, mode plan.Mode, subnets []plan.Subnet) {
 		}
 		fmt.Fprintf(tw, "%.1f%%\t%d\t\n", s.Utilisation, s.MoreNodes)
 	}
+	fmt.Fprintln(tw, "NODE IPS: one primary per node; ENI IPS: primaries of the nodes' other ENIs; USED: share of SIZE - RESERVED")
 	for _, s := range subnets {
 		switch {
 		case s.Shortfall > 0:

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"net/netip"
-	"os"
-	"os/exec"
 	"regexp"
 	"sort"
 	"strconv"
@@ -17,35 +13,6 @@ import (
 	"github.com/vpcnet/vpcnet/internal/plan"
 	"github.com/vpcnet/vpcnet/internal/testenv"
 )
-
-// TestMain lets the test binary stand in for vpcnet: run with VPCNET_TEST_AS_CLI=1 it runs main,
-// so the tests see the real exit codes and output streams.
-func TestMain(m *testing.M) {
-	if os.Getenv("VPCNET_TEST_AS_CLI") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
-// vpcnet runs the CLI in a child process and returns stdout, stderr and the exit code.
-func vpcnet(t *testing.T, env []string, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "VPCNET_TEST_AS_CLI=1", catalog.EnvInstanceTypes+"=")
-	cmd.Env = append(cmd.Env, env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
-}
 
 var maxPodsLine = regexp.MustCompile(`^([a-z0-9][a-z0-9.-]*) ([0-9]+)$`)
 
@@ -104,11 +71,15 @@ func TestPlanMaxPodsAllSharedCSV(t *testing.T) {
 		t.Fatal("prefix --all lists t2.micro, a Xen type")
 	}
 	// --cap: every value at most 250, m5.24xlarge at 250 (96 vCPUs, learnt from the built-in set).
-	out, _, _ = vpcnet(t, nil, "plan", "max-pods", "--all", "--cap", "--prefix-delegation", "--instance-types", csv)
-	for name, n := range parseMaxPods(t, out) {
-		if n > 250 {
+	out, errOut, _ = vpcnet(t, nil, "plan", "max-pods", "--all", "--cap", "--prefix-delegation", "--instance-types", csv)
+	capped := parseMaxPods(t, out)
+	for name, n := range capped {
+		if n > 250 || (n > 110 && name != "m5.24xlarge" && name != "m5.16xlarge" && name != "m5.12xlarge" && name != "m5.8xlarge") {
 			t.Fatalf("--cap left %s at %d", name, n)
 		}
+	}
+	if capped["m5.24xlarge"] != 250 || capped["m5.large"] != 110 || !strings.Contains(errOut, "does not know their vCPUs") {
+		t.Fatalf("--cap: m5.24xlarge %d, m5.large %d, stderr %q", capped["m5.24xlarge"], capped["m5.large"], errOut)
 	}
 }
 
