@@ -111,7 +111,7 @@ func renderSubnets(tw io.Writer, mode plan.Mode, subnets []plan.Subnet) {
 		}
 		fmt.Fprintf(tw, "%.1f%%\t%d\t\n", s.Utilisation, s.MoreNodes)
 	}
-	fmt.Fprintln(tw, "NODE IPS: one primary per node; ENI IPS: primaries of the nodes' other ENIs; USED: share of SIZE - RESERVED")
+	fmt.Fprintln(tw, "  NODE IPS: one primary per node; ENI IPS: primaries of the nodes' other ENIs; USED: share of SIZE - RESERVED")
 	for _, s := range subnets {
 		switch {
 		case s.Shortfall > 0:
