@@ -61,9 +61,9 @@ func plural(n int, what string) string {
 
 // limitText explains what stopped a node's pool.
 var limitText = map[string]string{
-	"max ENIs": "all ENIs are full before the warm target is met",
-	"max pods": "the pool holds max pods' worth of addresses; the agent adds no more",
-	"MINIMUM_IP_TARGET without WARM_IP_TARGET": "the pool stays at MINIMUM_IP_TARGET; set WARM_IP_TARGET too",
+	plan.PoolMaxENIs:     "all ENIs are full before the warm target is met",
+	plan.PoolMaxPods:     "the pool holds max pods' worth of addresses; the agent adds no more",
+	plan.PoolMinimumOnly: "the pool stays at MINIMUM_IP_TARGET; set WARM_IP_TARGET too",
 }
 
 func renderNode(tw io.Writer, r plan.Result, m plan.ModeResult) {

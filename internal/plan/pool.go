@@ -10,6 +10,13 @@ import (
 // node agent and kube-proxy). They count against max pods but need no pod address.
 const HostNetworkPods = 2
 
+// What can stop a node's pool short of what its pods and warm target ask (Node.Limit).
+const (
+	PoolMaxENIs     = "max ENIs"                                 // every slot of every ENI is taken
+	PoolMaxPods     = "max pods"                                 // the agent stops once it holds max pods
+	PoolMinimumOnly = "MINIMUM_IP_TARGET without WARM_IP_TARGET" // the pool never grows past the minimum
+)
+
 // Node is what one node holds in one mode. Every node of a plan has the same shape.
 type Node struct {
 	Pods               int  `json:"pods"`               // pods per node that need a pod address
@@ -58,7 +65,7 @@ func node(in Input, mode Mode) Node {
 	n.PodsWithAddress = min(in.PodsPerNode, n.Addresses)
 	n.PodsWithoutAddress = in.PodsPerNode - n.PodsWithAddress
 	if n.PodsWithoutAddress > 0 && n.Limit == "" {
-		n.Limit = "MINIMUM_IP_TARGET without WARM_IP_TARGET"
+		n.Limit = PoolMinimumOnly
 	}
 	n.Warm = n.Addresses - n.PodsWithAddress
 	n.SubnetAddresses = n.ENIs + n.Addresses
@@ -159,9 +166,9 @@ func (g growth) cut(held int) (int, string) {
 	case held >= g.target:
 		return held, ""
 	case held == g.capacity:
-		return held, "max ENIs"
+		return held, PoolMaxENIs
 	default:
-		return held, "max pods"
+		return held, PoolMaxPods
 	}
 }
 
