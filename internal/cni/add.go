@@ -1,0 +1,53 @@
+package cni
+
+import (
+	"fmt"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/vpcnet/vpcnet/internal/dataplane"
+)
+
+// cmdAdd gets the pod an address from the agent, records it, wires the pod and prints the result.
+// Any failure after the agent answered gives the address back.
+func cmdAdd(args *skel.CmdArgs) error {
+	c, err := load(args)
+	if err != nil {
+		return err
+	}
+	a, err := dialAgent(c.conf.AgentSocket)
+	if err != nil {
+		return types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("config field %q: %v", "agentSocket", err), "")
+	}
+	defer a.Close()
+	// A queued release, maybe of this very key, must reach the agent before a new Add.
+	if err := a.flushPending(c.store, c.conf.Name); err != nil {
+		return a.agentError("ADD", err)
+	}
+	alloc, err := a.add(c.conf.Name, args.ContainerID, args.IfName, args.Netns,
+		string(c.pod.K8S_POD_NAMESPACE), string(c.pod.K8S_POD_NAME))
+	if err != nil {
+		return a.agentError("ADD", err)
+	}
+	ip, err := parseAddr(alloc.GetIp())
+	if err != nil {
+		_, _ = a.del(c.conf.Name, args.ContainerID, args.IfName)
+		return err
+	}
+	rec := Record{Network: c.conf.Name, ContainerID: args.ContainerID, IfName: args.IfName, Netns: args.Netns,
+		PodNamespace: string(c.pod.K8S_POD_NAMESPACE), PodName: string(c.pod.K8S_POD_NAME),
+		HostVeth: c.hostVeth(), Addr: ip, Table: int(alloc.GetRouteTable()), ENI: alloc.GetEniId()}
+	if err := c.store.saveRecord(rec); err != nil {
+		_, _ = a.del(c.conf.Name, args.ContainerID, args.IfName)
+		return types.NewError(types.ErrIOFailure, err.Error(), "")
+	}
+	links, err := dataplane.SetupPod(c.pod4(rec))
+	if err != nil {
+		_ = dataplane.TeardownPod(c.pod4(rec))
+		if _, derr := a.del(c.conf.Name, args.ContainerID, args.IfName); derr == nil {
+			_ = c.store.removeRecord(args.ContainerID, args.IfName)
+		}
+		return types.NewError(types.ErrInternal, fmt.Sprintf("wire pod %s (%s) with %s: %v", args.ContainerID, args.Netns, ip, err), "")
+	}
+	return types.PrintResult(c.result(rec, links), c.conf.CNIVersion)
+}

@@ -1,0 +1,84 @@
+package cni
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/vpcnet/vpcnet/internal/dataplane"
+)
+
+// About is printed when the plugin runs without CNI_COMMAND.
+const About = "vpcnet-cni: VPC-native pod networking (an address per pod from the node agent vpcnetd)"
+
+// Funcs are the verbs for skel.PluginMainFuncs.
+func Funcs() skel.CNIFuncs {
+	return skel.CNIFuncs{Add: cmdAdd, Del: cmdDel, Check: cmdCheck, GC: cmdGC, Status: cmdStatus}
+}
+
+// call is one invocation: the parsed config and CNI_ARGS.
+type call struct {
+	args  *skel.CmdArgs
+	conf  *NetConf
+	pod   *PodArgs
+	store store
+}
+
+func load(args *skel.CmdArgs) (*call, error) {
+	conf, err := ParseConfig(args.StdinData)
+	if err != nil {
+		return nil, err
+	}
+	pod, err := ParseArgs(args.Args)
+	if err != nil {
+		return nil, err
+	}
+	return &call{args: args, conf: conf, pod: pod, store: newStore(conf.StateDir, conf.Name)}, nil
+}
+
+// hostVeth names the pod's host veth from the pod's namespace and name (or, without them, the
+// container ID), so every verb finds it without state.
+func (c *call) hostVeth() string {
+	ns, name := string(c.pod.K8S_POD_NAMESPACE), string(c.pod.K8S_POD_NAME)
+	if name == "" {
+		ns, name = "", c.args.ContainerID
+	}
+	if c.args.IfName != "eth0" {
+		name += "." + c.args.IfName
+	}
+	return dataplane.VethName(c.conf.VethPrefix, ns, name)
+}
+
+func (c *call) pod4(rec Record) dataplane.Pod {
+	return dataplane.Pod{Netns: rec.Netns, IfName: rec.IfName, HostVeth: rec.HostVeth, Addr: rec.Addr,
+		MTU: c.conf.MTU, Table: rec.Table}
+}
+
+// result is the CNI result of an attachment: both veth ends, the /32 and the default route.
+func (c *call) result(rec Record, links dataplane.PodLinks) *current.Result {
+	gw := dataplane.Gateway.AsSlice()
+	return &current.Result{
+		CNIVersion: current.ImplementedSpecVersion,
+		Interfaces: []*current.Interface{
+			{Name: rec.HostVeth, Mac: links.HostMAC, Mtu: c.conf.MTU},
+			{Name: rec.IfName, Mac: links.PodMAC, Mtu: c.conf.MTU, Sandbox: rec.Netns},
+		},
+		IPs: []*current.IPConfig{{
+			Interface: current.Int(1),
+			Address:   net.IPNet{IP: rec.Addr.AsSlice(), Mask: net.CIDRMask(32, 32)},
+			Gateway:   gw,
+		}},
+		Routes: []*types.Route{{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: gw}},
+		DNS:    c.conf.DNS,
+	}
+}
+
+func parseAddr(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, types.NewError(types.ErrInternal, "node agent returned address "+s+", not IPv4", "")
+	}
+	return a, nil
+}
