@@ -1,0 +1,114 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+)
+
+// Config is a lab's settings, written by `lab up` to lab.json and read by the controller.
+type Config struct {
+	Name         string         `json:"name"`
+	VPCCIDR      netip.Prefix   `json:"vpcCidr"`
+	Subnets      []netip.Prefix `json:"subnets"`
+	InstanceType string         `json:"instanceType"`
+	// Agent holds vpcnetd settings by their environment names (WARM_IP_TARGET, ...).
+	Agent map[string]string `json:"agent,omitempty"`
+	// AgentBin and CNIBin are the vpcnetd and vpcnet-cni executables.
+	AgentBin string `json:"agentBin"`
+	CNIBin   string `json:"cniBin"`
+}
+
+// DefaultConfig is the seed's example: VPC 10.10.0.0/16 with subnet 10.10.1.0/24.
+func DefaultConfig(name string) Config {
+	return Config{
+		Name:         name,
+		VPCCIDR:      netip.MustParsePrefix("10.10.0.0/16"),
+		Subnets:      []netip.Prefix{netip.MustParsePrefix("10.10.1.0/24")},
+		InstanceType: "t3.medium",
+	}
+}
+
+// AgentSettings are the vpcnetd settings `lab up` accepts, as environment names.
+var AgentSettings = []string{"WARM_ENI_TARGET", "WARM_IP_TARGET", "MINIMUM_IP_TARGET", "ENABLE_PREFIX_DELEGATION",
+	"WARM_PREFIX_TARGET", "MAX_ENI", "IP_COOLDOWN_PERIOD", "MAX_PODS", "AWS_VPC_K8S_CNI_EXTERNALSNAT",
+	"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "AWS_VPC_ENI_MTU"}
+
+// FlagName turns an agent setting into its flag: WARM_IP_TARGET -> warm-ip-target.
+func FlagName(setting string) string {
+	s := strings.TrimPrefix(strings.TrimPrefix(setting, "AWS_VPC_K8S_CNI_"), "AWS_VPC_")
+	return strings.ToLower(strings.ReplaceAll(s, "_", "-"))
+}
+
+// Validate checks the settings a user can get wrong.
+func (c Config) Validate() error {
+	if err := ValidateName(c.Name); err != nil {
+		return err
+	}
+	if !c.VPCCIDR.Addr().Is4() || c.VPCCIDR.Bits() < 16 || c.VPCCIDR.Bits() > 28 || c.VPCCIDR.Masked() != c.VPCCIDR {
+		return fmt.Errorf("VPC CIDR %s: want an IPv4 network between /16 and /28, e.g. 10.10.0.0/16", c.VPCCIDR)
+	}
+	if len(c.Subnets) == 0 {
+		return fmt.Errorf("a lab needs at least one subnet")
+	}
+	for i, s := range c.Subnets {
+		if !c.VPCCIDR.Contains(s.Addr()) || s.Bits() < c.VPCCIDR.Bits() || s.Bits() > 28 || s.Masked() != s {
+			return fmt.Errorf("subnet %s: want a network of /%d to /28 inside the VPC %s", s, c.VPCCIDR.Bits(), c.VPCCIDR)
+		}
+		for _, o := range c.Subnets[:i] {
+			if o.Overlaps(s) {
+				return fmt.Errorf("subnets %s and %s overlap", o, s)
+			}
+		}
+	}
+	for k := range c.Agent {
+		if !isAgentSetting(k) {
+			return fmt.Errorf("unknown agent setting %s", k)
+		}
+	}
+	return nil
+}
+
+func isAgentSetting(k string) bool {
+	for _, s := range AgentSettings {
+		if s == k {
+			return true
+		}
+	}
+	return false
+}
+
+// AgentEnv returns the agent settings as sorted KEY=value pairs.
+func (c Config) AgentEnv() []string {
+	out := make([]string, 0, len(c.Agent))
+	for k, v := range c.Agent {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// WriteConfig stores c in the lab's directory.
+func WriteConfig(p Paths, c Config) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(p.Config(), append(b, '\n'), 0o600)
+}
+
+// ReadConfig loads the lab's settings.
+func ReadConfig(p Paths) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(p.Config())
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%s: %w", p.Config(), err)
+	}
+	return c, nil
+}

@@ -1,0 +1,170 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/vpcnet/vpcnet/internal/lab"
+	"github.com/vpcnet/vpcnet/internal/lab/fabric"
+	"github.com/vpcnet/vpcnet/internal/vpcsim"
+)
+
+// Controller is one running lab.
+type Controller struct {
+	cfg   lab.Config
+	paths lab.Paths
+	logf  func(format string, args ...any)
+	sim   *vpcsim.Server
+	fab   *fabric.Fabric
+	ec2   *ec2.Client
+
+	op sync.Mutex // serializes changes to nodes and pods
+
+	mu      sync.Mutex // guards what follows
+	vpcID   string
+	subnets []subnet
+	nodes   []*node
+	pods    map[string]*pod
+	nextIdx int
+	servers []*http.Server
+	done    chan struct{}
+}
+
+type subnet struct {
+	ID   string
+	CIDR netip.Prefix
+	AZ   string
+}
+
+// Run runs the named lab's controller until ctx ends or the CLI asks it to shut down. It
+// expects to be started inside the lab's router namespace, with lab.json in place.
+func Run(ctx context.Context, name string) error {
+	paths := lab.PathsFor(name)
+	cfg, err := lab.ReadConfig(paths)
+	if err != nil {
+		return fmt.Errorf("lab %s: %w", name, err)
+	}
+	logger := log.New(os.Stderr, "", log.LstdFlags|log.Lmicroseconds)
+	c := &Controller{cfg: cfg, paths: paths, logf: logger.Printf, pods: map[string]*pod{}, nextIdx: 1, done: make(chan struct{})}
+	if err := os.WriteFile(paths.ControllerPID(), []byte(fmt.Sprint(os.Getpid())), 0o600); err != nil {
+		return err
+	}
+	if err := c.start(); err != nil {
+		c.logf("start: %v", err)
+		c.stop()
+		return err
+	}
+	c.logf("lab %s up: VPC %s %s", name, c.vpcID, cfg.VPCCIDR)
+	select {
+	case <-ctx.Done():
+	case <-c.done:
+	}
+	c.stop()
+	return nil
+}
+
+// start brings up the fabric, vpcsim, the listeners and the VPC.
+func (c *Controller) start() error {
+	if err := fabric.SetupRouter(lab.RouterNS(c.cfg.Name), lab.InternetNS(c.cfg.Name)); err != nil {
+		return err
+	}
+	c.fab = fabric.New(lab.RouterNS(c.cfg.Name), c.logf)
+	sim, err := vpcsim.Start("127.0.0.1:0", vpcsim.Options{
+		StateDir: c.paths.SimState(),
+		Hook:     func(ev vpcsim.Event) { c.fab.Handle(fabricEvent(ev)) },
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		return err
+	}
+	c.sim = sim
+	c.ec2 = newEC2(sim.Endpoint(), http.DefaultClient)
+	if err := c.serve(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return c.createVPC(ctx)
+}
+
+// serve opens the listeners: IMDS and EC2 for the nodes (router namespace), the EC2 API and
+// the control API on unix sockets for the root namespace.
+func (c *Controller) serve() error {
+	simURL, _ := url.Parse(c.sim.Endpoint())
+	ec2Proxy := httputil.NewSingleHostReverseProxy(simURL)
+	listeners := []struct {
+		network, addr string
+		h             http.Handler
+	}{
+		{"tcp", netip.AddrPortFrom(fabric.IMDSAddr, 80).String(), c.sim.IMDSHandler(c.sim.IdentifyBySource)},
+		{"tcp", netip.AddrPortFrom(fabric.EC2Addr, 80).String(), ec2Proxy},
+		{"unix", c.paths.EC2Socket(), ec2Proxy},
+		{"unix", c.paths.ControlSocket(), c.controlAPI()},
+	}
+	for _, l := range listeners {
+		if l.network == "unix" {
+			_ = os.Remove(l.addr)
+		}
+		ln, err := net.Listen(l.network, l.addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", l.addr, err)
+		}
+		if l.network == "unix" {
+			_ = os.Chmod(l.addr, 0o600)
+		}
+		srv := &http.Server{Handler: l.h, ReadHeaderTimeout: 10 * time.Second}
+		c.servers = append(c.servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				c.logf("serve %s: %v", l.addr, err)
+			}
+		}()
+	}
+	return nil
+}
+
+// shutdown asks Run to return.
+func (c *Controller) shutdown() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+	}
+}
+
+// stop tears the lab down: pods, agents, node and internet namespaces, listeners, vpcsim.
+// The router namespace, the state directory and anything a crash left are the CLI's to sweep.
+func (c *Controller) stop() {
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.teardownAll()
+	for _, s := range c.servers {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = s.Shutdown(ctx)
+		cancel()
+	}
+	if c.sim != nil {
+		_ = c.sim.Close()
+	}
+	c.logf("lab %s: controller stopped", c.cfg.Name)
+}
+
+// fabricEvent copies a vpcsim event into the fabric's own type.
+func fabricEvent(ev vpcsim.Event) fabric.Event {
+	return fabric.Event{Kind: ev.Kind, InstanceID: ev.InstanceID, ENIID: ev.ENIID, MAC: ev.MAC,
+		DeviceIndex: ev.DeviceIndex, Subnet: ev.Subnet, Addrs: ev.Addrs, Prefixes: ev.Prefixes, Addr: ev.Addr, Prefix: ev.Prefix}
+}

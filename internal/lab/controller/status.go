@@ -1,0 +1,91 @@
+package controller
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/vpcnet/vpcnet/internal/catalog"
+	"github.com/vpcnet/vpcnet/internal/lab"
+)
+
+// status gathers the lab's state from vpcsim (through its EC2 API), the agents and itself.
+func (c *Controller) status(ctx context.Context) (lab.Status, error) {
+	c.mu.Lock()
+	st := lab.Status{Name: c.cfg.Name, Dir: c.paths.Dir, VPC: lab.VPCInfo{ID: c.vpcID, CIDR: c.cfg.VPCCIDR}}
+	nodes := append([]*node(nil), c.nodes...)
+	pods := make([]*pod, 0, len(c.pods))
+	for _, p := range c.pods {
+		pods = append(pods, p)
+	}
+	c.mu.Unlock()
+
+	subnets, err := c.ec2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{})
+	if err != nil {
+		return st, err
+	}
+	for _, s := range subnets.Subnets {
+		cidr, _ := netip.ParsePrefix(aws.ToString(s.CidrBlock))
+		usable := 1<<(32-cidr.Bits()) - 5
+		free := int(aws.ToInt32(s.AvailableIpAddressCount))
+		st.Subnets = append(st.Subnets, lab.SubnetInfo{ID: aws.ToString(s.SubnetId), CIDR: cidr, AZ: aws.ToString(s.AvailabilityZone),
+			Usable: usable, Free: free, Used: usable - free})
+	}
+	sort.Slice(st.Subnets, func(i, j int) bool { return st.Subnets[i].CIDR.Addr().Less(st.Subnets[j].CIDR.Addr()) })
+
+	enis, err := c.ec2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{})
+	if err != nil {
+		return st, err
+	}
+	byInstance := map[string][]lab.ENIInfo{}
+	for _, e := range enis.NetworkInterfaces {
+		if e.Attachment == nil || e.Attachment.InstanceId == nil {
+			continue
+		}
+		info := lab.ENIInfo{ID: aws.ToString(e.NetworkInterfaceId), DeviceIndex: int(aws.ToInt32(e.Attachment.DeviceIndex)),
+			MAC: aws.ToString(e.MacAddress), SubnetID: aws.ToString(e.SubnetId)}
+		for _, a := range e.PrivateIpAddresses {
+			ip, _ := netip.ParseAddr(aws.ToString(a.PrivateIpAddress))
+			if aws.ToBool(a.Primary) {
+				info.PrimaryIP = ip
+			} else {
+				info.Secondary = append(info.Secondary, ip)
+			}
+		}
+		for _, p := range e.Ipv4Prefixes {
+			if pf, err := netip.ParsePrefix(aws.ToString(p.Ipv4Prefix)); err == nil {
+				info.Prefixes = append(info.Prefixes, pf)
+			}
+		}
+		id := aws.ToString(e.Attachment.InstanceId)
+		byInstance[id] = append(byInstance[id], info)
+	}
+	for _, n := range nodes {
+		ni := lab.NodeInfo{Name: n.name, Index: n.index, NS: n.ns, InstanceID: n.instanceID, InstanceType: n.instanceType,
+			SubnetID: n.subnetID, PrimaryIP: n.primary, Agent: c.agentStatus(ctx, n), ENIs: byInstance[n.instanceID], Pods: []string{}}
+		sort.Slice(ni.ENIs, func(i, j int) bool { return ni.ENIs[i].DeviceIndex < ni.ENIs[j].DeviceIndex })
+		if t, err := catalog.Builtin().Lookup(n.instanceType); err == nil {
+			ni.MaxENIs, ni.IPv4PerENI = t.MaxENIs, t.IPv4PerENI
+			ni.MaxPods, _ = catalog.MaxPods(t, catalog.Mode{PrefixDelegation: c.cfg.Agent["ENABLE_PREFIX_DELEGATION"] == "true"})
+		}
+		for _, p := range pods {
+			if p.node == n.name {
+				ni.Pods = append(ni.Pods, p.name)
+			}
+		}
+		sort.Strings(ni.Pods)
+		st.Nodes = append(st.Nodes, ni)
+	}
+	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Index < st.Nodes[j].Index })
+	for _, p := range pods {
+		st.Pods = append(st.Pods, podInfo(p))
+	}
+	sort.Slice(st.Pods, func(i, j int) bool { return st.Pods[i].Name < st.Pods[j].Name })
+	return st, nil
+}
+
+func podInfo(p *pod) lab.PodInfo {
+	return lab.PodInfo{Name: p.name, Node: p.node, NS: p.ns, IP: p.ip, ContainerID: p.containerID}
+}

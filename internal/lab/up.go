@@ -1,0 +1,119 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/vpcnet/vpcnet/internal/netnsx"
+)
+
+// UpOptions says how to bring a lab up.
+type UpOptions struct {
+	Config Config
+	Nodes  int
+	// Controller is the command that runs the controller (`vpcnet lab controller --name N`);
+	// nil: this executable.
+	Controller func(name string) *exec.Cmd
+	Progress   func(string)
+}
+
+// ControllerCommand runs this executable's hidden `lab controller` subcommand.
+func ControllerCommand(name string) *exec.Cmd {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "/proc/self/exe"
+	}
+	return exec.Command(exe, "lab", "controller", "--name", name)
+}
+
+// Up builds a lab: state directory, binaries, router namespace, the controller inside it,
+// then the nodes. A lab left behind by a crash is swept first; a running one is an error.
+func Up(ctx context.Context, o UpOptions) (*Client, error) {
+	cfg := o.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	progress := o.Progress
+	if progress == nil {
+		progress = func(string) {}
+	}
+	if pid := ControllerAlive(cfg.Name); pid != 0 {
+		return nil, fmt.Errorf("lab %s is already up (controller pid %d): `vpcnet lab down --name %s` first, or pick another --name", cfg.Name, pid, cfg.Name)
+	}
+	if err := Sweep(cfg.Name, func(s string) { progress("cleaning up an old lab: " + s) }); err != nil {
+		return nil, fmt.Errorf("clean up the old lab %s: %w", cfg.Name, err)
+	}
+	p := PathsFor(cfg.Name)
+	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	if cfg.AgentBin == "" || cfg.CNIBin == "" {
+		var err error
+		if cfg.AgentBin, cfg.CNIBin, err = Binaries(p.Bin(), progress); err != nil {
+			return nil, err
+		}
+	}
+	if err := WriteConfig(p, cfg); err != nil {
+		return nil, err
+	}
+	progress(fmt.Sprintf("starting lab %s: VPC %s, subnets %v, state in %s", cfg.Name, cfg.VPCCIDR, cfg.Subnets, p.Dir))
+	h, err := netnsx.Create(RouterNS(cfg.Name))
+	if err != nil {
+		return nil, err
+	}
+	h.Close()
+	mk := o.Controller
+	if mk == nil {
+		mk = ControllerCommand
+	}
+	cmd := mk(cfg.Name)
+	logf, err := os.OpenFile(p.ControllerLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	err = StartIn(RouterNS(cfg.Name), cmd)
+	logf.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start the lab controller: %w", err)
+	}
+	pid := cmd.Process.Pid
+	_ = WritePID(p.ControllerPID(), pid)
+	go func() { _ = cmd.Wait() }() // reap it should it die while we wait
+	c, err := WaitUp(ctx, cfg.Name, pid, 60*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	progress(fmt.Sprintf("controller up (pid %d): vpcsim, fabric in %s, IMDS and EC2 API for the nodes", pid, RouterNS(cfg.Name)))
+	for i := range o.Nodes {
+		n, err := c.AddNode(ctx, NodeRequest{}, progress)
+		if err != nil {
+			return c, fmt.Errorf("node %d of %d: %w", i+1, o.Nodes, err)
+		}
+		progress(fmt.Sprintf("node %s ready: %d ENI(s), %d address(es) free", n.Name, len(n.ENIs), n.Agent.Free))
+	}
+	return c, nil
+}
+
+// Down tears the named lab down: asks the controller to remove its nodes and pods, then
+// sweeps whatever is left. It is safe on a lab that is not up.
+func Down(ctx context.Context, name string, progress func(string)) error {
+	if progress == nil {
+		progress = func(string) {}
+	}
+	if c, err := NewClient(name); err == nil {
+		if pid := ControllerAlive(name); pid != 0 {
+			progress("asking the controller to remove nodes and pods")
+			if err := c.Shutdown(ctx); err == nil {
+				deadline := time.Now().Add(60 * time.Second)
+				for Alive(pid) && time.Now().Before(deadline) {
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}
+	}
+	return Sweep(name, progress)
+}
