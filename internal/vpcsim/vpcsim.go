@@ -349,3 +349,16 @@ func (s *Server) Close() error {
 }
 
 var _ ec2api.Backend = (*Server)(nil)
+
+// RunningInstances lists the IDs of instances that are not terminated.
+func (s *Server) RunningInstances() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, id := range s.m.Instances() {
+		if md, err := s.m.Metadata(id); err == nil && md.State != model.InstanceTerminated {
+			out = append(out, id)
+		}
+	}
+	return out
+}

@@ -133,10 +133,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, reqID, err)
 		return
 	}
-	rep.setMeta(name, reqID)
+	rep.setMeta(reqID)
 	var buf bytes.Buffer
 	buf.WriteString(xml.Header)
-	if err := xml.NewEncoder(&buf).Encode(rep); err != nil {
+	if err := xml.NewEncoder(&buf).EncodeElement(rep, rootElement(name)); err != nil {
 		writeError(w, reqID, model.Internal())
 		return
 	}

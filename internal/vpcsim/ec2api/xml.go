@@ -13,21 +13,18 @@ import (
 // xmlns is the namespace of EC2 API version 2016-11-15 replies.
 const xmlns = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
-// Meta is the part every reply shares; embedding it gives a reply its root element.
+// Meta is the part every reply shares (the root element, ACTIONResponse, is set when encoding).
 type Meta struct {
-	XMLName   xml.Name
-	Xmlns     string `xml:"xmlns,attr"`
 	RequestID string `xml:"requestId"`
 }
 
-func (m *Meta) setMeta(action, requestID string) {
-	m.XMLName = xml.Name{Local: action + "Response"}
-	m.Xmlns = xmlns
-	m.RequestID = requestID
-}
+func (m *Meta) setMeta(requestID string) { m.RequestID = requestID }
 
-type reply interface {
-	setMeta(action, requestID string)
+type reply interface{ setMeta(requestID string) }
+
+// rootElement is the root of an action's reply.
+func rootElement(action string) xml.StartElement {
+	return xml.StartElement{Name: xml.Name{Local: action + "Response"}, Attr: []xml.Attr{{Name: xml.Name{Local: "xmlns"}, Value: xmlns}}}
 }
 
 // returnReply is the reply of actions that answer only true.
@@ -47,7 +44,7 @@ func tagSet(t model.Tags) []xTag {
 		keys = append(keys, k)
 	}
 	sortStrings(keys)
-	out := make([]xTag, 0, len(keys))
+	var out []xTag
 	for _, k := range keys {
 		out = append(out, xTag{k, t[k]})
 	}
