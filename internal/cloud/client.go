@@ -33,8 +33,8 @@ type Config struct {
 	MaxBackoff   time.Duration // between attempts, jittered (20s)
 	CacheTTL     time.Duration // how long a Describe answer serves (2s)
 	AttachWait   time.Duration // how long to wait for an attachment to complete (60s)
-	HTTPClient   *http.Client
-	Observer     Observer
+	HTTPClient   *http.Client  `json:"-"`
+	Observer     Observer      `json:"-"`
 }
 
 // EndpointFromEnv returns the EC2 endpoint the environment names, or "" for AWS's own.

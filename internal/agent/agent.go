@@ -1,0 +1,125 @@
+// Package agent is vpcnetd, the node agent: it keeps the node's warm pool of VPC addresses by
+// running the ipam policy against the cloud, hands addresses to the CNI plugin over gRPC on a
+// unix socket, keeps every allocation in the crash-safe store, and reports its state through
+// status, Prometheus metrics and introspection JSON.
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/vpcnet/vpcnet/internal/cloud"
+	"github.com/vpcnet/vpcnet/internal/ipam"
+	"github.com/vpcnet/vpcnet/internal/ipam/store"
+)
+
+// Config is everything the agent is told; cmd/vpcnetd fills it from the environment and flags.
+type Config struct {
+	Pool ipam.Settings
+
+	ExternalSNAT bool
+	ExcludeSNAT  []netip.Prefix
+	MTU          int
+	VethPrefix   string
+
+	Socket         string
+	StateDir       string
+	CNIConfDir     string
+	CNIConfName    string
+	MetricsAddr    string // "" disables the HTTP listener
+	ClusterName    string
+	HostNetworking bool
+	InstanceTypes  string // catalog file; "" for the built-in one
+
+	Resync        time.Duration // how often the pool is compared with EC2 when nothing happens
+	DetachedGrace time.Duration // how long a detached ENI of ours lives before it is deleted
+	Cloud         cloud.Config
+}
+
+// Agent is a running node agent.
+type Agent struct {
+	cfg   Config
+	cloud cloud.Cloud
+	store *store.Store
+	log   *slog.Logger
+	m     *Registry
+	kick  chan struct{}
+	ready chan struct{} // closed once init is done
+
+	mu sync.Mutex
+	st pool
+}
+
+// pool is the agent's mutable view of the node; guarded by Agent.mu.
+type pool struct {
+	started  bool
+	id       cloud.Identity
+	limits   ipam.Limits
+	maxPods  int
+	enis     map[string]cloud.ENI // attached ENIs, unmanaged ones included
+	reserved map[netip.Addr]bool  // picked by an Add whose store write is under way
+	leaving  map[netip.Addr]bool  // being unassigned or freed with their ENI
+	released map[netip.Addr]time.Time
+	pending  ipam.Pending
+	ops      int  // actions in flight
+	changes  int  // bumped by every local change, so a Describe started before one is not applied
+	stale    bool // a call failed: compare with EC2 again as soon as nothing is in flight
+	demand   int
+
+	exhausted    time.Time
+	exhaustions  int
+	noCIDRBlocks time.Time
+	cloudErr     error     // last failure to reach the cloud; nil once a call succeeds
+	lastPlan     ipam.Plan // for status and /v1/config
+	subnetFree   int
+	confWritten  bool
+}
+
+// New makes an agent; Run starts it.
+// reg is the registry the cloud client's observer reports to (see Registry.Observer).
+func New(cfg Config, c cloud.Cloud, s *store.Store, reg *Registry, log *slog.Logger) *Agent {
+	a := &Agent{cfg: cfg, cloud: c, store: s, log: log, m: reg, kick: make(chan struct{}, 1), ready: make(chan struct{})}
+	reg.watch(a)
+	a.st = pool{
+		enis:     map[string]cloud.ENI{},
+		reserved: map[netip.Addr]bool{},
+		leaving:  map[netip.Addr]bool{},
+		released: map[netip.Addr]time.Time{},
+		pending:  ipam.Pending{Busy: map[string]bool{}},
+	}
+	return a
+}
+
+// Run serves the gRPC socket and the HTTP listener, initialises the node and then keeps the
+// pool at its targets until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	srv, err := a.serveGRPC()
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	if a.cfg.MetricsAddr != "" {
+		stop, err := a.serveHTTP(a.cfg.MetricsAddr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if err := a.init(ctx); err != nil {
+		return err
+	}
+	close(a.ready)
+	a.loop(ctx)
+	return nil
+}
+
+// poke asks the reconcile loop to run soon.
+func (a *Agent) poke() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,42 @@
+package agent
+
+import (
+	"fmt"
+
+	"github.com/vpcnet/vpcnet/internal/cloud"
+	"github.com/vpcnet/vpcnet/internal/dataplane"
+)
+
+// The node-level data plane, in the agent's network namespace, only with VPCNET_HOST_NETWORKING.
+
+func (a *Agent) dpENI(e cloud.ENI) dataplane.ENI {
+	return dataplane.ENI{MAC: e.MAC, DeviceIndex: e.DeviceIndex, PrimaryIP: e.PrimaryIP, Subnet: a.st.id.SubnetCIDR, MTU: a.cfg.MTU}
+}
+
+func (a *Agent) setupENI(e cloud.ENI) error {
+	if !a.cfg.HostNetworking || e.DeviceIndex == 0 {
+		return nil
+	}
+	if err := dataplane.SetupENI(a.dpENI(e)); err != nil {
+		return fmt.Errorf("set up ENI %s (device %d, %s): %w", e.ID, e.DeviceIndex, e.MAC, err)
+	}
+	return nil
+}
+
+func (a *Agent) teardownENI(e cloud.ENI) error {
+	if !a.cfg.HostNetworking || e.DeviceIndex == 0 {
+		return nil
+	}
+	if err := dataplane.TeardownENI(a.dpENI(e)); err != nil {
+		return fmt.Errorf("tear down ENI %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+func (a *Agent) setupSNAT(id cloud.Identity) error {
+	err := dataplane.SetupSNAT(dataplane.SNAT{PrimaryIP: id.PrimaryIP, VPCCIDRs: id.VPCCIDRs, Exclude: a.cfg.ExcludeSNAT, External: a.cfg.ExternalSNAT})
+	if err != nil {
+		return fmt.Errorf("SNAT: %w", err)
+	}
+	return nil
+}

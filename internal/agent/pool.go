@@ -1,0 +1,140 @@
+package agent
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/vpcnet/vpcnet/internal/cloud"
+	"github.com/vpcnet/vpcnet/internal/ipam"
+)
+
+// managedLocked returns the ENIs pods may use, by device index.
+func (a *Agent) managedLocked() []cloud.ENI {
+	var out []cloud.ENI
+	for _, e := range a.st.enis {
+		if !e.Unmanaged {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(x, y cloud.ENI) int { return x.DeviceIndex - y.DeviceIndex })
+	return out
+}
+
+// stateLocked is the pool as the policy sees it. Addresses being released are left out;
+// addresses being handed out count as assigned.
+func (a *Agent) stateLocked(now time.Time) ipam.State {
+	s := ipam.State{
+		Now:          now,
+		Settings:     a.cfg.Pool,
+		Limits:       a.st.limits,
+		Assigned:     map[netip.Addr]bool{},
+		Released:     a.st.released,
+		Pending:      a.st.pending,
+		Demand:       a.st.demand,
+		Exhausted:    a.st.exhausted,
+		Exhaustions:  a.st.exhaustions,
+		NoCIDRBlocks: a.st.noCIDRBlocks,
+	}
+	unmanaged := len(a.st.enis) - len(a.managedLocked())
+	s.Limits.MaxENIs -= unmanaged
+	if s.Settings.MaxENI > 0 {
+		s.Settings.MaxENI = max(s.Settings.MaxENI-unmanaged, 1)
+	}
+	for _, e := range a.managedLocked() {
+		ie := ipam.ENI{ID: e.ID, DeviceIndex: e.DeviceIndex}
+		for _, ip := range e.IPs {
+			if !a.st.leaving[ip] {
+				ie.IPs = append(ie.IPs, ip)
+			}
+		}
+		for _, p := range e.Prefixes {
+			if !a.st.leaving[p.Addr()] {
+				ie.Prefixes = append(ie.Prefixes, p)
+			}
+		}
+		s.ENIs = append(s.ENIs, ie)
+	}
+	for _, al := range a.store.List() {
+		s.Assigned[al.Addr] = true
+	}
+	for ip := range a.st.reserved {
+		s.Assigned[ip] = true
+	}
+	return s
+}
+
+// pickLocked finds an address Add may hand out now: on the lowest ENI, not held, reserved,
+// leaving or cooling down.
+func (a *Agent) pickLocked(now time.Time) (netip.Addr, cloud.ENI, bool) {
+	s := ipam.State{Now: now, Settings: a.cfg.Pool, Released: a.st.released}
+	for _, e := range a.managedLocked() {
+		for _, ip := range (ipam.ENI{IPs: e.IPs, Prefixes: e.Prefixes}).Addrs() {
+			if a.st.reserved[ip] || a.st.leaving[ip] || s.InCooldown(ip) {
+				continue
+			}
+			if _, held := a.store.Holder(ip); held {
+				continue
+			}
+			return ip, e, true
+		}
+	}
+	return netip.Addr{}, cloud.ENI{}, false
+}
+
+func (a *Agent) onPrefix(e cloud.ENI, ip netip.Addr) bool {
+	for _, p := range e.Prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// eniOfLocked returns the ENI holding ip.
+func (a *Agent) eniOfLocked(ip netip.Addr) (cloud.ENI, bool) {
+	for _, e := range a.st.enis {
+		if slices.Contains(e.IPs, ip) || a.onPrefix(e, ip) {
+			return e, true
+		}
+	}
+	return cloud.ENI{}, false
+}
+
+// pruneReleasedLocked forgets release times whose cooldown is over.
+func (a *Agent) pruneReleasedLocked(now time.Time) {
+	for ip, t := range a.st.released {
+		if !now.Before(t.Add(a.cfg.Pool.Cooldown)) {
+			delete(a.st.released, ip)
+		}
+	}
+}
+
+// nextDeviceLocked is the lowest device index no attached ENI uses.
+func (a *Agent) nextDeviceLocked() int {
+	used := map[int]bool{}
+	for _, e := range a.st.enis {
+		used[e.DeviceIndex] = true
+	}
+	d := 1
+	for used[d] {
+		d++
+	}
+	return d
+}
+
+// view is a consistent snapshot for metrics and status.
+type view struct {
+	sum        ipam.Summary
+	maxPods    int
+	subnetFree int
+	status     Status
+}
+
+func (a *Agent) view() view {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	sum := ipam.Count(a.stateLocked(now))
+	return view{sum: sum, maxPods: a.st.maxPods, subnetFree: a.st.subnetFree, status: a.statusLocked(now, sum)}
+}

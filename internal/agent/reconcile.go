@@ -1,0 +1,269 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/vpcnet/vpcnet/internal/cloud"
+	"github.com/vpcnet/vpcnet/internal/ipam"
+)
+
+// loop runs the policy whenever something changes (an Add, a Del, an action finishing), when
+// the plan says the state changes by itself (a cooldown ending), and every Resync.
+func (a *Agent) loop(ctx context.Context) {
+	lastRefresh, lastCleanup := time.Now(), time.Time{}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		if time.Since(lastRefresh) >= a.cfg.Resync || a.dirty() {
+			if a.refresh(ctx) {
+				lastRefresh = time.Now()
+			}
+		}
+		if time.Since(lastCleanup) >= a.cfg.DetachedGrace/2 {
+			lastCleanup = time.Now()
+			go a.cleanup(ctx)
+		}
+		wake := a.reconcile(ctx)
+		d := a.cfg.Resync
+		if !wake.IsZero() {
+			d = min(d, max(time.Until(wake), 10*time.Millisecond))
+		}
+		timer.Reset(d)
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.kick:
+			if !timer.Stop() {
+				<-timer.C
+			}
+		case <-timer.C:
+		}
+	}
+}
+
+// reconcile runs the policy once and starts its actions; it returns when to look again.
+func (a *Agent) reconcile(ctx context.Context) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	a.pruneReleasedLocked(now)
+	s := a.stateLocked(now)
+	plan := ipam.Decide(s)
+	a.st.demand = 0
+	if plan.Reason != a.st.lastPlan.Reason && len(plan.Actions) > 0 {
+		a.log.Info("pool", "reason", plan.Reason, "actions", len(plan.Actions))
+	}
+	a.st.lastPlan = plan
+	for _, act := range plan.Actions {
+		a.startLocked(ctx, act)
+	}
+	a.maybeWriteConfLocked(ipam.Count(s))
+	return plan.Wake
+}
+
+// startLocked marks what act touches as busy and runs it in the background: an ENI attach
+// never blocks Add or actions on other ENIs.
+func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
+	p := &a.st.pending
+	switch act.Kind {
+	case ipam.Backoff:
+		return
+	case ipam.CreateENI:
+		p.CreatingENI = true
+		dev := a.nextDeviceLocked()
+		a.run(ctx, func() error {
+			eni, err := a.cloud.CreateENI(ctx, a.st.id, dev)
+			if err == nil {
+				err = a.setupENI(eni)
+			}
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			p.CreatingENI = false
+			if err == nil {
+				a.st.enis[eni.ID] = eni
+				a.log.Info("attached ENI", "eni", eni.ID, "device", dev, "mac", eni.MAC)
+			}
+			return err
+		})
+	case ipam.AssignIPs, ipam.AssignPrefixes:
+		n := act.Count
+		if act.Kind == ipam.AssignPrefixes {
+			n *= 16
+		}
+		p.Busy[act.ENI], p.Addrs = true, p.Addrs+n
+		a.run(ctx, func() error {
+			var ips []netip.Addr
+			var pfx []netip.Prefix
+			var err error
+			if act.Kind == ipam.AssignIPs {
+				ips, err = a.cloud.AssignIPs(ctx, act.ENI, act.Count)
+			} else {
+				pfx, err = a.cloud.AssignPrefixes(ctx, act.ENI, act.Count)
+			}
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			delete(p.Busy, act.ENI)
+			p.Addrs -= n
+			if e, ok := a.st.enis[act.ENI]; ok && err == nil {
+				e.IPs = union(e.IPs, ips)
+				e.Prefixes = union(e.Prefixes, pfx)
+				a.st.enis[act.ENI] = e
+				a.st.exhaustions, a.st.exhausted = 0, time.Time{}
+			}
+			return err
+		})
+	case ipam.UnassignIPs, ipam.UnassignPrefixes, ipam.FreeENI:
+		eni := a.st.enis[act.ENI]
+		gone := act.IPs
+		gone = append(gone, ipam.ENI{Prefixes: act.Prefixes}.Addrs()...)
+		if act.Kind == ipam.FreeENI {
+			gone = ipam.ENI{IPs: eni.IPs, Prefixes: eni.Prefixes}.Addrs()
+		}
+		for _, ip := range gone {
+			a.st.leaving[ip] = true
+		}
+		p.Busy[act.ENI] = true
+		a.run(ctx, func() error {
+			var err error
+			switch act.Kind {
+			case ipam.UnassignIPs:
+				err = a.cloud.UnassignIPs(ctx, act.ENI, act.IPs)
+			case ipam.UnassignPrefixes:
+				err = a.cloud.UnassignPrefixes(ctx, act.ENI, act.Prefixes)
+			case ipam.FreeENI:
+				if err = a.teardownENI(eni); err == nil {
+					err = a.cloud.FreeENI(ctx, eni)
+				}
+			}
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			delete(p.Busy, act.ENI)
+			for _, ip := range gone {
+				delete(a.st.leaving, ip)
+			}
+			// On failure too the addresses leave the local view: whether EC2 still holds them is
+			// for the next Describe to say, and until then none of them is handed out.
+			if act.Kind == ipam.FreeENI {
+				delete(a.st.enis, act.ENI)
+			} else if e, ok := a.st.enis[act.ENI]; ok {
+				e.IPs = slices.DeleteFunc(slices.Clone(e.IPs), func(ip netip.Addr) bool { return slices.Contains(act.IPs, ip) })
+				e.Prefixes = slices.DeleteFunc(slices.Clone(e.Prefixes), func(x netip.Prefix) bool { return slices.Contains(act.Prefixes, x) })
+				a.st.enis[act.ENI] = e
+			}
+			return err
+		})
+	}
+}
+
+// run executes f in the background as one action in flight, records its outcome, and pokes
+// the loop when it is done.
+func (a *Agent) run(ctx context.Context, f func() error) {
+	a.st.ops++
+	go func() {
+		err := f()
+		a.mu.Lock()
+		a.st.ops--
+		a.st.changes++
+		a.noteLocked(err)
+		a.mu.Unlock()
+		a.poke()
+	}()
+}
+
+// noteLocked records what a cloud error means for the pool and for status.
+func (a *Agent) noteLocked(err error) {
+	if err == nil {
+		a.st.cloudErr = nil
+		return
+	}
+	a.st.stale = true
+	switch code := cloud.Code(err); code {
+	case cloud.ErrSubnetFull:
+		a.st.exhausted, a.st.exhaustions = time.Now(), a.st.exhaustions+1
+		a.m.exhausted.Inc()
+		a.log.Warn("subnet exhausted", "subnet", a.st.id.SubnetID, "err", err)
+	case cloud.ErrNoCIDRBlocks:
+		a.st.noCIDRBlocks = time.Now()
+		a.log.Warn("no free aligned /28 in the subnet: single addresses for now", "subnet", a.st.id.SubnetID, "err", err)
+	case "":
+		if !errors.Is(err, context.Canceled) {
+			a.st.cloudErr = err
+			a.log.Error("cloud call failed", "err", err)
+		}
+	default:
+		a.log.Error("cloud call failed", "code", code, "err", err)
+	}
+}
+
+func (a *Agent) dirty() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st.stale && a.st.ops == 0
+}
+
+// refresh replaces the local view of the ENIs with EC2's, unless an action ran meanwhile.
+// It reports whether it did.
+func (a *Agent) refresh(ctx context.Context) bool {
+	a.mu.Lock()
+	id, changes, ops := a.st.id, a.st.changes, a.st.ops
+	a.mu.Unlock()
+	if ops > 0 {
+		return false
+	}
+	enis, err := a.cloud.ENIs(ctx, id.InstanceID)
+	free, ferr := a.cloud.SubnetFree(ctx, id.SubnetID)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ferr == nil {
+		a.st.subnetFree = free
+	}
+	if err != nil {
+		a.noteLocked(err)
+		return false
+	}
+	if a.st.changes != changes || a.st.ops > 0 {
+		return false
+	}
+	a.applyLocked(enis)
+	a.st.stale = false
+	a.st.cloudErr = nil
+	return true
+}
+
+// applyLocked installs EC2's list of attached ENIs and warns about allocations no ENI holds.
+func (a *Agent) applyLocked(enis []cloud.ENI) {
+	a.st.enis = map[string]cloud.ENI{}
+	for _, e := range enis {
+		a.st.enis[e.ID] = e
+	}
+	for _, al := range a.store.List() {
+		if e, ok := a.eniOfLocked(al.Addr); !ok || e.Unmanaged {
+			a.log.Warn("allocation on an address no ENI of ours holds", "ip", al.Addr, "key", al.Key.String())
+		}
+	}
+}
+
+// cleanup deletes ENIs of ours left detached longer than the grace period.
+func (a *Agent) cleanup(ctx context.Context) {
+	ids, err := a.cloud.CleanupDetached(ctx, a.cfg.DetachedGrace)
+	if err != nil {
+		a.log.Warn("cleaning up detached ENIs", "err", err)
+	}
+	if len(ids) > 0 {
+		a.log.Info("deleted detached ENIs", "enis", ids)
+	}
+}
+
+func union[T comparable](a, b []T) []T {
+	out := slices.Clone(a)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
