@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -44,10 +45,16 @@ func main() {
 	if err == nil {
 		return
 	}
-	fmt.Fprintln(os.Stderr, "vpcnet:", err)
+	fmt.Fprintln(os.Stderr, "vpcnet:", oneLine(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		os.Exit(2)
 	}
 	os.Exit(1)
+}
+
+// oneLine folds a multi-line error (cobra's "Did you mean this?") into one line.
+func oneLine(msg string) string {
+	fields := strings.Fields(strings.ReplaceAll(msg, "\n\n", "; "))
+	return strings.Join(fields, " ")
 }
