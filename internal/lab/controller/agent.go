@@ -181,7 +181,7 @@ func (c *Controller) waitAgentReady(ctx context.Context, n *node, step func(stri
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("vpcnetd on %s not ready after 90s: %s (%s); see %s", n.name, st.Reason, st.Message, n.paths.AgentLog())
+			return fmt.Errorf("vpcnetd on %s not ready (%v): %s (%s); see %s", n.name, ctx.Err(), st.Reason, st.Message, n.paths.AgentLog())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -1,6 +1,7 @@
 package fabric
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 )
@@ -25,7 +26,7 @@ func (f *Fabric) Handle(ev Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	acts := f.state.Handle(ev)
-	f.logf("fabric: %s %s %s %s%s", ev.Kind, ev.InstanceID, ev.ENIID, ev.Addr, ev.Prefix)
+	f.logf("fabric: %s", describe(ev))
 	if err := f.nl.Apply(acts); err != nil {
 		f.logf("fabric: %s on %s: %v", ev.Kind, ev.ENIID, err)
 	}
@@ -50,4 +51,21 @@ func (f *Fabric) Owner(a netip.Addr) (string, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.state.Owner(a)
+}
+
+// describe says what an event is about in one line.
+func describe(ev Event) string {
+	s := ev.Kind + " " + ev.ENIID
+	if ev.InstanceID != "" {
+		s += " on " + ev.InstanceID
+	}
+	switch {
+	case ev.Addr.IsValid():
+		s += " " + ev.Addr.String()
+	case ev.Prefix.IsValid():
+		s += " " + ev.Prefix.String()
+	case len(ev.Addrs) > 0:
+		s += fmt.Sprintf(" device %d %v %v", ev.DeviceIndex, ev.Addrs, ev.Prefixes)
+	}
+	return s
 }

@@ -1,0 +1,378 @@
+package lab_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/vpcnet/vpcnet/internal/lab"
+	"github.com/vpcnet/vpcnet/internal/lab/fabric"
+	"github.com/vpcnet/vpcnet/internal/lab/probe"
+	"github.com/vpcnet/vpcnet/internal/testenv"
+)
+
+// The end-to-end tests drive the real CLI, built with vpcnetd and vpcnet-cni beside it, and
+// check what it claims against the namespaces, vpcsim's EC2 API and the processes.
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+	labSeq    atomic.Int64
+)
+
+// cli builds the three binaries once per test process and returns the vpcnet path.
+func cli(t *testing.T) string {
+	t.Helper()
+	testenv.RequireNetns(t)
+	buildOnce.Do(func() {
+		root, err := testenv.ModuleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binDir, buildErr = os.MkdirTemp("", "vpcnet-lab-bin")
+		if buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/vpcnet", "./cmd/vpcnetd", "./cmd/vpcnet-cni")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "vpcnet")
+}
+
+// testLab is one lab owned by a test, always taken down at its end.
+type testLab struct {
+	t    *testing.T
+	bin  string
+	name string
+}
+
+func newLab(t *testing.T, upArgs ...string) *testLab {
+	t.Helper()
+	l := &testLab{t: t, bin: cli(t), name: fmt.Sprintf("e%dx%d", os.Getpid(), labSeq.Add(1))}
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(lab.PathsFor(l.name).ControllerLog())
+			t.Logf("controller log:\n%s", lastLines(string(b), 60))
+			logs, _ := filepath.Glob(filepath.Join(lab.PathsFor(l.name).Dir, "nodes", "*", "vpcnetd.log"))
+			for _, f := range logs {
+				b, _ := os.ReadFile(f)
+				t.Logf("%s:\n%s", f, lastLines(string(b), 30))
+			}
+		}
+		if _, _, code := l.run("down"); code != 0 {
+			t.Errorf("lab down failed")
+		}
+		left, err := lab.Leftovers(l.name)
+		if err != nil || len(left) > 0 {
+			t.Errorf("after lab down: left %v (%v)", left, err)
+		}
+	})
+	if out, errOut, code := l.run(append([]string{"up"}, upArgs...)...); code != 0 {
+		t.Fatalf("lab up: exit %d\n%s\n%s", code, out, errOut)
+	}
+	return l
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// run runs `vpcnet lab ARGS --name NAME` and returns stdout, stderr and the exit code.
+func (l *testLab) run(args ...string) (string, string, int) {
+	cmd := exec.Command(l.bin, append(append([]string{"lab"}, args...), "--name", l.name)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		l.t.Fatalf("run %v: %v", args, err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+func (l *testLab) must(args ...string) string {
+	l.t.Helper()
+	out, errOut, code := l.run(args...)
+	if code != 0 {
+		l.t.Fatalf("vpcnet lab %s: exit %d\n%s\n%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+func (l *testLab) status() lab.Status {
+	l.t.Helper()
+	var st lab.Status
+	if err := json.Unmarshal([]byte(l.must("status", "--format", "json")), &st); err != nil {
+		l.t.Fatal(err)
+	}
+	return st
+}
+
+func (l *testLab) pod(st lab.Status, name string) lab.PodInfo {
+	l.t.Helper()
+	for _, p := range st.Pods {
+		if p.Name == name {
+			return p
+		}
+	}
+	l.t.Fatalf("no pod %s in %+v", name, st.Pods)
+	return lab.PodInfo{}
+}
+
+// reachable checks ping both ways and a TCP transfer that keeps the source address.
+func reachable(t *testing.T, a, b lab.PodInfo) {
+	t.Helper()
+	if _, err := lab.CrossNode(a, b); err != nil {
+		t.Error(err)
+	}
+}
+
+// imdsInstanceID asks IMDS, from inside the node's namespace, who the node is.
+func imdsInstanceID(t *testing.T, nodeNS string) string {
+	t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: probe.Dialer(nodeNS)}}
+	base := "http://" + fabric.IMDSAddr.String()
+	req, _ := http.NewRequest(http.MethodPut, base+"/latest/api/token", nil)
+	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("IMDS token from %s: %v", nodeNS, err)
+	}
+	token, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	req, _ = http.NewRequest(http.MethodGet, base+"/latest/meta-data/instance-id", nil)
+	req.Header.Set("X-aws-ec2-metadata-token", string(token))
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatalf("IMDS instance-id from %s: %v", nodeNS, err)
+	}
+	defer resp.Body.Close()
+	id, _ := io.ReadAll(resp.Body)
+	return string(id)
+}
+
+func TestLabEndToEnd(t *testing.T) {
+	main, small := netip.MustParsePrefix("10.10.1.0/24"), netip.MustParsePrefix("10.10.2.0/28")
+	l := newLab(t, "--nodes", "2", "--subnet", main.String(), "--subnet", small.String(), "--ip-cooldown-period", "1s")
+
+	// VPC, subnets and nodes, each node answered by IMDS as itself.
+	st := l.status()
+	if st.VPC.ID == "" || len(st.Subnets) != 2 || len(st.Nodes) != 2 {
+		t.Fatalf("status after up: %+v", st)
+	}
+	for _, n := range st.Nodes {
+		if !n.Agent.Ready || !lab.Alive(n.Agent.PID) {
+			t.Errorf("node %s: agent %+v", n.Name, n.Agent)
+		}
+		if n.Name != lab.NodeName(n.PrimaryIP) || !main.Contains(n.PrimaryIP) {
+			t.Errorf("node %s has primary %s", n.Name, n.PrimaryIP)
+		}
+		if id := imdsInstanceID(t, n.NS); id != n.InstanceID {
+			t.Errorf("IMDS in %s says instance %q, want %s", n.NS, id, n.InstanceID)
+		}
+	}
+
+	// Pods on both nodes get subnet addresses and reach each other without NAT or tunnels.
+	l.must("pod", "run", "a", "--node", st.Nodes[0].Name)
+	l.must("pod", "run", "b", "--node", st.Nodes[1].Name)
+	st = l.status()
+	a, b := l.pod(st, "a"), l.pod(st, "b")
+	for _, p := range []lab.PodInfo{a, b} {
+		if !main.Contains(p.IP) {
+			t.Errorf("pod %s has %s, outside %s", p.Name, p.IP, main)
+		}
+		if err := lab.PodHasAddr(p.NS, p.IP); err != nil {
+			t.Error(err)
+		}
+	}
+	if a.IP == b.IP {
+		t.Errorf("pods a and b share %s", a.IP)
+	}
+	reachable(t, a, b)
+	if tunnels, _, err := lab.TunnelDevices(l.name); err != nil || len(tunnels) > 0 {
+		t.Errorf("tunnel devices %v (%v)", tunnels, err)
+	}
+	if _, err := lab.ViaSNAT(l.name, a, st.Nodes[0].PrimaryIP); err != nil {
+		t.Error(err)
+	}
+
+	// A new node serves pods that reach the others.
+	l.must("node", "add")
+	st = l.status()
+	if len(st.Nodes) != 3 {
+		t.Fatalf("%d nodes after node add", len(st.Nodes))
+	}
+	l.must("pod", "run", "c", "--node", st.Nodes[2].Name)
+	st = l.status()
+	reachable(t, l.pod(st, "c"), a)
+
+	// A /28 runs dry: a clear error, then room again once pods go.
+	l.must("node", "add", "--subnet", small.String())
+	st = l.status()
+	dryNode := st.Nodes[3].Name
+	var ran []string
+	var failure string
+	for i := 1; i <= 20 && failure == ""; i++ {
+		name := fmt.Sprintf("dry-%d", i)
+		out, errOut, code := l.run("pod", "run", name, "--node", dryNode)
+		switch code {
+		case 0:
+			ran = append(ran, name)
+		default:
+			failure = out + errOut
+		}
+	}
+	if !strings.Contains(failure, "subnet exhausted") {
+		t.Fatalf("after %d pods in %s: failure %q, want a 'subnet exhausted' error", len(ran), small, failure)
+	}
+	subnets, err := lab.EC2Client(l.name).DescribeSubnets(context.Background(), &ec2.DescribeSubnetsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range subnets.Subnets {
+		if aws.ToString(s.CidrBlock) == small.String() && aws.ToInt32(s.AvailableIpAddressCount) != 0 {
+			t.Errorf("subnet %s has %d free addresses after the failure, want 0", small, aws.ToInt32(s.AvailableIpAddressCount))
+		}
+	}
+	st = l.status()
+	for _, name := range ran {
+		if p := l.pod(st, name); !small.Contains(p.IP) {
+			t.Errorf("pod %s has %s, outside %s", name, p.IP, small)
+		}
+	}
+	l.must("pod", "rm", ran[0])
+	l.must("pod", "rm", ran[1])
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, errOut, code := l.run("pod", "run", "again", "--node", dryNode)
+		if code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pod fits after removing two: %s", errOut)
+		}
+		time.Sleep(time.Second)
+	}
+
+	// describe and ls answer.
+	if out := l.must("describe", "node", dryNode); !strings.Contains(out, "Max pods") {
+		t.Errorf("describe node:\n%s", out)
+	}
+	if out := l.must("pod", "ls"); !strings.Contains(out, "again") {
+		t.Errorf("pod ls:\n%s", out)
+	}
+
+	// lab down (in Cleanup) must leave nothing; node rm removes a node's namespace and pods.
+	l.must("node", "rm", st.Nodes[2].Name)
+	st = l.status()
+	if len(st.Nodes) != 3 {
+		t.Errorf("%d nodes after node rm", len(st.Nodes))
+	}
+	for _, p := range st.Pods {
+		if p.Name == "c" {
+			t.Errorf("pod c outlived its node")
+		}
+	}
+}
+
+func TestAgentRestartKeepsPods(t *testing.T) {
+	l := newLab(t, "--nodes", "2")
+	st := l.status()
+	l.must("pod", "run", "p1", "--node", st.Nodes[0].Name)
+	l.must("pod", "run", "p2", "--node", st.Nodes[0].Name)
+	l.must("pod", "run", "q1", "--node", st.Nodes[1].Name)
+	before := l.status()
+	victim := before.Nodes[0]
+	if err := syscall.Kill(victim.Agent.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The lab restarts the agent, as kubelet restarts the aws-node pod.
+	deadline := time.Now().Add(60 * time.Second)
+	var after lab.Status
+	for {
+		after = l.status()
+		n, _ := lab.FindNode(after, victim.Name)
+		if n.Agent.PID != victim.Agent.PID && n.Agent.Ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent on %s not back: %+v", victim.Name, n.Agent)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, p := range before.Pods {
+		q := l.pod(after, p.Name)
+		if q.IP != p.IP {
+			t.Errorf("pod %s: %s before the restart, %s after", p.Name, p.IP, q.IP)
+		}
+		if err := lab.PodHasAddr(q.NS, q.IP); err != nil {
+			t.Error(err)
+		}
+	}
+	reachable(t, l.pod(after, "p1"), l.pod(after, "q1"))
+	reachable(t, l.pod(after, "q1"), l.pod(after, "p2"))
+	// The restarted agent still knows what it handed out: a new pod gets a fresh address.
+	l.must("pod", "run", "p3", "--node", victim.Name)
+	after = l.status()
+	p3 := l.pod(after, "p3")
+	for _, p := range before.Pods {
+		if p.IP == p3.IP {
+			t.Errorf("new pod p3 got %s, still held by %s", p3.IP, p.Name)
+		}
+	}
+	reachable(t, p3, l.pod(after, "q1"))
+}
+
+func TestDemo(t *testing.T) {
+	bin := cli(t)
+	name := fmt.Sprintf("d%dx%d", os.Getpid(), labSeq.Add(1))
+	t.Cleanup(func() { _ = lab.Sweep(name, func(string) {}) })
+	cmd := exec.Command(bin, "lab", "demo", "--name", name)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("lab demo: %v\n%s", err, out)
+	}
+	for _, step := range []string{"1 ", "2 ", "3 ", "3b ", "4 ", "5 ", "5b ", "6 ", "7 ", "7b ", "8 "} {
+		found := false
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, step) && strings.Contains(line, "  yes  ") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("demo step %q not verified:\n%s", step, out)
+		}
+	}
+	if left, _ := lab.Leftovers(name); len(left) > 0 {
+		t.Errorf("demo left %v", left)
+	}
+}
