@@ -135,7 +135,8 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 		if err != nil {
 			return fmt.Errorf("primary ENI MAC %q: %w", c.primaryMAC, err)
 		}
-		if err := netlink.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "eth0", HardwareAddr: hw}}); err != nil {
+		// A veth whose far end stays here (no dummy module needed); the agent touches neither.
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0", HardwareAddr: hw}, PeerName: "fabric0"}); err != nil {
 			return err
 		}
 		return dataplane.SetupENI(dataplane.ENI{MAC: c.primaryMAC, PrimaryIP: c.primaryIP, Subnet: c.subnet})
@@ -370,7 +371,7 @@ func (c *cluster) leftovers(t *testing.T) []string {
 				left = append(left, "rule "+r.String())
 			}
 		}
-		routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 0}, netlink.RT_FILTER_TABLE)
+		routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 254}, netlink.RT_FILTER_TABLE)
 		if err != nil {
 			return err
 		}

@@ -110,7 +110,7 @@ func leftovers(t *testing.T, tp *topo, p dataplane.Pod) []string {
 		if _, err := netlink.LinkByName(p.HostVeth); err == nil {
 			left = append(left, "veth "+p.HostVeth)
 		}
-		routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 0}, netlink.RT_FILTER_TABLE)
+		routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 254}, netlink.RT_FILTER_TABLE)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,20 @@
+package cni_test
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/vishvananda/netlink"
+)
+
+type typesGCAttachment = types.GCAttachment
+
+// addAddr adds ip/32 to the named link in the calling thread's namespace.
+func addAddr(link string, ip netip.Addr) error {
+	l, err := netlink.LinkByName(link)
+	if err != nil {
+		return err
+	}
+	return netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(32, 32)}})
+}
