@@ -3,7 +3,6 @@ package cloud
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	awsmw "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -33,7 +33,6 @@ type Config struct {
 	MaxBackoff   time.Duration // between attempts, jittered (20s)
 	CacheTTL     time.Duration // how long a Describe answer serves (2s)
 	AttachWait   time.Duration // how long to wait for an attachment to complete (60s)
-	HTTPClient   *http.Client  `json:"-"`
 	Observer     Observer      `json:"-"`
 }
 
@@ -88,9 +87,7 @@ func New(ctx context.Context, c Config) (*Client, error) {
 	c.MaxBackoff = or(c.MaxBackoff, 20*time.Second)
 	c.CacheTTL = or(c.CacheTTL, 2*time.Second)
 	c.AttachWait = or(c.AttachWait, 60*time.Second)
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	}
+	httpClient := awshttp.NewBuildableClient().WithTimeout(30 * time.Second)
 	cl := &Client{
 		cfg:     c,
 		limiter: rate.NewLimiter(rate.Limit(c.RatePerSec), c.Burst),
@@ -98,7 +95,7 @@ func New(ctx context.Context, c Config) (*Client, error) {
 		subnets: map[string]cachedFree{},
 		limits:  map[string]Limits{},
 	}
-	cl.imds = imds.New(imds.Options{Endpoint: c.IMDSEndpoint, HTTPClient: c.HTTPClient})
+	cl.imds = imds.New(imds.Options{Endpoint: c.IMDSEndpoint, HTTPClient: httpClient})
 	if c.Region == "" {
 		out, err := cl.imds.GetRegion(ctx, nil)
 		if err != nil {
@@ -109,7 +106,7 @@ func New(ctx context.Context, c Config) (*Client, error) {
 	}
 	opts := []func(*config.LoadOptions) error{
 		config.WithRegion(c.Region),
-		config.WithHTTPClient(c.HTTPClient),
+		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = c.MaxAttempts
