@@ -74,16 +74,19 @@ type demo struct {
 	pods     map[string]PodInfo
 }
 
-// step runs one verified step unless an earlier one failed, and records its row.
+// critical steps build what every later step needs; after one fails the rest are not run.
+var critical = map[string]bool{"1": true, "2": true, "3": true, "4": true}
+
+// step runs one verified step unless a critical one failed before, and records its row.
 func (d *demo) step(num, action string, f func() (string, error)) {
 	if d.failed && num != "8" {
-		d.rows = append(d.rows, Row{Step: num, Action: action, Observed: "not run: an earlier step failed"})
+		d.rows = append(d.rows, Row{Step: num, Action: action, Observed: "not run: an earlier step it needs failed"})
 		return
 	}
 	d.progress(fmt.Sprintf("step %s: %s", num, action))
 	obs, err := f()
 	if err != nil {
-		d.failed = true
+		d.failed = d.failed || critical[num]
 		if obs != "" {
 			obs += "; "
 		}
