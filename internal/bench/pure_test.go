@@ -44,7 +44,9 @@ func TestMedianPercentile(t *testing.T) {
 }
 
 func TestTimeWeighted(t *testing.T) {
-	s := func(at int, num, den float64) Sample { return Sample{At: time.Duration(at) * time.Second, Num: num, Den: den} }
+	s := func(at int, num, den float64) Sample {
+		return Sample{At: time.Duration(at) * time.Second, Num: num, Den: den}
+	}
 	for _, tc := range []struct {
 		name    string
 		samples []Sample
