@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +25,7 @@ import (
 	"github.com/vpcnet/vpcnet/internal/lab"
 	"github.com/vpcnet/vpcnet/internal/lab/fabric"
 	"github.com/vpcnet/vpcnet/internal/lab/probe"
+	"github.com/vpcnet/vpcnet/internal/netnsx"
 	"github.com/vpcnet/vpcnet/internal/testenv"
 )
 
@@ -69,8 +72,40 @@ type testLab struct {
 	name string
 }
 
+// testLabRE matches the names of the labs these tests make: e<pid>x<n> and d<pid>x<n>.
+var testLabRE = regexp.MustCompile(`^[ed]([0-9]+)x[0-9]+$`)
+
+var sweepOnce sync.Once
+
+// sweepDeadTestLabs removes labs left by test processes that were killed mid-test.
+func sweepDeadTestLabs() {
+	sweepOnce.Do(func() {
+		names := map[string]bool{}
+		dirs, _ := os.ReadDir(lab.Root())
+		for _, d := range dirs {
+			names[d.Name()] = true
+		}
+		nss, _ := netnsx.List("vpcnet-")
+		for _, n := range nss {
+			if name, _, ok := strings.Cut(strings.TrimPrefix(n, "vpcnet-"), "-"); ok {
+				names[name] = true
+			}
+		}
+		for name := range names {
+			m := testLabRE.FindStringSubmatch(name)
+			if m == nil {
+				continue
+			}
+			if pid, _ := strconv.Atoi(m[1]); pid != os.Getpid() && syscall.Kill(pid, 0) != nil {
+				_ = lab.Sweep(name, func(string) {})
+			}
+		}
+	})
+}
+
 func newLab(t *testing.T, upArgs ...string) *testLab {
 	t.Helper()
+	sweepDeadTestLabs()
 	l := &testLab{t: t, bin: cli(t), name: fmt.Sprintf("e%dx%d", os.Getpid(), labSeq.Add(1))}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -354,6 +389,7 @@ func TestAgentRestartKeepsPods(t *testing.T) {
 
 func TestDemo(t *testing.T) {
 	bin := cli(t)
+	sweepDeadTestLabs()
 	name := fmt.Sprintf("d%dx%d", os.Getpid(), labSeq.Add(1))
 	t.Cleanup(func() { _ = lab.Sweep(name, func(string) {}) })
 	cmd := exec.Command(bin, "lab", "demo", "--name", name)
@@ -375,4 +411,32 @@ func TestDemo(t *testing.T) {
 	if left, _ := lab.Leftovers(name); len(left) > 0 {
 		t.Errorf("demo left %v", left)
 	}
+}
+
+func TestUpRecoversFromACrashedLab(t *testing.T) {
+	l := newLab(t, "--nodes", "1")
+	st := l.status()
+	agent := st.Nodes[0].Agent.PID
+	ctl := lab.ReadPID(lab.PathsFor(l.name).ControllerPID())
+	// The controller dies without tearing down: its agent, namespaces and files stay.
+	if err := syscall.Kill(ctl, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for lab.Alive(ctl) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !lab.Alive(agent) {
+		t.Fatalf("the agent died with the controller; nothing to recover")
+	}
+	if out, errOut, code := l.run("up", "--nodes", "1"); code != 0 {
+		t.Fatalf("lab up over a crashed lab: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if lab.Alive(agent) {
+		t.Errorf("the crashed lab's vpcnetd (pid %d) still runs", agent)
+	}
+	st = l.status()
+	if len(st.Nodes) != 1 || !st.Nodes[0].Agent.Ready {
+		t.Fatalf("after recovery: %+v", st.Nodes)
+	}
+	l.must("pod", "run", "x")
 }

@@ -1,0 +1,45 @@
+package lab
+
+import (
+	"net/netip"
+	"testing"
+)
+
+func TestFlagName(t *testing.T) {
+	for in, want := range map[string]string{
+		"WARM_IP_TARGET": "warm-ip-target", "ENABLE_PREFIX_DELEGATION": "enable-prefix-delegation",
+		"AWS_VPC_K8S_CNI_EXTERNALSNAT": "externalsnat", "AWS_VPC_ENI_MTU": "eni-mtu",
+	} {
+		if got := FlagName(in); got != want {
+			t.Errorf("FlagName(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	p := netip.MustParsePrefix
+	tests := []struct {
+		name string
+		edit func(*Config)
+		ok   bool
+	}{
+		{"default", func(*Config) {}, true},
+		{"two subnets", func(c *Config) { c.Subnets = append(c.Subnets, p("10.10.2.0/28")) }, true},
+		{"bad name", func(c *Config) { c.Name = "Bad" }, false},
+		{"VPC too big", func(c *Config) { c.VPCCIDR = p("10.0.0.0/8") }, false},
+		{"VPC not a network", func(c *Config) { c.VPCCIDR = p("10.10.0.1/16") }, false},
+		{"no subnet", func(c *Config) { c.Subnets = nil }, false},
+		{"subnet outside", func(c *Config) { c.Subnets = []netip.Prefix{p("10.11.1.0/24")} }, false},
+		{"subnet too small", func(c *Config) { c.Subnets = []netip.Prefix{p("10.10.1.0/29")} }, false},
+		{"overlap", func(c *Config) { c.Subnets = []netip.Prefix{p("10.10.0.0/23"), p("10.10.1.0/24")} }, false},
+		{"agent setting", func(c *Config) { c.Agent = map[string]string{"WARM_IP_TARGET": "3"} }, true},
+		{"unknown setting", func(c *Config) { c.Agent = map[string]string{"NOPE": "1"} }, false},
+	}
+	for _, tc := range tests {
+		c := DefaultConfig("demo")
+		tc.edit(&c)
+		if err := c.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%s: Validate() = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
