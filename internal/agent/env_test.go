@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -52,7 +54,10 @@ func newSim(t testing.TB, opts vpcsim.Options, subnetCIDR, instanceType string) 
 	}
 	t.Cleanup(func() { s.Close() })
 	c := ec2.New(ec2.Options{Region: s.Region(), BaseEndpoint: aws.String(s.Endpoint()),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")})
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts, o.MaxBackoff, o.RateLimiter = 30, 20*time.Millisecond, ratelimit.None
+		})})
 	x := &sim{s: s, ec2: c}
 	vpc, err := c.CreateVpc(bg, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/16")})
 	if err != nil {

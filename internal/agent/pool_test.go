@@ -3,9 +3,14 @@ package agent_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/vpcnet/vpcnet/internal/agent"
 	"github.com/vpcnet/vpcnet/internal/vpcsim"
@@ -37,5 +42,111 @@ func TestWarmENITarget(t *testing.T) {
 	if st := n.status(); !st.Ready || st.Reason != "" {
 		t.Fatalf("status %v", st)
 	}
-	_ = agent.ReasonMaxPods
+}
+
+func TestWarmIPTargetScaleDownKeepsAssigned(t *testing.T) {
+	x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
+	cfg := testConfig(t, x)
+	cfg.Pool.WarmIPTarget = 5
+	n := startNode(t, x, cfg)
+	n.settle("5 warm", func(p poolView) bool { return p.total == 5 && p.enis == 1 })
+	var kept []netip.Addr
+	for i := range 12 {
+		ip := n.mustAdd(fmt.Sprint("pod", i))
+		if i < 2 {
+			kept = append(kept, ip)
+		}
+	}
+	n.settle("12 assigned + 5 warm on two ENIs", func(p poolView) bool { return p.total == 17 && p.enis == 2 && p.assigned == 12 })
+	for i := 2; i < 12; i++ {
+		n.del(fmt.Sprint("pod", i))
+	}
+	n.settle("2 assigned + 5 warm, kept pods untouched", func(p poolView) bool {
+		addrs, _ := x.cloudAddrs(t)
+		for _, ip := range kept {
+			if _, ok := addrs[ip]; !ok {
+				t.Fatalf("assigned %s was released", ip)
+			}
+		}
+		return p.total == 7 && p.assigned == 2 && p.enis == 1
+	})
+}
+
+func TestMinimumIPTarget(t *testing.T) {
+	x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
+	cfg := testConfig(t, x)
+	cfg.Pool.MinimumIPTarget, cfg.Pool.WarmIPTarget = 12, 2
+	n := startNode(t, x, cfg)
+	n.settle("12 held on two ENIs", func(p poolView) bool { return p.total == 12 && p.enis == 2 })
+	for i := range 11 {
+		n.mustAdd(fmt.Sprint("pod", i))
+	}
+	n.settle("11 assigned + 2 warm", func(p poolView) bool { return p.total == 13 && p.assigned == 11 })
+}
+
+func TestWarmPrefixTarget(t *testing.T) {
+	x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
+	cfg := testConfig(t, x)
+	cfg.Pool.PrefixDelegation, cfg.Pool.WarmPrefixTarget = true, 1
+	n := startNode(t, x, cfg)
+	n.settle("one free prefix", func(p poolView) bool { return p.total == 16 && p.enis == 1 })
+	a := n.mustAdd("pod0")
+	if !netip.MustParsePrefix("10.0.1.0/24").Contains(a) {
+		t.Fatalf("address %s", a)
+	}
+	n.settle("a second prefix once the first is in use", func(p poolView) bool { return p.total == 32 && p.assigned == 1 })
+	if got := n.metric("vpcnet_prefixes "); got != 2 {
+		t.Fatalf("vpcnet_prefixes %v", got)
+	}
+	n.del("pod0")
+	n.settle("back to one prefix after the cooldown", func(p poolView) bool { return p.total == 16 })
+}
+
+func TestMaxENI(t *testing.T) {
+	x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
+	cfg := testConfig(t, x)
+	cfg.Pool.WarmIPTarget, cfg.Pool.MaxENI = 20, 1
+	n := startNode(t, x, cfg)
+	n.settle("the primary ENI full, no other", func(p poolView) bool { return p.total == 9 && p.enis == 1 })
+}
+
+func TestMaxPods(t *testing.T) {
+	x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
+	cfg := testConfig(t, x)
+	cfg.Pool.WarmIPTarget, cfg.Pool.MaxPods = 10, 5
+	n := startNode(t, x, cfg)
+	n.settle("capped at 5", func(p poolView) bool { return p.total == 5 })
+	for i := range 5 {
+		n.mustAdd(fmt.Sprint("pod", i))
+	}
+	_, err := n.add("pod5")
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("sixth ADD: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	if st := n.status(); st.Ready || st.Reason != agent.ReasonMaxPods || st.MaxPods != 5 {
+		t.Fatalf("status %v", st)
+	}
+	n.settle("still 5", func(p poolView) bool { return p.total == 5 })
+}
+
+func TestCooldown(t *testing.T) {
+	x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
+	cfg := testConfig(t, x)
+	cfg.Pool.Cooldown = 2 * time.Second
+	cfg.Pool.MinimumIPTarget, cfg.Pool.WarmIPTarget = 2, 1
+	n := startNode(t, x, cfg)
+	n.settle("2 held", func(p poolView) bool { return p.total == 2 })
+	a := n.mustAdd("a")
+	n.del("a")
+	if got := n.metric("vpcnet_addresses_cooldown "); got != 1 {
+		t.Fatalf("vpcnet_addresses_cooldown %v", got)
+	}
+	b := n.mustAdd("b")
+	if a == b {
+		t.Fatalf("address %s handed out again within its cooldown", a)
+	}
+	n.settle("a third address: the resting one is not available", func(p poolView) bool { return p.total == 3 })
+	n.del("b")
+	time.Sleep(cfg.Pool.Cooldown)
+	n.settle("back to 2 once both rested", func(p poolView) bool { return p.total == 2 && p.free == 2 })
 }

@@ -1,0 +1,117 @@
+package agent_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/vpcnet/vpcnet/internal/agent"
+	"github.com/vpcnet/vpcnet/internal/vpcsim"
+)
+
+// hog takes addresses in the subnet with an ENI of the test's own.
+func (x *sim) hog(t *testing.T, primary string, secondary ...string) string {
+	t.Helper()
+	in := &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(x.subnet)}
+	if primary != "" {
+		in.PrivateIpAddress = aws.String(primary)
+	}
+	out, err := x.ec2.CreateNetworkInterface(bg, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := *out.NetworkInterface.NetworkInterfaceId
+	if len(secondary) == 1 && strings.HasPrefix(secondary[0], "count=") {
+		var n int32
+		fmt.Sscanf(secondary[0], "count=%d", &n)
+		_, err = x.ec2.AssignPrivateIpAddresses(bg, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(id), SecondaryPrivateIpAddressCount: aws.Int32(n)})
+	} else if len(secondary) > 0 {
+		_, err = x.ec2.AssignPrivateIpAddresses(bg, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(id), PrivateIpAddresses: secondary})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestSubnetExhaustionReportedAndRecovers(t *testing.T) {
+	// A /28 has 11 usable addresses; the instance takes one, the hog eight.
+	x := newSim(t, vpcsim.Options{}, "10.0.1.0/28", "m5.large")
+	hog := x.hog(t, "", "count=7")
+	cfg := testConfig(t, x)
+	cfg.Pool.WarmIPTarget = 2
+	n := startNode(t, x, cfg)
+	n.settle("the last two addresses", func(p poolView) bool { return p.total == 2 })
+	n.mustAdd("a")
+	n.mustAdd("b")
+	waitFor(t, 10*time.Second, "status subnet-exhausted", func() bool {
+		_, err := n.add("c")
+		return status.Code(err) == codes.ResourceExhausted && n.status().Reason == agent.ReasonSubnetExhausted
+	}, func() string { return n.get("/v1/status") })
+	_, err := n.add("c")
+	if !strings.Contains(status.Convert(err).Message(), "subnet") {
+		t.Fatalf("ADD error does not name the subnet: %v", err)
+	}
+	if n.metric("vpcnet_subnet_exhausted_total") < 1 || n.metric(`vpcnet_ec2_errors_total{action="AssignPrivateIpAddresses",code="InsufficientFreeAddressesInSubnet"}`) < 1 {
+		t.Fatal("exhaustion not in the metrics")
+	}
+	if _, err := x.ec2.DeleteNetworkInterface(bg, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: aws.String(hog)}); err != nil {
+		t.Fatal(err)
+	}
+	n.mustAdd("c")
+	n.settle("back to two warm", func(p poolView) bool { return p.free == 2 && p.assigned == 3 })
+	if st := n.status(); !st.Ready {
+		t.Fatalf("status %v", st)
+	}
+}
+
+func TestPrefixFallbackOnFragmentedSubnet(t *testing.T) {
+	// 10.0.1.0/26 holds four /28s: the first has the reserved addresses and the instance, the
+	// last the broadcast address, and the hog takes one address in each of the other two.
+	x := newSim(t, vpcsim.Options{}, "10.0.1.0/26", "m5.xlarge")
+	x.hog(t, "10.0.1.20", "10.0.1.40")
+	cfg := testConfig(t, x)
+	cfg.Pool.PrefixDelegation, cfg.Pool.WarmPrefixTarget = true, 1
+	n := startNode(t, x, cfg)
+	n.settle("16 single addresses instead of a prefix", func(p poolView) bool { return p.total == 16 && p.free == 16 })
+	if got := n.metric("vpcnet_prefixes "); got != 0 {
+		t.Fatalf("prefixes %v", got)
+	}
+	n.mustAdd("a")
+	if n.metric(`vpcnet_ec2_errors_total{action="AssignPrivateIpAddresses",code="InsufficientCidrBlocks"}`) < 1 {
+		t.Fatal("InsufficientCidrBlocks never seen")
+	}
+}
+
+func TestFlakyCloudConverges(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		knob func(*vpcsim.Server)
+	}{
+		{"30% of calls fail", func(s *vpcsim.Server) { s.SetFailRate("*", 0.3) }},
+		{"throttled", func(s *vpcsim.Server) { s.SetThrottle("*", vpcsim.Rate{PerSecond: 10, Burst: 3}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := newSim(t, vpcsim.Options{Seed: 7}, "10.0.1.0/24", "m5.large")
+			tc.knob(x.s)
+			cfg := testConfig(t, x)
+			cfg.Pool.WarmIPTarget = 20
+			n := startNode(t, x, cfg)
+			for i := range 5 {
+				n.mustAdd(fmt.Sprint("pod", i))
+			}
+			p := n.settle("25 addresses on three ENIs", func(p poolView) bool { return p.total == 25 && p.enis == 3 && p.assigned == 5 })
+			attempts, calls := n.metric("vpcnet_ec2_attempts_total"), n.metric("vpcnet_ec2_calls_total")
+			t.Logf("pool %+v after %v EC2 attempts in %v calls", p, attempts, calls)
+			if attempts > 120 {
+				t.Fatalf("%v EC2 attempts to converge", attempts)
+			}
+		})
+	}
+}
