@@ -296,11 +296,13 @@ func TestDescribeNetworkInterfacesFiltersAndPaging(t *testing.T) {
 		}
 		tags := []types.Tag{{Key: aws.String("node.k8s.amazonaws.com/instance_id"), Value: aws.String(fmt.Sprintf("i-%d", i%2))}}
 		out := must[*ec2.CreateNetworkInterfaceOutput](t)(c.CreateNetworkInterface(ctx, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(subnet),
-			Description: aws.String(fmt.Sprintf("aws-K8S-%d", i%3)),
+			Description:       aws.String(fmt.Sprintf("aws-K8S-%d", i%3)),
 			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeNetworkInterface, Tags: tags}}}))
 		ids = append(ids, *out.NetworkInterface.NetworkInterfaceId)
 	}
-	filter := func(name string, values ...string) types.Filter { return types.Filter{Name: aws.String(name), Values: values} }
+	filter := func(name string, values ...string) types.Filter {
+		return types.Filter{Name: aws.String(name), Values: values}
+	}
 	count := func(fs ...types.Filter) int {
 		p := ec2.NewDescribeNetworkInterfacesPaginator(c, &ec2.DescribeNetworkInterfacesInput{Filters: fs, MaxResults: aws.Int32(5)})
 		n := 0

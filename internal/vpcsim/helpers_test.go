@@ -141,4 +141,13 @@ func (f *fixture) describeENI(t testing.TB, id string) types.NetworkInterface {
 	return out.NetworkInterfaces[0]
 }
 
-var _ = http.StatusOK
+type respRecorder struct {
+	code int
+	hdr  http.Header
+	body strings.Builder
+}
+
+func newRecorder() *respRecorder                    { return &respRecorder{code: 200, hdr: http.Header{}} }
+func (r *respRecorder) Header() http.Header         { return r.hdr }
+func (r *respRecorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+func (r *respRecorder) WriteHeader(c int)           { r.code = c }
