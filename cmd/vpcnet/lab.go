@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/vpcnet/vpcnet/internal/lab"
@@ -33,7 +34,7 @@ Start with:  vpcnet lab demo`,
 	}
 	cmd.PersistentFlags().StringVar(&labName, "name", lab.DefaultName, "which lab (state in "+lab.Root()+"/NAME)")
 	cmd.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabNodeCmd(), newLabPodCmd(), newLabExecCmd(),
-		newLabDescribeCmd(), newLabDownCmd(), newLabDemoCmd(), newLabControllerCmd())
+		newLabDescribeCmd(), newLabPingCmd(), newLabDownCmd(), newLabDemoCmd(), newLabControllerCmd())
 	return cmd
 }
 
@@ -280,6 +281,35 @@ func newLabExecCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func newLabPingCmd() *cobra.Command {
+	var count int
+	cmd := &cobra.Command{
+		Use:   "ping POD TARGET",
+		Short: "ICMP echo from a pod to another pod or an address (built in: no ping binary needed)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := labClient()
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(context.Background())
+			if err != nil {
+				return err
+			}
+			for i := 0; i < count; i++ {
+				dst, rtt, err := lab.Ping(st, args[0], args[1], 2*time.Second)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("reply from %s: time=%s\n", dst, rtt.Round(time.Microsecond))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&count, "count", 3, "echo requests to send")
+	return cmd
 }
 
 func newLabDescribeCmd() *cobra.Command {

@@ -3,8 +3,10 @@ package lab
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
+	"time"
 
 	"github.com/vpcnet/vpcnet/internal/lab/probe"
 	"github.com/vpcnet/vpcnet/internal/netnsx"
@@ -31,4 +33,27 @@ func Exec(name, pod string, argv []string) (int, error) {
 		return ee.ExitCode(), nil
 	}
 	return 0, err
+}
+
+// Ping sends ICMP echo requests from a pod to target (a pod name, or an IPv4 address such as
+// the internet namespace's 203.0.113.10), so a machine without ping can still check the paths.
+func Ping(st Status, pod, target string, timeout time.Duration) (netip.Addr, time.Duration, error) {
+	var from *PodInfo
+	dst, err := netip.ParseAddr(target)
+	for i, p := range st.Pods {
+		if p.Name == pod {
+			from = &st.Pods[i]
+		}
+		if err != nil && p.Name == target {
+			dst, err = p.IP, nil
+		}
+	}
+	if from == nil {
+		return dst, 0, fmt.Errorf("lab %s has no pod %q", st.Name, pod)
+	}
+	if err != nil {
+		return dst, 0, fmt.Errorf("target %q is neither a pod of lab %s nor an IPv4 address", target, st.Name)
+	}
+	rtt, err := probe.Ping(from.NS, netip.Addr{}, dst, timeout)
+	return dst, rtt, err
 }
