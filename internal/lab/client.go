@@ -35,6 +35,10 @@ func NewClient(name string) (*Client, error) {
 	if _, err := os.Stat(p.ControlSocket()); err != nil {
 		return nil, fmt.Errorf("lab %s: %w (start it with `vpcnet lab up --name %s`)", name, ErrNotUp, name)
 	}
+	if ControllerAlive(name) == 0 {
+		return nil, fmt.Errorf("lab %s: %w: its controller is gone (see %s); `vpcnet lab down --name %s` cleans up, `vpcnet lab up --name %s` starts afresh",
+			name, ErrNotUp, p.ControllerLog(), name, name)
+	}
 	return &Client{Name: name, Paths: p, hc: unixHTTP(p.ControlSocket())}, nil
 }
 
