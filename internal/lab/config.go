@@ -7,6 +7,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/vpcnet/vpcnet/internal/catalog"
 )
 
 // Config is a lab's settings, written by `lab up` to lab.json and read by the controller.
@@ -50,6 +52,9 @@ func (c Config) Validate() error {
 	}
 	if !c.VPCCIDR.Addr().Is4() || c.VPCCIDR.Bits() < 16 || c.VPCCIDR.Bits() > 28 || c.VPCCIDR.Masked() != c.VPCCIDR {
 		return fmt.Errorf("VPC CIDR %s: want an IPv4 network between /16 and /28, e.g. 10.10.0.0/16", c.VPCCIDR)
+	}
+	if _, err := catalog.Builtin().Lookup(c.InstanceType); err != nil {
+		return err
 	}
 	if len(c.Subnets) == 0 {
 		return fmt.Errorf("a lab needs at least one subnet")

@@ -32,6 +32,7 @@ func TestConfigValidate(t *testing.T) {
 		{"subnet outside", func(c *Config) { c.Subnets = []netip.Prefix{p("10.11.1.0/24")} }, false},
 		{"subnet too small", func(c *Config) { c.Subnets = []netip.Prefix{p("10.10.1.0/29")} }, false},
 		{"overlap", func(c *Config) { c.Subnets = []netip.Prefix{p("10.10.0.0/23"), p("10.10.1.0/24")} }, false},
+		{"unknown instance type", func(c *Config) { c.InstanceType = "t3.mediun" }, false},
 		{"agent setting", func(c *Config) { c.Agent = map[string]string{"WARM_IP_TARGET": "3"} }, true},
 		{"unknown setting", func(c *Config) { c.Agent = map[string]string{"NOPE": "1"} }, false},
 	}
