@@ -99,7 +99,7 @@ func newLabUpCmd() *cobra.Command {
 			c, err := lab.Up(ctx, lab.UpOptions{Config: cfg, Nodes: nodes, Progress: progress})
 			if err != nil {
 				if c != nil {
-					return fmt.Errorf("%w\nthe lab is partly up: see `vpcnet lab status --name %s`, or remove it with `vpcnet lab down --name %s`", err, labName, labName)
+					return fmt.Errorf("%w; the lab is partly up: see `vpcnet lab status --name %s`, or remove it with `vpcnet lab down --name %s`", err, labName, labName)
 				}
 				return err
 			}
