@@ -107,7 +107,10 @@ func Down(ctx context.Context, name string, progress func(string)) error {
 	if c, err := NewClient(name); err == nil {
 		if pid := ControllerAlive(name); pid != 0 {
 			progress("asking the controller to remove nodes and pods")
-			if err := c.Shutdown(ctx); err == nil {
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := c.Shutdown(sctx)
+			cancel()
+			if err == nil {
 				deadline := time.Now().Add(60 * time.Second)
 				for Alive(pid) && time.Now().Before(deadline) {
 					time.Sleep(50 * time.Millisecond)
