@@ -1,0 +1,284 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vpcnet/vpcnet/internal/lab"
+)
+
+// churnConfig is one set of agent settings the churn trace runs against.
+type churnConfig struct {
+	label string
+	agent map[string]string
+}
+
+// churnCooldown is IP_COOLDOWN_PERIOD for the churn labs: the trace runs ten times faster than
+// a cluster's life (pods live 15 s for 150 s), so the 30 s default cooldown is scaled alike.
+const churnCooldown = "3s"
+
+var churnConfigs = []churnConfig{
+	{"default (WARM_ENI_TARGET=1)", map[string]string{}},
+	{"WARM_IP_TARGET=3", map[string]string{"WARM_IP_TARGET": "3"}},
+	{"prefix + WARM_IP_TARGET=3", map[string]string{"ENABLE_PREFIX_DELEGATION": "true", "WARM_IP_TARGET": "3"}},
+}
+
+// churnResult is what one configuration did with the trace.
+type churnResult struct {
+	utilisation float64 // time-weighted pods / pod addresses held, %
+	warm        float64 // ADDs that succeeded at the first try, %
+	callsPerPod float64 // EC2 calls (not IMDS) per pod started
+	starts      int
+	calls       float64
+}
+
+// runChurn plays one seeded trace of pod starts and stops on 3 nodes for each configuration.
+func runChurn(ctx context.Context, r *runner) error {
+	spec := TraceSpec{Seed: 20261121, Nodes: 3, Duration: 45 * time.Second, PerSecond: 2, MeanLife: 15 * time.Second,
+		MinLife: time.Second, MaxPerNode: 25}
+	if r.opts.Short {
+		spec.Duration, spec.PerSecond, spec.MeanLife = 8*time.Second, 2, 3*time.Second
+	}
+	trace := Trace(spec)
+	var res []churnResult
+	for i, cfg := range churnConfigs {
+		agent := map[string]string{"IP_COOLDOWN_PERIOD": churnCooldown}
+		for k, v := range cfg.agent {
+			agent[k] = v
+		}
+		l, err := r.up(ctx, labSpec{suffix: fmt.Sprintf("c%d", i), instanceType: "m5.large", nodes: spec.Nodes,
+			subnet: mustPrefix("10.10.0.0/20"), agent: agent})
+		if err != nil {
+			return err
+		}
+		out, err := playTrace(ctx, r, l, trace)
+		if derr := r.down(l); err == nil {
+			err = derr
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", cfg.label, err)
+		}
+		res = append(res, out)
+		r.progress(fmt.Sprintf("churn %s: utilisation %.1f%%, warm %.1f%%, %.2f EC2 calls per pod", cfg.label, out.utilisation, out.warm, out.callsPerPod))
+	}
+	def := res[0]
+	for i, cfg := range churnConfigs[1:] {
+		o := res[i+1]
+		ref := churnConfigs[0].label
+		r.add(
+			NewRow("churn", "utilisation, "+cfg.label, "%", o.utilisation, ref, def.utilisation, &Target{OnValue: true, Op: ">=", Limit: 90}),
+			NewRow("churn", "ADDs served warm, "+cfg.label, "%", o.warm, ref, def.warm, &Target{OnValue: true, Op: ">=", Limit: 99}),
+			NewRow("churn", "EC2 calls per pod, "+cfg.label, "calls", o.callsPerPod, ref, def.callsPerPod, &Target{OnValue: true, Op: "<", Limit: 0.2}),
+		)
+	}
+	var per []string
+	for i, cfg := range churnConfigs {
+		per = append(per, fmt.Sprintf("%s %d starts, %.0f EC2 calls", cfg.label, res[i].starts, res[i].calls))
+	}
+	r.note("churn: seed %d, %d events over %s on 3 × m5.large (Poisson arrivals %.1f/s, exponential lives of mean %s, at most %d pods a node), played ten times faster than life with IP_COOLDOWN_PERIOD=%s; utilisation is ∫pods dt / ∫pod addresses held dt from the agents' /v1/enis every 250 ms (ENI primary addresses not counted); an ADD is warm when it succeeds at the first try (else it is retried every 100 ms); EC2 calls from vpcnet_ec2_calls_total over the trace (%s).",
+		spec.Seed, len(trace), spec.Duration, spec.PerSecond, spec.MeanLife, spec.MaxPerNode, churnCooldown, strings.Join(per, "; "))
+	return nil
+}
+
+// playTrace runs the trace on the lab's nodes in real time and measures it.
+func playTrace(ctx context.Context, r *runner, l *benchLab, trace []TraceEvent) (churnResult, error) {
+	var out churnResult
+	nodes, err := l.nodes(ctx)
+	if err != nil {
+		return out, err
+	}
+	rts := make([]*cniNet, len(nodes))
+	for i, n := range nodes {
+		if rts[i], err = vpcnetRuntime(l, n); err != nil {
+			return out, err
+		}
+	}
+	callsBefore, err := ec2Calls(ctx, nodes)
+	if err != nil {
+		return out, err
+	}
+	type live struct {
+		pod  *benchPod
+		node int
+		done chan struct{}
+	}
+	var (
+		mu      sync.Mutex
+		pods    = map[string]*live{}
+		warm    atomic.Int64
+		started atomic.Int64
+		errs    []error
+		wg      sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	sampler := startSampler(ctx, nodes, 250*time.Millisecond)
+	t0 := time.Now()
+	for _, ev := range trace {
+		select {
+		case <-ctx.Done():
+			return out, ctx.Err()
+		case <-time.After(time.Until(t0.Add(ev.At))):
+		}
+		if ev.Start {
+			lv := &live{node: ev.Node % len(nodes), done: make(chan struct{})}
+			mu.Lock()
+			pods[ev.Pod] = lv
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer close(lv.done)
+				p, err := newPod(l.name, ev.Pod)
+				if err != nil {
+					fail(err)
+					return
+				}
+				lv.pod = p
+				tries, err := rts[lv.node].addRetry(ctx, p, 100*time.Millisecond)
+				if err != nil {
+					fail(err)
+					return
+				}
+				started.Add(1)
+				if tries == 1 {
+					warm.Add(1)
+				}
+			}()
+			continue
+		}
+		mu.Lock()
+		lv := pods[ev.Pod]
+		delete(pods, ev.Pod)
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-lv.done
+			if lv.pod != nil {
+				if err := rts[lv.node].del(ctx, lv.pod); err != nil {
+					fail(err)
+				}
+				_ = lv.pod.remove()
+			}
+		}()
+	}
+	// The trace ends at its last event; the measurement ends with the trace's duration.
+	samples := sampler.stop()
+	wg.Wait()
+	callsAfter, cerr := ec2Calls(ctx, nodes)
+	mu.Lock()
+	rest := pods
+	pods = nil
+	mu.Unlock()
+	for _, lv := range rest {
+		<-lv.done
+		if lv.pod != nil {
+			_ = rts[lv.node].del(context.WithoutCancel(ctx), lv.pod)
+			_ = lv.pod.remove()
+		}
+	}
+	if len(errs) > 0 {
+		return out, fmt.Errorf("%d pod operation(s) failed, first: %w", len(errs), errs[0])
+	}
+	if cerr != nil {
+		return out, cerr
+	}
+	out.starts = int(started.Load())
+	out.calls = callsAfter - callsBefore
+	out.utilisation = 100 * TimeWeighted(samples)
+	out.warm = 100 * Ratio(float64(warm.Load()), float64(out.starts))
+	out.callsPerPod = Ratio(out.calls, float64(out.starts))
+	return out, nil
+}
+
+// ec2Calls sums the nodes' EC2 calls (IMDS left out).
+func ec2Calls(ctx context.Context, nodes []lab.NodeInfo) (float64, error) {
+	var sum float64
+	for _, n := range nodes {
+		ms, err := agentMetrics(ctx, n.NS)
+		if err != nil {
+			return 0, err
+		}
+		sum += SumMetric(ms, "vpcnet_ec2_calls_total", func(l map[string]string) bool { return l["action"] != "IMDS" })
+	}
+	return sum, nil
+}
+
+// sampler polls the agents' /v1/enis for pods and pod addresses held, summed over the nodes.
+type sampler struct {
+	cancel  context.CancelFunc
+	done    chan struct{}
+	samples []Sample
+}
+
+func startSampler(ctx context.Context, nodes []lab.NodeInfo, every time.Duration) *sampler {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &sampler{cancel: cancel, done: make(chan struct{})}
+	t0 := time.Now()
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			var pods, held float64
+			ok := true
+			for _, n := range nodes {
+				p, h, err := addressUse(ctx, n.NS)
+				if err != nil {
+					ok = false
+					break
+				}
+				pods, held = pods+p, held+h
+			}
+			if ok {
+				s.samples = append(s.samples, Sample{At: time.Since(t0), Num: pods, Den: held})
+			}
+			select {
+			case <-ctx.Done():
+				s.samples = append(s.samples, Sample{At: time.Since(t0)})
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *sampler) stop() []Sample {
+	s.cancel()
+	<-s.done
+	return s.samples
+}
+
+// addressUse returns how many of the node's pod addresses are assigned to pods and how many it
+// holds in all (free, cooling down and leaving included).
+func addressUse(ctx context.Context, nodeNS string) (pods, held float64, err error) {
+	b, err := agentGet(ctx, nodeNS, "/v1/enis")
+	if err != nil {
+		return 0, 0, err
+	}
+	var enis []struct {
+		Addresses map[string]string `json:"addresses"`
+	}
+	if err := json.Unmarshal(b, &enis); err != nil {
+		return 0, 0, fmt.Errorf("/v1/enis in %s: %w", nodeNS, err)
+	}
+	for _, e := range enis {
+		for _, st := range e.Addresses {
+			held++
+			if st == "assigned" {
+				pods++
+			}
+		}
+	}
+	return pods, held, nil
+}
