@@ -340,7 +340,23 @@ func TestLabEndToEnd(t *testing.T) {
 }
 
 func TestAgentRestartKeepsPods(t *testing.T) {
-	l := newLab(t, "--nodes", "2")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		// The default warm pool attaches a second ENI, so the agent restarts with two ENIs.
+		{"warm ENI target", nil},
+		// A warm IP target keeps the pool on the primary ENI.
+		{"warm IP target", []string{"--warm-ip-target", "2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { agentRestart(t, tc.args) })
+	}
+}
+
+// agentRestart SIGKILLs a node's vpcnetd while pods run and checks that, once the lab has
+// restarted it, every pod keeps its address and connectivity.
+func agentRestart(t *testing.T, args []string) {
+	l := newLab(t, append([]string{"--nodes", "2"}, args...)...)
 	st := l.status()
 	l.must("pod", "run", "p1", "--node", st.Nodes[0].Name)
 	l.must("pod", "run", "p2", "--node", st.Nodes[0].Name)
