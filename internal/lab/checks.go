@@ -3,6 +3,8 @@ package lab
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -127,4 +129,23 @@ func Leftovers(lab string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// AgentMetricsAddr is where every lab node's vpcnetd serves /healthz, /metrics and /v1/*, on
+// the node namespace's own loopback.
+const AgentMetricsAddr = "127.0.0.1:61678"
+
+// AgentHealthz asks the node's vpcnetd for /healthz from inside the node's namespace.
+func AgentHealthz(nodeNS string) error {
+	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: probe.Dialer(nodeNS)}}
+	resp, err := hc.Get("http://" + AgentMetricsAddr + "/healthz")
+	if err != nil {
+		return fmt.Errorf("vpcnetd healthz in %s: %w", nodeNS, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("vpcnetd healthz in %s: %s %s", nodeNS, resp.Status, bytes.TrimSpace(body))
+	}
+	return nil
 }

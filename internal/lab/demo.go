@@ -174,9 +174,12 @@ func (d *demo) agentsReady() (string, error) {
 		if !n.Agent.Ready || !Alive(n.Agent.PID) {
 			return "", fmt.Errorf("vpcnetd on %s: ready=%v pid %d (%s %s)", n.Name, n.Agent.Ready, n.Agent.PID, n.Agent.Reason, n.Agent.Message)
 		}
+		if err := AgentHealthz(n.NS); err != nil {
+			return "", err
+		}
 		parts = append(parts, fmt.Sprintf("pid %d ready", n.Agent.PID))
 	}
-	return fmt.Sprintf("vpcnetd on %d/%d nodes (%s), CNI config written", len(st.Nodes), len(st.Nodes), strings.Join(parts, ", ")), nil
+	return fmt.Sprintf("vpcnetd on %d/%d nodes (%s), /healthz ok, CNI config written", len(st.Nodes), len(st.Nodes), strings.Join(parts, ", ")), nil
 }
 
 func (d *demo) enisAssigned() (string, error) {

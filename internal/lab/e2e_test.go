@@ -231,6 +231,9 @@ func TestLabEndToEnd(t *testing.T) {
 		if n.Name != lab.NodeName(n.PrimaryIP) || !main.Contains(n.PrimaryIP) {
 			t.Errorf("node %s has primary %s", n.Name, n.PrimaryIP)
 		}
+		if err := lab.AgentHealthz(n.NS); err != nil {
+			t.Error(err)
+		}
 		if id := imdsInstanceID(t, n.NS); id != n.InstanceID {
 			t.Errorf("IMDS in %s says instance %q, want %s", n.NS, id, n.InstanceID)
 		}

@@ -38,6 +38,7 @@ func (c *Controller) agentEnv(n *node) []string {
 		"VPCNET_CNI_CONF_DIR=" + n.paths.CNIConfDir(),
 		"VPCNET_CNI_CONF_NAME=" + CNIConfName,
 		"VPCNET_HOST_NETWORKING=true",
+		"VPCNET_METRICS_ADDR=" + lab.AgentMetricsAddr,
 		"VPCNET_CLUSTER_NAME=" + c.cfg.Name,
 		"AWS_EC2_ENDPOINT=http://" + fabric.EC2Addr.String(),
 		"AWS_ENDPOINT_URL_EC2=http://" + fabric.EC2Addr.String(),
