@@ -14,7 +14,8 @@ import (
 // status gathers the lab's state from vpcsim (through its EC2 API), the agents and itself.
 func (c *Controller) status(ctx context.Context) (lab.Status, error) {
 	c.mu.Lock()
-	st := lab.Status{Name: c.cfg.Name, Dir: c.paths.Dir, VPC: lab.VPCInfo{ID: c.vpcID, CIDR: c.cfg.VPCCIDR}}
+	st := lab.Status{Name: c.cfg.Name, Dir: c.paths.Dir, VPC: lab.VPCInfo{ID: c.vpcID, CIDR: c.cfg.VPCCIDR},
+		Subnets: []lab.SubnetInfo{}, Nodes: []lab.NodeInfo{}, Pods: []lab.PodInfo{}}
 	nodes := append([]*node(nil), c.nodes...)
 	pods := make([]*pod, 0, len(c.pods))
 	for _, p := range c.pods {
@@ -64,7 +65,7 @@ func (c *Controller) status(ctx context.Context) (lab.Status, error) {
 	}
 	for _, n := range nodes {
 		ni := lab.NodeInfo{Name: n.name, Index: n.index, NS: n.ns, InstanceID: n.instanceID, InstanceType: n.instanceType,
-			SubnetID: n.subnetID, PrimaryIP: n.primary, Agent: c.agentStatus(ctx, n), ENIs: byInstance[n.instanceID], Pods: []string{}}
+			SubnetID: n.subnetID, PrimaryIP: n.primary, Agent: c.agentStatus(ctx, n), ENIs: append([]lab.ENIInfo{}, byInstance[n.instanceID]...), Pods: []string{}}
 		sort.Slice(ni.ENIs, func(i, j int) bool { return ni.ENIs[i].DeviceIndex < ni.ENIs[j].DeviceIndex })
 		if t, err := catalog.Builtin().Lookup(n.instanceType); err == nil {
 			ni.MaxENIs, ni.IPv4PerENI = t.MaxENIs, t.IPv4PerENI
