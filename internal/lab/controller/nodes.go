@@ -30,7 +30,7 @@ type node struct {
 	agent        *agentProc
 }
 
-// errf is an error with a control API code.
+// codedError is an error with a control API code (lab.Code*).
 type codedError struct {
 	code string
 	err  error
@@ -39,6 +39,7 @@ type codedError struct {
 func (e codedError) Error() string { return e.err.Error() }
 func (e codedError) Unwrap() error { return e.err }
 
+// errf makes a codedError.
 func errf(code, format string, args ...any) error {
 	return codedError{code: code, err: fmt.Errorf(format, args...)}
 }
