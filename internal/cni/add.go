@@ -36,7 +36,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 	}
 	rec := Record{Network: c.conf.Name, ContainerID: args.ContainerID, IfName: args.IfName, Netns: args.Netns,
 		PodNamespace: string(c.pod.K8S_POD_NAMESPACE), PodName: string(c.pod.K8S_POD_NAME),
-		HostVeth: c.hostVeth(), Addr: ip, Table: int(alloc.GetRouteTable()), ENI: alloc.GetEniId()}
+		HostVeth: c.hostVeth(), VethPrefix: c.conf.VethPrefix, Addr: ip, Table: int(alloc.GetRouteTable()), ENI: alloc.GetEniId()}
 	if err := c.store.saveRecord(rec); err != nil {
 		_, _ = a.del(c.conf.Name, args.ContainerID, args.IfName)
 		return types.NewError(types.ErrIOFailure, err.Error(), "")

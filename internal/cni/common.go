@@ -52,8 +52,8 @@ func (c *call) hostVeth() string {
 }
 
 func (c *call) pod4(rec Record) dataplane.Pod {
-	return dataplane.Pod{Netns: rec.Netns, IfName: rec.IfName, HostVeth: rec.HostVeth, Addr: rec.Addr,
-		MTU: c.conf.MTU, Table: rec.Table}
+	return dataplane.Pod{Netns: rec.Netns, IfName: rec.IfName, HostVeth: rec.HostVeth, VethPrefix: rec.VethPrefix,
+		Addr: rec.Addr, MTU: c.conf.MTU, Table: rec.Table}
 }
 
 // result is the CNI result of an attachment: both veth ends, the /32 and the default route.

@@ -31,7 +31,7 @@ func cmdDel(args *skel.CmdArgs) error {
 	if !known {
 		// No record (ADD never got that far, or DEL ran before): what the agent releases tells
 		// us the address; the veth name needs no state.
-		rec = Record{Network: c.conf.Name, ContainerID: args.ContainerID, IfName: args.IfName, HostVeth: c.hostVeth()}
+		rec = Record{Network: c.conf.Name, ContainerID: args.ContainerID, IfName: args.IfName, HostVeth: c.hostVeth(), VethPrefix: c.conf.VethPrefix}
 		alloc, err := a.del(c.conf.Name, args.ContainerID, args.IfName)
 		switch {
 		case err == nil:

@@ -21,7 +21,7 @@ import (
 )
 
 // record reads the plugin's state record of p.
-func (c *cluster) record(t *testing.T, p *pod) cni.Record {
+func (c *cluster) record(t testing.TB, p *pod) cni.Record {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(c.stateDir, "vpcnet", "attachments", "*.json"))
 	for _, f := range files {

@@ -12,7 +12,7 @@ import (
 )
 
 // bareNode is a node namespace with no agent behind the socket.
-func bareNode(t *testing.T) (*libcni.CNIConfig, string) {
+func bareNode(t testing.TB) (*libcni.CNIConfig, string) {
 	t.Helper()
 	needPlugin(t)
 	dir := t.TempDir()
@@ -20,7 +20,7 @@ func bareNode(t *testing.T) (*libcni.CNIConfig, string) {
 	return libcni.NewCNIConfigWithCacheDir([]string{binDir}, filepath.Join(dir, "cache"), &nodeExec{node: node}), dir
 }
 
-func confList(t *testing.T, v string, plugin map[string]any) *libcni.NetworkConfigList {
+func confList(t testing.TB, v string, plugin map[string]any) *libcni.NetworkConfigList {
 	t.Helper()
 	plugin["type"] = "vpcnet-cni"
 	b, _ := json.Marshal(map[string]any{"cniVersion": v, "name": "vpcnet", "plugins": []any{plugin}})

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -87,7 +88,7 @@ type clusterOpts struct {
 
 var bg = context.Background()
 
-func newCluster(t *testing.T, o clusterOpts) *cluster {
+func newCluster(t testing.TB, o clusterOpts) *cluster {
 	t.Helper()
 	needAgent(t)
 	if o.instanceType == "" {
@@ -161,12 +162,19 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 	}, o.env...)
 	c.agentLog = filepath.Join(c.dir, "vpcnetd.log")
 	t.Cleanup(func() {
-		c.stopAgent(t)
 		if t.Failed() {
-			if b, err := os.ReadFile(c.agentLog); err == nil {
-				t.Logf("vpcnetd log (last 4k):\n%s", tail(b, 4096))
+			exited := "running"
+			if c.agent != nil {
+				select {
+				case <-c.agentDone:
+					exited = "exited: " + c.agent.ProcessState.String()
+				default:
+				}
 			}
+			b, _ := os.ReadFile(c.agentLog)
+			t.Logf("vpcnetd (%s) log (last 8k):\n%s", exited, tail(b, 8192))
 		}
+		c.stopAgent(t)
 	})
 	c.startAgent(t)
 	c.cni = libcni.NewCNIConfigWithCacheDir([]string{binDir}, filepath.Join(c.dir, "cni-cache"), &nodeExec{node: c.node})
@@ -189,7 +197,7 @@ func freePort() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func (c *cluster) do(t *testing.T, f func() error) {
+func (c *cluster) do(t testing.TB, f func() error) {
 	t.Helper()
 	if err := c.node.Do(func(ns.NetNS) error { return f() }); err != nil {
 		t.Fatal(err)
@@ -197,7 +205,7 @@ func (c *cluster) do(t *testing.T, f func() error) {
 }
 
 // startAgent runs vpcnetd and waits for the CNI config it writes once it can hand out an address.
-func (c *cluster) startAgent(t *testing.T) {
+func (c *cluster) startAgent(t testing.TB) {
 	t.Helper()
 	logf, err := os.OpenFile(c.agentLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -208,13 +216,26 @@ func (c *cluster) startAgent(t *testing.T) {
 	cmd := exec.Command(agentBin)
 	cmd.Env = c.agentEnv
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// Pdeathsig follows the thread that forked, not the process: start and wait on a thread that
+	// lives exactly as long as the agent (another thread may exit at any time, e.g. one that was
+	// switched into a namespace, and would take the agent with it).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	done, started := make(chan struct{}), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(done)
+	}()
+	if err := <-started; err != nil {
 		t.Fatal(err)
 	}
 	logf.Close()
-	c.agent, c.agentDone = cmd, make(chan struct{})
-	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(c.agentDone)
+	c.agent, c.agentDone = cmd, done
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		b, err := os.ReadFile(conf)
@@ -240,7 +261,7 @@ func (c *cluster) startAgent(t *testing.T) {
 	}
 }
 
-func (c *cluster) stopAgent(t *testing.T) {
+func (c *cluster) stopAgent(t testing.TB) {
 	if c.agent == nil {
 		return
 	}
@@ -255,7 +276,7 @@ func (c *cluster) stopAgent(t *testing.T) {
 }
 
 // conflist is the agent's plugin entry (with a test state dir) at cniVersion v, followed by more.
-func (c *cluster) conflist(t *testing.T, v string, more ...map[string]any) *libcni.NetworkConfigList {
+func (c *cluster) conflist(t testing.TB, v string, more ...map[string]any) *libcni.NetworkConfigList {
 	t.Helper()
 	p := map[string]any{}
 	for k, val := range c.pluginConf {
@@ -286,7 +307,7 @@ type pod struct {
 	ip   netip.Addr
 }
 
-func newPod(t *testing.T, name string) *pod {
+func newPod(t testing.TB, name string) *pod {
 	h := testenv.NewNS(t)
 	return &pod{name: name, ns: h, rt: &libcni.RuntimeConf{
 		ContainerID: "ctr-" + name, NetNS: h.Path(), IfName: "eth0",
@@ -332,7 +353,7 @@ func cniCode(err error) uint {
 }
 
 // agentStatus asks the agent directly.
-func (c *cluster) agentStatus(t *testing.T) *agentapi.StatusReply {
+func (c *cluster) agentStatus(t testing.TB) *agentapi.StatusReply {
 	t.Helper()
 	conn, err := agentapi.Dial(c.socket)
 	if err != nil {
@@ -349,7 +370,7 @@ func (c *cluster) agentStatus(t *testing.T) *agentapi.StatusReply {
 }
 
 // leftovers lists anything of pods still in the node namespace or the plugin's state.
-func (c *cluster) leftovers(t *testing.T) []string {
+func (c *cluster) leftovers(t testing.TB) []string {
 	t.Helper()
 	var left []string
 	c.do(t, func() error {
@@ -381,13 +402,6 @@ func (c *cluster) leftovers(t *testing.T) []string {
 					left = append(left, "route "+r.String())
 				}
 			}
-		}
-		srcs, err := dataplane.PodSources()
-		if err != nil {
-			return err
-		}
-		for ifn, a := range srcs {
-			left = append(left, "nftables pod_src "+ifn+" . "+a.String())
 		}
 		return nil
 	})

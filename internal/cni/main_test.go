@@ -61,7 +61,7 @@ func goBuild(root, out, pkg string) error {
 }
 
 // needPlugin gates tests on root and a built plugin.
-func needPlugin(t *testing.T) {
+func needPlugin(t testing.TB) {
 	t.Helper()
 	testenv.RequireNetns(t)
 	if pluginErr != nil {
@@ -70,7 +70,7 @@ func needPlugin(t *testing.T) {
 }
 
 // needAgent gates tests on the real node agent binary.
-func needAgent(t *testing.T) {
+func needAgent(t testing.TB) {
 	t.Helper()
 	needPlugin(t)
 	if agentErr != nil {
@@ -82,7 +82,7 @@ func needAgent(t *testing.T) {
 }
 
 // needRef gates tests on the reference plugins (Debian containernetworking-plugins).
-func needRef(t *testing.T, names ...string) {
+func needRef(t testing.TB, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := os.Stat(filepath.Join(refDir, n)); err != nil {

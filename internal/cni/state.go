@@ -22,6 +22,7 @@ type Record struct {
 	PodNamespace string     `json:"podNamespace,omitempty"`
 	PodName      string     `json:"podName,omitempty"`
 	HostVeth     string     `json:"hostVeth"`
+	VethPrefix   string     `json:"vethPrefix"`
 	Addr         netip.Addr `json:"addr"`
 	Table        int        `json:"table"`
 	ENI          string     `json:"eni,omitempty"`

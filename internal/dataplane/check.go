@@ -44,12 +44,8 @@ func CheckPod(p Pod) error {
 	if p.Table != 0 && !from {
 		return fmt.Errorf("no rule %d: from %s lookup %d", RulePrioFromPod, p.Addr, p.Table)
 	}
-	srcs, err := PodSources()
-	if err != nil {
-		return err
-	}
-	if srcs[p.HostVeth] != p.Addr {
-		return fmt.Errorf("nftables %s set has no %s . %s", setPodSrc, p.HostVeth, p.Addr)
+	if ok, err := antispoofPresent(p.prefix()); err != nil || !ok {
+		return fmt.Errorf("nftables anti-spoofing for %s* is missing (%v)", p.prefix(), err)
 	}
 	podNS, err := ns.GetNS(p.Netns)
 	if err != nil {

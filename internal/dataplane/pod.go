@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -13,12 +14,13 @@ import (
 
 // Pod is one pod attachment as the host data plane sees it.
 type Pod struct {
-	Netns    string     // path of the pod's network namespace
-	IfName   string     // interface name inside the pod, usually eth0
-	HostVeth string     // host-side veth name (VethName)
-	Addr     netip.Addr // the pod's VPC address
-	MTU      int        // 0: DefaultMTU
-	Table    int        // routing table of the pod's ENI: 0 for the primary ENI (main)
+	Netns      string     // path of the pod's network namespace
+	IfName     string     // interface name inside the pod, usually eth0
+	HostVeth   string     // host-side veth name (VethName)
+	VethPrefix string     // the prefix HostVeth starts with; "": DefaultVethPrefix
+	Addr       netip.Addr // the pod's VPC address
+	MTU        int        // 0: DefaultMTU
+	Table      int        // routing table of the pod's ENI: 0 for the primary ENI (main)
 }
 
 // PodLinks describes the veth pair SetupPod made.
@@ -31,6 +33,8 @@ func (p Pod) validate() error {
 	switch {
 	case p.HostVeth == "" || len(p.HostVeth) > maxIfName:
 		return fmt.Errorf("host veth name %q is not valid", p.HostVeth)
+	case !strings.HasPrefix(p.HostVeth, p.prefix()):
+		return fmt.Errorf("host veth %q does not start with veth prefix %q (anti-spoofing matches by prefix)", p.HostVeth, p.prefix())
 	case p.IfName == "" || len(p.IfName) > maxIfName:
 		return fmt.Errorf("pod interface name %q is not valid", p.IfName)
 	case !p.Addr.Is4():
@@ -39,6 +43,13 @@ func (p Pod) validate() error {
 		return fmt.Errorf("routing table %d is not an ENI table", p.Table)
 	}
 	return nil
+}
+
+func (p Pod) prefix() string {
+	if p.VethPrefix == "" {
+		return DefaultVethPrefix
+	}
+	return p.VethPrefix
 }
 
 func (p Pod) mtu() int {
@@ -62,6 +73,10 @@ func SetupPod(p Pod) (PodLinks, error) {
 	}
 	defer podNS.Close()
 
+	// Anti-spoofing is in place before the pod can send anything.
+	if err := ensureAntispoof(p.prefix()); err != nil {
+		return PodLinks{}, err
+	}
 	if err := deleteLink(p.HostVeth); err != nil {
 		return PodLinks{}, err
 	}
@@ -80,10 +95,6 @@ func SetupPod(p Pod) (PodLinks, error) {
 	}
 	links := PodLinks{HostMAC: host.Attrs().HardwareAddr.String()}
 
-	// Only the pod's own address may come in from its veth, before the pod can send anything.
-	if err := allowPodSource(p.HostVeth, p.Addr); err != nil {
-		return links, err
-	}
 	err = podNS.Do(func(ns.NetNS) error {
 		mac, err := setupPodSide(p, host.Attrs().HardwareAddr)
 		links.PodMAC = mac
@@ -142,9 +153,9 @@ func setupPodSide(p Pod, hostMAC net.HardwareAddr) (string, error) {
 }
 
 // TeardownPod removes everything SetupPod made for the pod: the veth pair (the pod end goes with
-// it, or went with its namespace), the policy rules and the anti-spoofing entries. It needs no
-// pod namespace, and anything already gone is not an error. An invalid Addr removes what can be
-// found by the veth name alone.
+// it, or went with its namespace; the host route goes with the veth) and the policy rules. There
+// is no per-pod nftables state. It needs no pod namespace, and anything already gone is not an
+// error. An invalid Addr removes what can be found by the veth name alone.
 func TeardownPod(p Pod) error {
 	if p.HostVeth == "" {
 		return errors.New("teardown: no host veth name")
@@ -166,9 +177,6 @@ func TeardownPod(p Pod) error {
 				errs = append(errs, err)
 			}
 		}
-	}
-	if err := forgetPod(p.HostVeth, p.Addr); err != nil {
-		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -23,8 +23,8 @@ type SNAT struct {
 // SetupSNAT makes pod-originated connections to destinations outside the VPC CIDRs and the
 // exclusions leave through the primary ENI with the node's primary IP:
 //
-//	chain snat_mark (prerouting, mangle): from a pod veth, original direction, IPv4,
-//	  daddr not in VPC CIDRs or exclusions -> meta mark |= 0x80
+//	chain snat_mark (prerouting, mangle): IPv4, conntrack original direction (opened from here),
+//	  daddr in a VPC CIDR or an exclusion -> return; saddr in a VPC CIDR -> meta mark |= 0x80
 //	rule 1024: fwmark 0x80/0x80 lookup main    (out through the primary ENI)
 //	chain snat (postrouting, srcnat): mark & 0x80 -> snat to <primary IP>
 //
@@ -46,39 +46,31 @@ func SetupSNAT(s SNAT) error {
 	if err != nil {
 		return err
 	}
-	t, ifs, _, err := ensureBase(conn)
-	if err != nil {
-		return err
-	}
+	t := conn.AddTable(nftTable())
 	accept := nftables.ChainPolicyAccept
 	mark := conn.AddChain(&nftables.Chain{Name: chainSNATMark, Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept})
 	conn.FlushChain(mark)
-	pod := append(matchIPv4(), matchPodIf(ifs)...)
-	pod = append(pod,
+	// Forwarded (prerouting never sees the node's own output) and opened from this side.
+	orig := append(matchIPv4(),
 		&expr.Ct{Key: expr.CtKeyDIRECTION, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}}) // IP_CT_DIR_ORIGINAL
+	tag := []byte(tagPrefix + " snat")
 	for _, p := range append(append([]netip.Prefix{}, s.VPCCIDRs...), s.Exclude...) {
-		p = p.Masked()
-		m := make([]byte, 4)
-		binary.BigEndian.PutUint32(m, ^uint32(0)<<(32-p.Bits()))
-		if p.Bits() == 0 {
-			m = []byte{0, 0, 0, 0}
-		}
-		a := p.Addr().As4()
-		exprs := append(append([]expr.Any{}, pod...),
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: m, Xor: []byte{0, 0, 0, 0}},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]},
-			&expr.Verdict{Kind: expr.VerdictReturn})
-		conn.AddRule(&nftables.Rule{Table: t, Chain: mark, Exprs: exprs, UserData: []byte(ruleTag)})
+		exprs := append(append([]expr.Any{}, orig...), inPrefix(16, p)...)
+		exprs = append(exprs, &expr.Verdict{Kind: expr.VerdictReturn})
+		conn.AddRule(&nftables.Rule{Table: t, Chain: mark, Exprs: exprs, UserData: tag})
 	}
-	setMark := append(append([]expr.Any{}, pod...),
-		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binary.NativeEndian.AppendUint32(nil, ^uint32(SNATMark)), Xor: binary.NativeEndian.AppendUint32(nil, SNATMark)},
-		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1})
-	conn.AddRule(&nftables.Rule{Table: t, Chain: mark, Exprs: setMark, UserData: []byte(ruleTag)})
+	// From a VPC address (a pod) to anywhere else: mark for SNAT.
+	for _, p := range s.VPCCIDRs {
+		exprs := append(append([]expr.Any{}, orig...), inPrefix(12, p)...)
+		exprs = append(exprs,
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binary.NativeEndian.AppendUint32(nil, ^uint32(SNATMark)), Xor: binary.NativeEndian.AppendUint32(nil, SNATMark)},
+			&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1})
+		conn.AddRule(&nftables.Rule{Table: t, Chain: mark, Exprs: exprs, UserData: tag})
+	}
 
 	nat := conn.AddChain(&nftables.Chain{Name: chainSNAT, Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
@@ -91,11 +83,27 @@ func SetupSNAT(s SNAT) error {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, SNATMark)},
 		&expr.Immediate{Register: 1, Data: ip[:]},
 		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1, Specified: true})
-	conn.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: snat, UserData: []byte(ruleTag)})
+	conn.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: snat, UserData: tag})
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("nftables: SNAT to %s: %w", s.PrimaryIP, err)
 	}
 	return addRule(markRule())
+}
+
+// inPrefix matches the IPv4 address at network-header offset off (12 source, 16 destination)
+// against p.
+func inPrefix(off uint32, p netip.Prefix) []expr.Any {
+	p = p.Masked()
+	m := binary.BigEndian.AppendUint32(nil, ^uint32(0)<<(32-p.Bits()))
+	if p.Bits() == 0 {
+		m = []byte{0, 0, 0, 0}
+	}
+	a := p.Addr().As4()
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: m, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]},
+	}
 }
 
 func markRule() *netlink.Rule {

@@ -130,15 +130,6 @@ func leftovers(t *testing.T, tp *topo, p dataplane.Pod) []string {
 				}
 			}
 		}
-		srcs, err := dataplane.PodSources()
-		if err != nil {
-			return err
-		}
-		for ifn, a := range srcs {
-			if ifn == p.HostVeth || a == p.Addr {
-				left = append(left, "nftables pod_src "+ifn+" . "+a.String())
-			}
-		}
 		return nil
 	})
 	return left

@@ -1,0 +1,58 @@
+package cni_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+)
+
+// BenchmarkAddDel measures one ADD followed by one DEL through libcni, for vpcnet-cni (address
+// from the real agent over gRPC) and for the reference ptp + host-local plugins, interleaved in the
+// same run on the same node, and reports both and their ratio.
+//
+//	go test -run '^$' -bench AddDel -benchtime 200x ./internal/cni
+func BenchmarkAddDel(b *testing.B) {
+	needRef(b, "ptp", "host-local")
+	c := newCluster(b, clusterOpts{})
+	ours := c.conflist(b, "1.0.0")
+	refConf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "ref", "plugins": []any{map[string]any{
+		"type": "ptp", "mtu": 9001, "ipMasq": false,
+		"ipam": map[string]any{"type": "host-local", "ranges": [][]map[string]string{{{"subnet": "10.20.0.0/16"}}},
+			"dataDir": filepath.Join(b.TempDir(), "host-local")},
+	}}})
+	ref, err := libcni.ConfListFromBytes(refConf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := newPod(b, "bench")
+	cycle := func(list *libcni.NetworkConfigList, i int) time.Duration {
+		rt := *p.rt
+		rt.ContainerID = fmt.Sprintf("bench-%s-%d", list.Name, i)
+		start := time.Now()
+		if _, err := c.cni.AddNetworkList(bg, list, &rt); err != nil {
+			b.Fatalf("ADD %s: %v", list.Name, err)
+		}
+		if err := c.cni.DelNetworkList(bg, list, &rt); err != nil {
+			b.Fatalf("DEL %s: %v", list.Name, err)
+		}
+		return time.Since(start)
+	}
+	cycle(ours, -1) // warm both paths (page cache, agent connection)
+	cycle(ref, -1)
+	var tOurs, tRef time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tOurs += cycle(ours, i)
+		tRef += cycle(ref, i)
+	}
+	b.StopTimer()
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(b.N) }
+	b.ReportMetric(ms(tOurs), "vpcnet-ms/op")
+	b.ReportMetric(ms(tRef), "ptp-ms/op")
+	b.ReportMetric(float64(tOurs)/float64(tRef), "ratio")
+	b.ReportMetric(0, "ns/op")
+}
