@@ -35,6 +35,7 @@ type churnResult struct {
 	callsPerPod float64 // EC2 calls (not IMDS) per pod started
 	starts      int
 	calls       float64
+	byAction    map[string]float64
 }
 
 // runChurn plays one seeded trace of pod starts and stops on 3 nodes for each configuration.
@@ -78,7 +79,7 @@ func runChurn(ctx context.Context, r *runner) error {
 	}
 	var per []string
 	for i, cfg := range churnConfigs {
-		per = append(per, fmt.Sprintf("%s %d starts, %.0f EC2 calls", cfg.label, res[i].starts, res[i].calls))
+		per = append(per, fmt.Sprintf("%s: %d starts, %.0f EC2 calls (%s)", cfg.label, res[i].starts, res[i].calls, byAction(res[i].byAction)))
 	}
 	r.note("churn: seed %d, %d events over %s on 3 × m5.large (Poisson arrivals %.1f/s, exponential lives of mean %s, at most %d pods a node), played ten times faster than life with IP_COOLDOWN_PERIOD=%s; utilisation is ∫pods dt / ∫pod addresses held dt from the agents' /v1/enis every 250 ms (ENI primary addresses not counted); an ADD is warm when it succeeds at the first try (else it is retried every 100 ms); EC2 calls from vpcnet_ec2_calls_total over the trace (%s).",
 		spec.Seed, len(trace), spec.Duration, spec.PerSecond, spec.MeanLife, spec.MaxPerNode, churnCooldown, strings.Join(per, "; "))
@@ -193,24 +194,45 @@ func playTrace(ctx context.Context, r *runner, l *benchLab, trace []TraceEvent) 
 		return out, cerr
 	}
 	out.starts = int(started.Load())
-	out.calls = callsAfter - callsBefore
+	out.byAction = map[string]float64{}
+	for a, v := range callsAfter {
+		if d := v - callsBefore[a]; d > 0 {
+			out.byAction[a] = d
+			out.calls += d
+		}
+	}
 	out.utilisation = 100 * TimeWeighted(samples)
 	out.warm = 100 * Ratio(float64(warm.Load()), float64(out.starts))
 	out.callsPerPod = Ratio(out.calls, float64(out.starts))
 	return out, nil
 }
 
-// ec2Calls sums the nodes' EC2 calls (IMDS left out).
-func ec2Calls(ctx context.Context, nodes []lab.NodeInfo) (float64, error) {
-	var sum float64
+func byAction(m map[string]float64) string {
+	c := map[string]int{}
+	for a, v := range m {
+		c[a] = int(v)
+	}
+	if len(c) == 0 {
+		return "none"
+	}
+	return counts(c)
+}
+
+// ec2Calls counts the nodes' EC2 calls by action (IMDS left out).
+func ec2Calls(ctx context.Context, nodes []lab.NodeInfo) (map[string]float64, error) {
+	out := map[string]float64{}
 	for _, n := range nodes {
 		ms, err := agentMetrics(ctx, n.NS)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		sum += SumMetric(ms, "vpcnet_ec2_calls_total", func(l map[string]string) bool { return l["action"] != "IMDS" })
+		for _, m := range ms {
+			if a := m.Labels["action"]; m.Name == "vpcnet_ec2_calls_total" && a != "IMDS" {
+				out[a] += m.Value
+			}
+		}
 	}
-	return sum, nil
+	return out, nil
 }
 
 // sampler polls the agents' /v1/enis for pods and pod addresses held, summed over the nodes.
