@@ -5,6 +5,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vpcnet/vpcnet/internal/dataplane"
 )
 
@@ -15,6 +16,12 @@ func cmdAdd(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	// A sandbox that is not there gets no address.
+	podNS, err := ns.GetNS(args.Netns)
+	if err != nil {
+		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("pod netns %s: %v", args.Netns, err), "")
+	}
+	podNS.Close()
 	a, err := dialAgent(c.conf.AgentSocket)
 	if err != nil {
 		return types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("config field %q: %v", "agentSocket", err), "")
@@ -37,6 +44,9 @@ func cmdAdd(args *skel.CmdArgs) error {
 	rec := Record{Network: c.conf.Name, ContainerID: args.ContainerID, IfName: args.IfName, Netns: args.Netns,
 		PodNamespace: string(c.pod.K8S_POD_NAMESPACE), PodName: string(c.pod.K8S_POD_NAME),
 		HostVeth: c.hostVeth(), VethPrefix: c.conf.VethPrefix, Addr: ip, Table: int(alloc.GetRouteTable()), ENI: alloc.GetEniId()}
+	if rec.Table == 0 && alloc.GetDeviceIndex() > 0 {
+		rec.Table = dataplane.TableForDevice(int(alloc.GetDeviceIndex()))
+	}
 	if err := c.store.saveRecord(rec); err != nil {
 		_, _ = a.del(c.conf.Name, args.ContainerID, args.IfName)
 		return types.NewError(types.ErrIOFailure, err.Error(), "")

@@ -71,6 +71,12 @@ func TestErrorCodesWithoutAgent(t *testing.T) {
 	if _, err := cni.AddNetworkList(bg, conf("1.1.0"), &rt); cniCode(err) != types.ErrInvalidEnvironmentVariables {
 		t.Errorf("ADD with an unknown CNI_ARGS key: %v, want code 4", err)
 	}
+	// A sandbox that is not there -> 8.
+	gone := *p.rt
+	gone.NetNS = "/run/netns/not-there"
+	if _, err := cni.AddNetworkList(bg, conf("1.1.0"), &gone); cniCode(err) != types.ErrInvalidNetNS {
+		t.Errorf("ADD with a missing netns: %v, want code 8", err)
+	}
 	// VERSION.
 	info, err := cni.GetVersionInfo(bg, "vpcnet-cni")
 	if err != nil || !slices.Equal(info.SupportedVersions(), []string{"0.4.0", "1.0.0", "1.1.0"}) {
