@@ -222,7 +222,7 @@ func azID(az string) string {
 	if az == "" {
 		return ""
 	}
-	return az[:len(az)-2] + "-az" + strconv.Itoa(int(az[len(az)-1]-'a'+1))
+	return az[:len(az)-1] + "-az" + strconv.Itoa(int(az[len(az)-1]-'a'+1))
 }
 
 func hostname(region, ip string) string {
