@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -301,4 +301,36 @@ func waitFor(t testing.TB, d time.Duration, what string, ok func() bool, detail 
 	}
 }
 
-var _ = slices.Contains[[]int]
+// enisFromAgent returns the addresses the agent's /v1/enis shows on managed ENIs.
+func enisFromAgent(t testing.TB, base string) map[netip.Addr]string {
+	r, err := http.Get(base + "/v1/enis")
+	if err != nil {
+		t.Logf("introspection: %v", err)
+		return nil
+	}
+	defer r.Body.Close()
+	var enis []agent.ENIView
+	if err := json.NewDecoder(r.Body).Decode(&enis); err != nil {
+		t.Fatal(err)
+	}
+	out := map[netip.Addr]string{}
+	for _, e := range enis {
+		if e.Unmanaged {
+			continue
+		}
+		for a, state := range e.Addresses {
+			out[netip.MustParseAddr(a)] = state
+		}
+	}
+	return out
+}
+
+// detached counts the available (unattached) ENIs in the subnet.
+func (x *sim) detached(t testing.TB) int {
+	out, err := x.ec2.DescribeNetworkInterfaces(bg, &ec2.DescribeNetworkInterfacesInput{Filters: []types.Filter{
+		{Name: aws.String("subnet-id"), Values: []string{x.subnet}}, {Name: aws.String("status"), Values: []string{"available"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(out.NetworkInterfaces)
+}
