@@ -47,6 +47,11 @@ func cmdAdd(args *skel.CmdArgs) error {
 	if rec.Table == 0 && alloc.GetDeviceIndex() > 0 {
 		rec.Table = dataplane.TableForDevice(int(alloc.GetDeviceIndex()))
 	}
+	// A repeated ADD whose earlier wiring differs (another address, another veth name) first
+	// removes the old wiring, so no rule of an address the pod no longer holds stays behind.
+	if old, ok, _ := c.store.loadRecord(args.ContainerID, args.IfName); ok && (old.Addr != rec.Addr || old.HostVeth != rec.HostVeth) {
+		_ = dataplane.TeardownPod(c.pod4(old))
+	}
 	if err := c.store.saveRecord(rec); err != nil {
 		_, _ = a.del(c.conf.Name, args.ContainerID, args.IfName)
 		return types.NewError(types.ErrIOFailure, err.Error(), "")

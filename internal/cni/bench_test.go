@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/vpcnet/vpcnet/internal/agentapi"
 )
 
 // BenchmarkAddDel measures one ADD followed by one DEL through libcni, for vpcnet-cni (address
@@ -55,4 +56,25 @@ func BenchmarkAddDel(b *testing.B) {
 	b.ReportMetric(ms(tRef), "ptp-ms/op")
 	b.ReportMetric(float64(tOurs)/float64(tRef), "ratio")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkAgentAddDel is the agent's share of an ADD+DEL: one Add and one Del over gRPC.
+func BenchmarkAgentAddDel(b *testing.B) {
+	c := newCluster(b, clusterOpts{})
+	conn, err := agentapi.Dial(c.socket)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	api := agentapi.NewAgentClient(conn)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		key := &agentapi.Key{Network: "vpcnet", ContainerId: fmt.Sprintf("agent-bench-%d", i), Ifname: "eth0"}
+		if _, err := api.Add(bg, &agentapi.AddRequest{Version: agentapi.Version, Key: key, Netns: "/x"}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := api.Del(bg, &agentapi.DelRequest{Version: agentapi.Version, Key: key}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
