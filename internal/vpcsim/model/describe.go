@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/base64"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -388,9 +389,14 @@ func (m *Model) DescribeNetworkInterfaces(in DescribeInput) ([]*ENI, string, err
 	if err := checkFilters(in.Filters, m.eniValues(&ENI{})); err != nil {
 		return nil, "", err
 	}
-	ids, err := lookupIDs("eni", m.st.ENIs, in.IDs)
-	if err != nil {
-		return nil, "", err
+	var ids []string
+	if len(in.IDs) == 0 {
+		ids = m.eniCandidates(in.Filters)
+	} else {
+		var err *Error
+		if ids, err = lookupIDs("eni", m.st.ENIs, in.IDs); err != nil {
+			return nil, "", err
+		}
 	}
 	keep := ids
 	if len(in.Filters) > 0 {
@@ -499,4 +505,26 @@ func dedupSorted(xs []string) []string {
 		}
 	}
 	return out
+}
+
+// eniCandidates narrows a filtered DescribeNetworkInterfaces to the ENIs of the instances an
+// exact attachment.instance-id filter names (the agent's usual call); else every ENI, sorted.
+func (m *Model) eniCandidates(fs []Filter) []string {
+	for _, f := range fs {
+		if f.Name != "attachment.instance-id" || slices.ContainsFunc(f.Values, func(v string) bool { return strings.ContainsAny(v, "*?") }) {
+			continue
+		}
+		var out []string
+		for _, id := range f.Values {
+			if inst, ok := m.st.Instances[id]; ok {
+				out = append(out, inst.ENIs...)
+			}
+		}
+		sort.Strings(out)
+		return dedupSorted(out)
+	}
+	if m.eniOrder == nil {
+		m.eniOrder = sortedKeys(m.st.ENIs)
+	}
+	return m.eniOrder
 }

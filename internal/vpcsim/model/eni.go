@@ -78,6 +78,7 @@ func (m *Model) newENI(now time.Time, s *Subnet, primary netip.Addr, r AddrReque
 	set.mark(primary)
 	m.ipOwner[primary] = e.ID
 	m.st.ENIs[e.ID] = e
+	m.eniOrder = nil
 	return e, m.apply(e, p), nil
 }
 
@@ -95,6 +96,7 @@ func (m *Model) DeleteNetworkInterface(id string) ([]Event, error) {
 	}
 	ev := m.release(e)
 	delete(m.st.ENIs, id)
+	m.eniOrder = nil
 	return ev, nil
 }
 

@@ -186,6 +186,7 @@ func (m *Model) terminate(id string) []Event {
 		if del {
 			ev = append(ev, m.release(e)...)
 			delete(m.st.ENIs, eid)
+			m.eniOrder = nil
 		}
 	}
 	inst.State = InstanceTerminated

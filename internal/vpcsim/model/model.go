@@ -147,6 +147,8 @@ type Model struct {
 	used        map[string]*addrSet // subnet ID -> used offsets
 	ipOwner     map[netip.Addr]string
 	prefixOwner map[netip.Prefix]string
+	// eniOrder caches the sorted ENI IDs; nil when ENIs were added or removed since.
+	eniOrder []string
 }
 
 // New returns an empty model for the region. seed varies the generated IDs and MACs.
@@ -187,6 +189,7 @@ func (m *Model) validAZ(az string) bool {
 
 // reindex rebuilds the address indexes from the state.
 func (m *Model) reindex() {
+	m.eniOrder = nil
 	m.used = make(map[string]*addrSet, len(m.st.Subnets))
 	m.ipOwner = map[netip.Addr]string{}
 	m.prefixOwner = map[netip.Prefix]string{}
