@@ -106,7 +106,9 @@ func TestCrashDuringStorm(t *testing.T) {
 			ops++
 			if i < len(old) && r.IntN(2) == 0 {
 				k := old[i]
+				mu.Lock()
 				delete(acked, k) // a DEL was sent: the key may or may not hold its address
+				mu.Unlock()
 				wg.Go(func() {
 					if _, err := c.Del(bg, &agentapi.DelRequest{Version: agentapi.Version, Key: key(k)}); err == nil {
 						mu.Lock()

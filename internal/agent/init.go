@@ -61,7 +61,12 @@ func (a *Agent) init(ctx context.Context) error {
 			}
 		}
 	}
+	free, err := a.cloud.SubnetFree(ctx, id.SubnetID)
+	if err != nil {
+		a.log.Warn("free addresses in the subnet unknown", "subnet", id.SubnetID, "err", err)
+	}
 	a.mu.Lock()
+	a.st.subnetFree = free
 	a.st.id, a.st.limits, a.st.maxPods = id, lim, maxPods
 	a.applyLocked(enis)
 	a.st.started, a.st.cloudErr = true, nil
