@@ -30,9 +30,9 @@ type Options struct {
 
 // scenario is one benchmark: it adds rows and notes to the report.
 type scenario struct {
-	name     string
-	run      func(ctx context.Context, r *runner) error
-	mainLab  bool // runs on the shared main lab
+	name    string
+	run     func(ctx context.Context, r *runner) error
+	mainLab bool // runs on the shared main lab
 }
 
 // scenarios in the order they run.
@@ -72,7 +72,7 @@ func (r *runner) progress(s string) {
 	}
 }
 
-func (r *runner) add(rows ...Row)          { r.rows = append(r.rows, rows...) }
+func (r *runner) add(rows ...Row)              { r.rows = append(r.rows, rows...) }
 func (r *runner) note(format string, a ...any) { r.notes = append(r.notes, fmt.Sprintf(format, a...)) }
 
 // Run runs the chosen scenarios and returns the report. Every lab and namespace it made is

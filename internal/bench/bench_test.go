@@ -91,7 +91,7 @@ var want = map[string][]string{
 	"setup":     {"ADD+DEL median", "ADD+DEL p99", "ADD median", "DEL median"},
 	"burst":     {"10 ADDs: all ready", "per-pod ADD p99"},
 	"dataplane": {"pod-to-pod TCP", "pod-to-pod ping RTT"},
-	"footprint": {"vpcnetd RSS", "vpcnetd CPU idle", "vpcnetd CPU per pod ADD", "vpcnet-cni binary", "vpcnet-cni start"},
+	"footprint": {"vpcnetd RSS", "vpcnetd CPU idle", "CPU per pod ADD", "vpcnet-cni binary", "vpcnet-cni start"},
 	"scale-out": {"node start → first pod address", "node start → 5 pods"},
 	"churn":     {"utilisation, ", "ADDs served warm, ", "EC2 calls per pod, "},
 }

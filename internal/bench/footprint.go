@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vpcnet/vpcnet/internal/lab"
@@ -54,14 +55,27 @@ func runFootprint(ctx context.Context, r *runner) error {
 	if err != nil {
 		return err
 	}
+	plugin0 := childCPU()
 	made, addErr := manyPods(ctx, l, rt, "f", pods, 8)
 	defer func() { removePods(context.WithoutCancel(ctx), rt, made, 8) }()
 	if addErr != nil {
 		return addErr
 	}
+	plugin1 := childCPU()
 	after, err := cpuTicks(pid)
 	if err != nil {
 		return err
+	}
+	// The same ADDs with ptp + host-local on the same node: their whole cost is in the plugins.
+	ref, err := refRuntime(l, node)
+	if err != nil {
+		return err
+	}
+	refMade, refErr := manyPods(ctx, l, ref, "g", pods, 8)
+	plugin2 := childCPU()
+	removePods(context.WithoutCancel(ctx), ref, refMade, 8)
+	if refErr != nil {
+		return refErr
 	}
 	time.Sleep(time.Second)
 	rss1, err := rss(pid)
@@ -72,7 +86,9 @@ func runFootprint(ctx context.Context, r *runner) error {
 	if err != nil {
 		return err
 	}
-	perPod := float64(after-before) * 1000 / clockTicks / float64(pods)
+	agentPerPod := float64(after-before) * 1000 / clockTicks / float64(pods)
+	pluginPerPod := float64(plugin1-plugin0) / float64(time.Millisecond) / float64(pods)
+	refPerPod := float64(plugin2-plugin1) / float64(time.Millisecond) / float64(pods)
 
 	cniSize, err := fileSize(l.cfg.CNIBin)
 	if err != nil {
@@ -96,12 +112,12 @@ func runFootprint(ctx context.Context, r *runner) error {
 	r.add(
 		NewRow("footprint", fmt.Sprintf("vpcnetd RSS, %d pods", pods), "MiB", mib(rss1), noPods, mib(rss0), nil),
 		NewRow("footprint", fmt.Sprintf("vpcnetd CPU idle, %d pods", pods), "%", cpu1, noPods, cpu0, nil),
-		NewRow("footprint", "vpcnetd CPU per pod ADD", "ms", perPod, "-", 0, nil),
+		NewRow("footprint", "CPU per pod ADD, vpcnetd + plugin", "ms", agentPerPod+pluginPerPod, "ptp + host-local", refPerPod, nil),
 		NewRow("footprint", "vpcnet-cni binary", "MiB", mib(cniSize), "ptp + host-local", mib(refSize+hlSize), nil),
 		NewRow("footprint", "vpcnet-cni start (VERSION)", "ms", Median(ours), "ptp", Median(theirs), nil),
 	)
-	r.note("footprint: node %s (%s, vpcnetd pid %d); RSS from /proc/PID/status, CPU from /proc/PID/stat over %s idle windows before and after %d pods (ADDs 8 at a time, CPU per ADD over that phase); start time is the median of %d execs of CNI_COMMAND=VERSION each, alternating.",
-		node.Name, node.InstanceType, pid, idle, pods, execs)
+	r.note("footprint: node %s (%s, vpcnetd pid %d); RSS from /proc/PID/status, CPU from /proc/PID/stat over %s idle windows before and after %d pods; CPU per ADD over %d ADDs 8 at a time: vpcnetd %.2f ms (its /proc/PID/stat) + vpcnet-cni %.2f ms (the plugin processes' rusage), against %d ptp + host-local ADDs on the same node; start time is the median of %d execs of CNI_COMMAND=VERSION each, alternating.",
+		node.Name, node.InstanceType, pid, idle, pods, pods, agentPerPod, pluginPerPod, pods, execs)
 	return nil
 }
 
@@ -226,4 +242,13 @@ func startTimes(ctx context.Context, ours, ref string, n int) ([]float64, []floa
 		b = append(b, d)
 	}
 	return Millis(a), Millis(b), nil
+}
+
+// childCPU is the CPU time used by this process's finished children (the plugins libcni ran).
+func childCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -139,6 +140,7 @@ func TestWriteTableAndJSON(t *testing.T) {
 			NewRow("setup", "ADD+DEL median", "ms", 12.345, "ptp + host-local", 10, &Target{Op: "<=", Limit: 1.3}),
 			NewRow("churn", "utilisation", "%", 85, "WARM_ENI_TARGET=1", 40, &Target{OnValue: true, Op: ">=", Limit: 90}),
 			NewRow("footprint", "vpcnetd RSS", "MiB", 150, "same agent, no pods", 30, nil),
+			NewRow("footprint", "lonely", "ms", 7, NoReference, 0, nil),
 		},
 		Notes: []string{"setup: sequential."}}
 	var b bytes.Buffer
@@ -152,6 +154,9 @@ func TestWriteTableAndJSON(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+	if !regexp.MustCompile(`lonely +7\.00 ms +- +- +- +-\n`).MatchString(out) {
+		t.Errorf("a row without reference shows dashes:\n%s", out)
 	}
 	if lines := strings.Split(out, "\n"); !strings.HasPrefix(lines[2], "SCENARIO  ") {
 		t.Errorf("header line %q", lines[2])
@@ -167,7 +172,7 @@ func TestWriteTableAndJSON(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &back); err != nil {
 		t.Fatal(err)
 	}
-	if back.Took != 95 || len(back.Rows) != 3 || *back.Rows[0].Pass != true || *back.Rows[1].Pass != false || back.Rows[2].Pass != nil {
+	if back.Took != 95 || len(back.Rows) != 4 || *back.Rows[0].Pass != true || *back.Rows[1].Pass != false || back.Rows[2].Pass != nil {
 		t.Errorf("JSON round trip: %s", b.String())
 	}
 }

@@ -46,6 +46,9 @@ func (t Target) String(unit string) string {
 	return "ratio " + t.Op + " " + strconv.FormatFloat(t.Limit, 'f', -1, 64)
 }
 
+// NoReference is the Reference of a figure that has none.
+const NoReference = "-"
+
 // Row is one figure of one scenario, with its reference from the same run.
 type Row struct {
 	Scenario  string  `json:"scenario"`
@@ -128,8 +131,12 @@ func WriteTable(w io.Writer, r Report) error {
 				result = "pass"
 			}
 		}
+		ref := formatValue(row.RefValue, row.Unit)
+		if row.Reference == NoReference {
+			ref = "-"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Scenario, row.Figure, formatValue(row.Value, row.Unit),
-			row.Reference, formatValue(row.RefValue, row.Unit), formatRatio(row.Ratio), target, result)
+			row.Reference, ref, formatRatio(row.Ratio), target, result)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

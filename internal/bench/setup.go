@@ -28,7 +28,7 @@ func runSetup(ctx context.Context, r *runner) error {
 	if err != nil {
 		return err
 	}
-	iters, warmup := 60, 3
+	iters, warmup := 150, 3
 	if r.opts.Short {
 		iters, warmup = 5, 1
 	}
