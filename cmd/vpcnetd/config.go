@@ -9,6 +9,7 @@ import (
 
 	"github.com/vpcnet/vpcnet/internal/agent"
 	"github.com/vpcnet/vpcnet/internal/agentapi"
+	"github.com/vpcnet/vpcnet/internal/dataplane"
 )
 
 // setting is one environment variable (and the flag of the same name).
@@ -30,7 +31,7 @@ var settings = []setting{
 	{"AWS_VPC_K8S_CNI_EXTERNALSNAT", "false", "SNAT happens outside the node (NAT gateway): no SNAT rules on the node", boolVar(func(c *agent.Config) *bool { return &c.ExternalSNAT })},
 	{"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "", "comma-separated CIDRs pods reach without SNAT, besides the VPC's", cidrsVar},
 	{"AWS_VPC_ENI_MTU", "9001", "MTU of ENIs and pod interfaces (576-9001)", mtuVar},
-	{"AWS_VPC_K8S_CNI_VETHPREFIX", "eni", "prefix of host-side pod veth names", vethVar},
+	{"AWS_VPC_K8S_CNI_VETHPREFIX", "eni", "prefix of host-side pod veth names (letters, digits, - and _; not eth, lo, vlan)", vethVar},
 	{"VPCNET_SOCKET", agentapi.DefaultSocket, "unix socket the plugin talks to (directory made 0700, socket 0600)", strVar(func(c *agent.Config) *string { return &c.Socket })},
 	{"VPCNET_STATE_DIR", "/var/lib/vpcnet", "where the allocation store lives", strVar(func(c *agent.Config) *string { return &c.StateDir })},
 	{"VPCNET_CNI_CONF_DIR", "/etc/cni/net.d", "where the CNI config is written once the agent can serve an address", strVar(func(c *agent.Config) *string { return &c.CNIConfDir })},
@@ -178,8 +179,8 @@ func mtuVar(c *agent.Config, v string) error {
 }
 
 func vethVar(c *agent.Config, v string) error {
-	if v == "" || len(v) > 4 || strings.ContainsAny(v, "/ \t") {
-		return fmt.Errorf("is not a veth name prefix of 1 to 4 characters")
+	if err := dataplane.ValidVethPrefix(v); err != nil {
+		return fmt.Errorf("is not usable: %v", err)
 	}
 	c.VethPrefix = v
 	return nil
