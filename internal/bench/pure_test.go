@@ -155,7 +155,7 @@ func TestWriteTableAndJSON(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
-	if !regexp.MustCompile(`lonely +7\.00 ms +- +- +- +-\n`).MatchString(out) {
+	if !regexp.MustCompile(`lonely +7\.00 ms +- +- +- +- +-\n`).MatchString(out) {
 		t.Errorf("a row without reference shows dashes:\n%s", out)
 	}
 	if lines := strings.Split(out, "\n"); !strings.HasPrefix(lines[2], "SCENARIO  ") {
