@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -121,7 +122,50 @@ func SetupPod(p Pod) (PodLinks, error) {
 			return links, err
 		}
 	}
+	// The kernel starts transmitting on a veth end only once its link-watch work has seen the
+	// carrier (asynchronously, and later on a busy host); until then the pod's first packets are
+	// dropped. Wait for both ends to be operationally up, so the pod starts with a working link.
+	if err := waitOperUp(p.HostVeth, nil); err != nil {
+		return links, err
+	}
+	if err := waitOperUp(p.IfName, podNS); err != nil {
+		return links, err
+	}
 	return links, nil
+}
+
+// operUpTimeout bounds the wait for a veth end's link-watch work.
+const operUpTimeout = 3 * time.Second
+
+// waitOperUp polls until the named link (in podNS, or here when nil) is operationally up.
+func waitOperUp(name string, podNS ns.NetNS) error {
+	deadline := time.Now().Add(operUpTimeout)
+	for delay := 200 * time.Microsecond; ; delay = min(2*delay, 20*time.Millisecond) {
+		var state netlink.LinkOperState
+		get := func() error {
+			l, err := netlink.LinkByName(name)
+			if err == nil {
+				state = l.Attrs().OperState
+			}
+			return err
+		}
+		var err error
+		if podNS == nil {
+			err = get()
+		} else {
+			err = podNS.Do(func(ns.NetNS) error { return get() })
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if state == netlink.OperUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s is still %s after %s", name, state, operUpTimeout)
+		}
+		time.Sleep(delay)
+	}
 }
 
 // setupPodSide runs inside the pod's namespace.

@@ -153,3 +153,17 @@ func TestAntiSpoofing(t *testing.T) {
 		return err
 	})
 }
+
+// A pod's very first packet goes through: SetupPod returns only once both veth ends are up
+// (on a busy host the kernel's link-watch work used to lag and drop the first packets).
+func TestFirstPacketOfFreshPods(t *testing.T) {
+	tp := newTopo(t)
+	for i := 0; i < 10; i++ {
+		ip := netip.AddrFrom4([4]byte{10, 0, 1, byte(60 + i)})
+		p, podNS := tp.addPod(t, "fresh-"+ip.String(), ip, 0)
+		tp.routeToPod(t, p.Addr, nodeIP)
+		if n, err := probe.Ping(podNS.Path(), vpcHost, 1, 2*time.Second); err != nil || n != 1 {
+			t.Fatalf("first echo from fresh pod %s: %d/1 replies, %v", ip, n, err)
+		}
+	}
+}

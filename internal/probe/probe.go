@@ -120,8 +120,8 @@ func RecvUDP(c *net.UDPConn, timeout time.Duration) (payload []byte, from netip.
 	return buf[:n], netip.AddrPortFrom(a.Addr().Unmap(), a.Port()), true, nil
 }
 
-// WaitPing pings dst from the namespace at path until a reply comes, for up to timeout. A fresh
-// veth can lose the very first packets (see docs/cni.md); tests wait for the path, then count.
+// WaitPing pings dst from the namespace at path until a reply comes, for up to timeout: for
+// paths that settle (neighbour resolution behind a router, routes being installed elsewhere).
 func WaitPing(path string, dst netip.Addr, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
