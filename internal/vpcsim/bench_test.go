@@ -2,7 +2,10 @@ package vpcsim_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -91,7 +94,7 @@ func benchWire(b *testing.B, dir string) (*vpcsim.Server, *ec2.Client, *benchSta
 func BenchmarkVpcsim(b *testing.B) {
 	m, ms := benchModel(b)
 	var mu sync.Mutex // the server's one lock, for a fair reference
-	_, c, ws := benchWire(b, "")
+	srv, c, ws := benchWire(b, "")
 	_, cd, ds := benchWire(b, b.TempDir())
 	perOp := map[string]float64{}
 	record := func(name string, b *testing.B, start time.Time) {
@@ -127,6 +130,21 @@ func BenchmarkVpcsim(b *testing.B) {
 			record(b.Name()[strings.Index(b.Name(), "/")+1:], b, start)
 		}
 	}
+	b.Run("AssignUnassign/http", func(b *testing.B) {
+		b.ReportAllocs()
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			eni := ws.spare[i%len(ws.spare)]
+			body := rawPost(b, srv.Endpoint(), url.Values{"Action": {"AssignPrivateIpAddresses"}, "Version": {"2016-11-15"}, "NetworkInterfaceId": {eni}, "SecondaryPrivateIpAddressCount": {"1"}})
+			j := strings.Index(body, "<privateIpAddress>")
+			if j < 0 {
+				b.Fatal(body)
+			}
+			ip := body[j+len("<privateIpAddress>") : j+strings.Index(body[j:], "</privateIpAddress>")]
+			rawPost(b, srv.Endpoint(), url.Values{"Action": {"UnassignPrivateIpAddresses"}, "Version": {"2016-11-15"}, "NetworkInterfaceId": {eni}, "PrivateIpAddress.1": {ip}})
+		}
+		record("AssignUnassign/http", b, start)
+	})
 	b.Run("AssignUnassign/wire", assignWire(c, ws))
 	b.Run("AssignUnassign/wire-durable", assignWire(cd, ds))
 	b.Run("AssignUnassign/wire-parallel", func(b *testing.B) {
@@ -173,6 +191,19 @@ func BenchmarkVpcsim(b *testing.B) {
 		}
 		record("DescribeByInstance/wire", b, start)
 	})
+	// The same call as raw HTTP (no SDK): what the server itself costs.
+	b.Run("DescribeByInstance/http", func(b *testing.B) {
+		b.ReportAllocs()
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			body := rawPost(b, srv.Endpoint(), url.Values{"Action": {"DescribeNetworkInterfaces"}, "Version": {"2016-11-15"},
+				"Filter.1.Name": {"attachment.instance-id"}, "Filter.1.Value.1": {ws.instances[i%len(ws.instances)]}})
+			if strings.Count(body, "<privateIpAddress>") != benchPerENI+2 {
+				b.Fatalf("wrong answer: %d addresses", strings.Count(body, "<privateIpAddress>"))
+			}
+		}
+		record("DescribeByInstance/http", b, start)
+	})
 	b.Run("DescribeAll/model", func(b *testing.B) {
 		b.ReportAllocs()
 		start := time.Now()
@@ -195,6 +226,32 @@ func BenchmarkVpcsim(b *testing.B) {
 			}
 		}
 		record("DescribeAll/model", b, start)
+	})
+	b.Run("DescribeAll/http", func(b *testing.B) {
+		b.ReportAllocs()
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			tok, n := "", 0
+			for {
+				v := url.Values{"Action": {"DescribeNetworkInterfaces"}, "Version": {"2016-11-15"}, "MaxResults": {"1000"}}
+				if tok != "" {
+					v.Set("NextToken", tok)
+				}
+				body := rawPost(b, srv.Endpoint(), v)
+				n += strings.Count(body, "<networkInterfaceId>")
+				tok = ""
+				if i := strings.Index(body, "<nextToken>"); i >= 0 {
+					tok = body[i+len("<nextToken>") : i+strings.Index(body[i:], "</nextToken>")]
+				}
+				if tok == "" {
+					break
+				}
+			}
+			if n != benchInstances+benchSpare {
+				b.Fatalf("%d ENIs", n)
+			}
+		}
+		record("DescribeAll/http", b, start)
 	})
 	b.Run("DescribeAll/wire", func(b *testing.B) {
 		b.ReportAllocs()
@@ -225,4 +282,19 @@ func BenchmarkVpcsim(b *testing.B) {
 	}
 	sort.Strings(lines)
 	b.Logf("ratios to the in-process model:\n%s", strings.Join(lines, "\n"))
+}
+
+var benchHTTP = &http.Client{}
+
+func rawPost(b *testing.B, endpoint string, v url.Values) string {
+	resp, err := benchHTTP.Post(endpoint, "application/x-www-form-urlencoded", strings.NewReader(v.Encode()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		b.Fatalf("HTTP %d: %s", resp.StatusCode, body)
+	}
+	return string(body)
 }

@@ -120,8 +120,10 @@ func (m *Model) RunInstances(now time.Time, in RunInstancesInput) (*Reservation,
 		e.Attachment = &Attachment{ID: m.newID("attachment"), InstanceID: inst.ID, DeviceIndex: 0, Status: AttachAttached,
 			Time: now, DeleteOnTermination: true}
 		m.st.Instances[inst.ID] = inst
-		events = append(events, m.attachEvent(EventENIAttached, e, inst.ID, 0))
+		// The secondary addresses were assigned before the attachment (InstanceID ""); the
+		// attach event then carries them all.
 		events = append(events, ev...)
+		events = append(events, m.attachEvent(EventENIAttached, e, inst.ID, 0))
 		res.Instances = append(res.Instances, m.instanceView(inst))
 	}
 	return res, events, nil
