@@ -159,7 +159,7 @@ func runSimServe(cmd *cobra.Command, f *simServeFlags) error {
 		if err != nil {
 			return fmt.Errorf("--imds-listen: %w", err)
 		}
-		hs := &http.Server{Handler: s.IMDSHandler(s.IdentifyBySource), ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: s.IMDSHandler(s.IdentifyBySourceOrHeader), ReadHeaderTimeout: 10 * time.Second}
 		go hs.Serve(ln)
 		defer hs.Close()
 		fmt.Fprintf(out, "IMDS %s (answers as the instance with the caller's source address, or header %s)\n", "http://"+ln.Addr().String(), vpcsim.InstanceHeader)

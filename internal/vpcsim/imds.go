@@ -34,12 +34,9 @@ func (s *Server) IMDSHandler(identify func(*http.Request) (instanceID string, er
 	return imds.NewHandler(s.metadata, identify)
 }
 
-// IdentifyBySource names the calling instance by the request's source address (any private IP
-// on one of its attached ENIs), or by the X-Vpcsim-Instance-Id header.
+// IdentifyBySource names the calling instance by the request's source address: any private IP
+// on one of its attached ENIs, or an address in one of their /28 prefixes (a pod's).
 func (s *Server) IdentifyBySource(r *http.Request) (string, error) {
-	if id := r.Header.Get(InstanceHeader); id != "" {
-		return id, nil
-	}
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return "", imds.ErrUnknownCaller
@@ -47,7 +44,21 @@ func (s *Server) IdentifyBySource(r *http.Request) (string, error) {
 	if id, ok := s.InstanceByAddr(ap.Addr()); ok {
 		return id, nil
 	}
-	return "", fmt.Errorf("%w: no instance has address %s (set header %s to choose one)", imds.ErrUnknownCaller, ap.Addr(), InstanceHeader)
+	return "", fmt.Errorf("%w: no instance has address %s", imds.ErrUnknownCaller, ap.Addr())
+}
+
+// IdentifyBySourceOrHeader is IdentifyBySource, except that a X-Vpcsim-Instance-Id header names
+// the instance outright: for tools on the host of `vpcnet sim serve`, not for a lab where
+// instances could impersonate each other.
+func (s *Server) IdentifyBySourceOrHeader(r *http.Request) (string, error) {
+	if id := r.Header.Get(InstanceHeader); id != "" {
+		return id, nil
+	}
+	id, err := s.IdentifyBySource(r)
+	if err != nil {
+		return "", fmt.Errorf("%w (set header %s to choose one)", err, InstanceHeader)
+	}
+	return id, nil
 }
 
 // IMDSEndpoint returns the URL of a loopback IMDS listener that answers as the instance,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -192,10 +193,26 @@ func TestIMDSHandlerIdentifiesBySource(t *testing.T) {
 	if rec.code != 200 || rec.body.String() != *inst.InstanceId {
 		t.Fatalf("by source: %d %q", rec.code, rec.body.String())
 	}
+	// A pod address in a /28 prefix of the instance's ENI counts as the instance.
+	pf := must[*ec2.AssignPrivateIpAddressesOutput](t)(f.c.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: inst.NetworkInterfaces[0].NetworkInterfaceId, Ipv4PrefixCount: aws.Int32(1)}))
+	pod := netip.MustParsePrefix(*pf.AssignedIpv4Prefixes[0].Ipv4Prefix).Addr().Next().Next()
+	if id, err := f.s.IdentifyBySource(&http.Request{RemoteAddr: netip.AddrPortFrom(pod, 5).String()}); err != nil || id != *inst.InstanceId {
+		t.Fatalf("pod address %s: %q %v", pod, id, err)
+	}
 	req.RemoteAddr = "10.9.9.9:1"
 	rec = newRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.code != 403 {
 		t.Fatalf("unknown source: %d", rec.code)
+	}
+	// The header names an instance only for IdentifyBySourceOrHeader.
+	req.Header.Set(vpcsim.InstanceHeader, *inst.InstanceId)
+	rec = newRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.code != 403 {
+		t.Fatalf("header honoured by IdentifyBySource: %d", rec.code)
+	}
+	if id, err := f.s.IdentifyBySourceOrHeader(req); err != nil || id != *inst.InstanceId {
+		t.Fatalf("IdentifyBySourceOrHeader: %q %v", id, err)
 	}
 }

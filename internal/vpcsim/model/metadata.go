@@ -63,9 +63,15 @@ func (m *Model) Metadata(instanceID string) (*Metadata, error) {
 	return md, nil
 }
 
-// InstanceByAddr returns the instance holding the address on one of its attached ENIs.
+// InstanceByAddr returns the instance holding the address (or a /28 prefix containing it) on
+// one of its attached ENIs.
 func (m *Model) InstanceByAddr(a netip.Addr) (string, bool) {
 	id, ok := m.ipOwner[a]
+	if !ok && a.Is4() {
+		// A pod address inside a delegated /28.
+		p, _ := a.Prefix(28)
+		id, ok = m.prefixOwner[p]
+	}
 	if !ok {
 		return "", false
 	}
