@@ -77,7 +77,7 @@ func CrossNode(a, b PodInfo) (string, error) {
 func ViaSNAT(lab string, p PodInfo, nodeIP netip.Addr) (string, error) {
 	tr, err := probe.TCPTransfer(InternetNS(lab), fabric.InternetHost, p.NS, 64<<10, probeTimeout)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w%s", err, snatDiagnosis(lab, p))
 	}
 	if tr.Source.Addr() != nodeIP {
 		return "", fmt.Errorf("the internet saw %s from %s, want the node's %s", p.Name, tr.Source.Addr(), nodeIP)
@@ -148,4 +148,24 @@ func AgentHealthz(nodeNS string) error {
 		return fmt.Errorf("vpcnetd healthz in %s: %s %s", nodeNS, resp.Status, bytes.TrimSpace(body))
 	}
 	return nil
+}
+
+// snatDiagnosis tries once more while watching what reaches the internet namespace, and says
+// which sources its SYNs came from: the node's address with source port 0, say, means the
+// node's SNAT rewrites ports wrongly, nothing means the fabric or the node dropped them.
+func snatDiagnosis(lab string, p PodInfo) string {
+	const port = 47001
+	w, err := probe.WatchSYNs(InternetNS(lab), port)
+	if err != nil {
+		return ""
+	}
+	_, err = probe.TCPTransferPort(InternetNS(lab), netip.AddrPortFrom(fabric.InternetHost, port), p.NS, 1024, 2*time.Second)
+	seen := w.Stop()
+	if err == nil {
+		return " (a second try worked)"
+	}
+	if len(seen) == 0 {
+		return " (no SYN reached the internet namespace)"
+	}
+	return fmt.Sprintf(" (the internet namespace got SYNs from %v)", seen)
 }

@@ -21,10 +21,16 @@ type Transfer struct {
 // TCPTransfer sends size random bytes from a client in clientNS to a server it starts in
 // serverNS on serverAddr, and checks that the server received exactly those bytes (SHA-256).
 func TCPTransfer(serverNS string, serverAddr netip.Addr, clientNS string, size int64, timeout time.Duration) (Transfer, error) {
+	return TCPTransferPort(serverNS, netip.AddrPortFrom(serverAddr, 0), clientNS, size, timeout)
+}
+
+// TCPTransferPort is TCPTransfer with the server on a given port (0: any free one).
+func TCPTransferPort(serverNS string, server netip.AddrPort, clientNS string, size int64, timeout time.Duration) (Transfer, error) {
+	serverAddr := server.Addr()
 	var ln net.Listener
 	err := In(serverNS, func() error {
 		var err error
-		ln, err = net.Listen("tcp4", netip.AddrPortFrom(serverAddr, 0).String())
+		ln, err = net.Listen("tcp4", server.String())
 		return err
 	})
 	if err != nil {
