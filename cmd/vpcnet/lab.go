@@ -34,7 +34,7 @@ Start with:  vpcnet lab demo`,
 	}
 	cmd.PersistentFlags().StringVar(&labName, "name", lab.DefaultName, "which lab (state in "+lab.Root()+"/NAME)")
 	cmd.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabNodeCmd(), newLabPodCmd(), newLabExecCmd(),
-		newLabDescribeCmd(), newLabPingCmd(), newLabDownCmd(), newLabDemoCmd(), newLabControllerCmd())
+		newLabDescribeCmd(), newLabPingCmd(), newLabLogsCmd(), newLabDownCmd(), newLabDemoCmd(), newLabControllerCmd())
 	return cmd
 }
 
@@ -313,6 +313,42 @@ func newLabPingCmd() *cobra.Command {
 	}
 	cmd.Flags().IntVar(&count, "count", 3, "echo requests to send")
 	return cmd
+}
+
+func newLabLogsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "logs [NODE]",
+		Short: "Print the controller's log, or a node's vpcnetd log",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if err := lab.ValidateName(labName); err != nil {
+				return usageError{err}
+			}
+			p := lab.PathsFor(labName)
+			file := p.ControllerLog()
+			if len(args) == 1 {
+				c, err := labClient()
+				if err != nil {
+					return err
+				}
+				st, err := c.Status(context.Background())
+				if err != nil {
+					return err
+				}
+				n, err := lab.FindNode(st, args[0])
+				if err != nil {
+					return err
+				}
+				file = p.Node(n.Index).AgentLog()
+			}
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return err
+			}
+			_, err = os.Stdout.Write(b)
+			return err
+		},
+	}
 }
 
 func newLabDescribeCmd() *cobra.Command {
