@@ -59,6 +59,7 @@ func newLabUpCmd() *cobra.Command {
 		itype   string
 		vpcCIDR string
 		subnets []string
+		latency []string
 		agent   = map[string]*string{}
 	)
 	cmd := &cobra.Command{
@@ -81,6 +82,16 @@ func newLabUpCmd() *cobra.Command {
 					}
 					cfg.Subnets = append(cfg.Subnets, p)
 				}
+			}
+			for _, l := range latency {
+				action, d, err := lab.ParseLatency(l)
+				if err != nil {
+					return usageError{err}
+				}
+				if cfg.EC2Latency == nil {
+					cfg.EC2Latency = map[string]lab.Duration{}
+				}
+				cfg.EC2Latency[action] = d
 			}
 			cfg.Agent = map[string]string{}
 			for k, v := range agent {
@@ -116,6 +127,7 @@ func newLabUpCmd() *cobra.Command {
 	f.StringVar(&itype, "instance-type", "t3.medium", "EC2 instance type of the nodes")
 	f.StringVar(&vpcCIDR, "vpc-cidr", "10.10.0.0/16", "the VPC's CIDR block")
 	f.StringSliceVar(&subnets, "subnet", nil, "a subnet CIDR inside the VPC, repeatable; nodes go to the first (default 10.10.1.0/24)")
+	f.StringSliceVar(&latency, "ec2-latency", nil, "delay an EC2 action in vpcsim, ACTION=DURATION, repeatable (e.g. AttachNetworkInterface=1s)")
 	for _, k := range lab.AgentSettings {
 		agent[k] = f.String(lab.FlagName(k), "", "vpcnetd setting "+k)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/vpcnet/vpcnet/internal/catalog"
 )
@@ -19,6 +20,9 @@ type Config struct {
 	InstanceType string         `json:"instanceType"`
 	// Agent holds vpcnetd settings by their environment names (WARM_IP_TARGET, ...).
 	Agent map[string]string `json:"agent,omitempty"`
+	// EC2Latency delays vpcsim's answer (and the change) by EC2 action, e.g.
+	// AttachNetworkInterface: 1s, as the real EC2 takes time to attach.
+	EC2Latency map[string]Duration `json:"ec2Latency,omitempty"`
 	// AgentBin and CNIBin are the vpcnetd and vpcnet-cni executables.
 	AgentBin string `json:"agentBin"`
 	CNIBin   string `json:"cniBin"`
@@ -116,4 +120,27 @@ func ReadConfig(p Paths) (Config, error) {
 		return c, fmt.Errorf("%s: %w", p.Config(), err)
 	}
 	return c, nil
+}
+
+// Duration is a time.Duration written as "1.5s" in JSON.
+type Duration time.Duration
+
+// MarshalText writes the duration as time.Duration.String does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads a duration such as "250ms".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
+
+// ParseLatency reads ACTION=DURATION, e.g. AttachNetworkInterface=1s.
+func ParseLatency(s string) (string, Duration, error) {
+	action, dur, ok := strings.Cut(s, "=")
+	d, err := time.ParseDuration(dur)
+	if !ok || action == "" || err != nil || d < 0 {
+		return "", 0, fmt.Errorf("EC2 latency %q: want ACTION=DURATION, e.g. AttachNetworkInterface=1s", s)
+	}
+	return action, Duration(d), nil
 }

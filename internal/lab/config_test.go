@@ -3,6 +3,7 @@ package lab
 import (
 	"net/netip"
 	"testing"
+	"time"
 )
 
 func TestFlagName(t *testing.T) {
@@ -41,6 +42,28 @@ func TestConfigValidate(t *testing.T) {
 		tc.edit(&c)
 		if err := c.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%s: Validate() = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+func TestParseLatency(t *testing.T) {
+	tests := []struct {
+		in     string
+		action string
+		d      time.Duration
+		ok     bool
+	}{
+		{"AttachNetworkInterface=1s", "AttachNetworkInterface", time.Second, true},
+		{"RunInstances=250ms", "RunInstances", 250 * time.Millisecond, true},
+		{"AttachNetworkInterface", "", 0, false},
+		{"=1s", "", 0, false},
+		{"X=soon", "", 0, false},
+		{"X=-1s", "", 0, false},
+	}
+	for _, tc := range tests {
+		a, d, err := ParseLatency(tc.in)
+		if (err == nil) != tc.ok || a != tc.action || time.Duration(d) != tc.d {
+			t.Errorf("ParseLatency(%q) = %q, %v, %v; want %q, %v, ok=%v", tc.in, a, d, err, tc.action, tc.d, tc.ok)
 		}
 	}
 }

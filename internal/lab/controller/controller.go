@@ -81,8 +81,13 @@ func (c *Controller) start() error {
 		return err
 	}
 	c.fab = fabric.New(lab.RouterNS(c.cfg.Name), c.logf)
+	latency := map[string]time.Duration{}
+	for a, d := range c.cfg.EC2Latency {
+		latency[a] = time.Duration(d)
+	}
 	sim, err := vpcsim.Start("127.0.0.1:0", vpcsim.Options{
 		StateDir: c.paths.SimState(),
+		Latency:  latency,
 		Hook:     func(ev vpcsim.Event) { c.fab.Handle(fabricEvent(ev)) },
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
