@@ -16,9 +16,16 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
+	"sync"
 
 	"github.com/vpcnet/vpcnet/internal/vpcsim/model"
 )
+
+// bufPool recycles reply buffers: a large Describe reply is megabytes.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer keeps one huge reply from pinning its buffer for ever.
+const maxPooledBuffer = 16 << 20
 
 // Version is the EC2 API version vpcsim speaks.
 const Version = "2016-11-15"
@@ -134,9 +141,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep.setMeta(reqID)
-	var buf bytes.Buffer
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBuffer {
+			bufPool.Put(buf)
+		}
+	}()
 	buf.WriteString(xml.Header)
-	if err := xml.NewEncoder(&buf).EncodeElement(rep, rootElement(name)); err != nil {
+	if err := xml.NewEncoder(buf).EncodeElement(rep, rootElement(name)); err != nil {
 		writeError(w, reqID, model.Internal())
 		return
 	}
