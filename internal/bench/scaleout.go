@@ -65,8 +65,8 @@ func runScaleOut(ctx context.Context, r *runner) error {
 	if len(calls) > 0 {
 		firstCall = slices.MinFunc(calls, func(a, b Call) int { return int(a.Start - b.Start) }).Start
 	}
-	r.note("scale-out: a fresh %s whose vpcnetd starts with %d pods waiting (retrying ADD every 20 ms, the first every 5 ms), vpcsim latencies %s; the agent's first EC2 call came %s after its exec; EC2 calls by action, as recorded in front of vpcsim: %s%s. Critical path to the first address (%s): %s; to %d pods (%s): %s.",
-		itype, pods, latencies(), firstCall.Round(time.Millisecond), counts(count), agentCount, first.Round(time.Millisecond), chain(chainFirst), pods, last.Round(time.Millisecond), chain(chainLast))
+	r.note("scale-out: a fresh %s whose vpcnetd starts with %d pods waiting (retrying ADD every 20 ms, the first every 5 ms), vpcsim latencies %s; the agent's first EC2 call came %s after its exec, its CNI config (node ready) %s after; EC2 calls by action, as recorded in front of vpcsim: %s%s. Critical path to the first address (%s): %s; to %d pods (%s): %s.",
+		itype, pods, latencies(), firstCall.Round(time.Millisecond), n.ready.Round(time.Millisecond), counts(count), agentCount, first.Round(time.Millisecond), chain(chainFirst), pods, last.Round(time.Millisecond), chain(chainLast))
 	return nil
 }
 
@@ -83,6 +83,7 @@ func waitPods(ctx context.Context, n *simNode, count int, timeout time.Duration)
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
+	n.ready = time.Since(n.start)
 	conn, err := agentapi.Dial(n.paths.AgentSocket())
 	if err != nil {
 		return nil, err

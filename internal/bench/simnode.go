@@ -39,7 +39,8 @@ type simNode struct {
 	proxy   *http.Server
 	proxyLn net.Listener
 	hc      *http.Client
-	start   time.Time // when vpcnetd was started
+	start   time.Time     // when vpcnetd was started
+	ready   time.Duration // when its CNI config appeared, after start
 	agent   *exec.Cmd
 
 	mu    sync.Mutex
