@@ -60,6 +60,7 @@ type pool struct {
 	limits   ipam.Limits
 	maxPods  int
 	enis     map[string]cloud.ENI // attached ENIs, unmanaged ones included
+	setUp    map[string]bool      // secondary ENIs whose device and table are set up (host networking)
 	reserved map[netip.Addr]bool  // picked by an Add whose store write is under way
 	leaving  map[netip.Addr]bool  // being unassigned or freed with their ENI
 	released map[netip.Addr]time.Time
@@ -85,6 +86,7 @@ func New(cfg Config, c cloud.Cloud, s *store.Store, reg *Registry, log *slog.Log
 	reg.watch(a)
 	a.st = pool{
 		enis:     map[string]cloud.ENI{},
+		setUp:    map[string]bool{},
 		reserved: map[netip.Addr]bool{},
 		leaving:  map[netip.Addr]bool{},
 		released: map[netip.Addr]time.Time{},

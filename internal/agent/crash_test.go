@@ -30,10 +30,6 @@ func TestCrashDuringStorm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills vpcnetd 20 times")
 	}
-	root, err := testenv.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir, err := os.MkdirTemp("", "vpcnetd-crash")
 	if err != nil {
 		t.Fatal(err)
@@ -43,12 +39,7 @@ func TestCrashDuringStorm(t *testing.T) {
 			os.RemoveAll(dir)
 		}
 	})
-	bin := filepath.Join(dir, "vpcnetd")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/vpcnetd")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildDaemon(t, dir)
 	x := newSim(t, vpcsim.Options{}, "10.0.16.0/20", "m5.4xlarge") // 8 ENIs of 29 pod addresses
 	metrics := freePort(t)
 	socket := filepath.Join(dir, "run", "vpcnetd.sock")
@@ -198,13 +189,29 @@ func TestCrashDuringStorm(t *testing.T) {
 	}
 }
 
-func startDaemon(t *testing.T, bin string, env []string, log string) *exec.Cmd {
+// buildDaemon builds cmd/vpcnetd into dir.
+func buildDaemon(t *testing.T, dir string) string {
+	t.Helper()
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "vpcnetd")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/vpcnetd")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func startDaemon(t *testing.T, bin string, env []string, log string, args ...string) *exec.Cmd {
 	t.Helper()
 	f, err := os.Create(log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin)
+	cmd := exec.Command(bin, args...)
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -248,4 +255,10 @@ func tail(path string) string {
 	b, _ := os.ReadFile(path)
 	lines := strings.Split(string(b), "\n")
 	return strings.Join(lines[max(0, len(lines)-15):], "\n")
+}
+
+// exec_ runs a command inside netns and returns its output.
+func exec_(netns interface{ Path() string }, name string, args ...string) (string, error) {
+	out, err := exec.Command("nsenter", append([]string{"--net=" + netns.Path(), name}, args...)...).CombinedOutput()
+	return string(out), err
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -19,9 +20,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/containernetworking/plugins/pkg/ns"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -47,13 +50,33 @@ type sim struct {
 
 func newSim(t testing.TB, opts vpcsim.Options, subnetCIDR, instanceType string) *sim {
 	t.Helper()
+	return newSimIn(t, nil, opts, subnetCIDR, instanceType)
+}
+
+// newSimIn runs the sim's listeners inside netns (nil: the test's own namespace); the test's
+// SDK client dials into it.
+func newSimIn(t testing.TB, netns ns.NetNS, opts vpcsim.Options, subnetCIDR, instanceType string) *sim {
+	t.Helper()
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := vpcsim.Start("127.0.0.1:0", opts)
-	if err != nil {
+	in := func(f func() error) error {
+		if netns == nil {
+			return f()
+		}
+		return netns.Do(func(ns.NetNS) error { return f() })
+	}
+	var s *vpcsim.Server
+	if err := in(func() (err error) { s, err = vpcsim.Start("127.0.0.1:0", opts); return err }); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	c := ec2.New(ec2.Options{Region: s.Region(), BaseEndpoint: aws.String(s.Endpoint()),
+	dialer := &net.Dialer{}
+	httpc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.DialContext = func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+			err = in(func() error { c, err = dialer.DialContext(ctx, network, addr); return err })
+			return c, err
+		}
+	})
+	c := ec2.New(ec2.Options{Region: s.Region(), BaseEndpoint: aws.String(s.Endpoint()), HTTPClient: httpc,
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
 		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts, o.MaxBackoff, o.RateLimiter = 30, 20*time.Millisecond, ratelimit.None
@@ -75,7 +98,7 @@ func newSim(t testing.TB, opts vpcsim.Options, subnetCIDR, instanceType string) 
 		t.Fatal(err)
 	}
 	x.instance = *run.Instances[0].InstanceId
-	if x.imds, err = s.IMDSEndpoint(x.instance); err != nil {
+	if err := in(func() (err error) { x.imds, err = s.IMDSEndpoint(x.instance); return err }); err != nil {
 		t.Fatal(err)
 	}
 	return x

@@ -23,6 +23,29 @@ func (a *Agent) setupENI(e cloud.ENI) error {
 	return nil
 }
 
+// setupENIs sets up every attached secondary ENI not set up yet; until then its addresses are
+// not handed out. A failure is logged and retried on the next pass.
+func (a *Agent) setupENIs() {
+	a.mu.Lock()
+	var todo []cloud.ENI
+	for _, e := range a.st.enis {
+		if !e.Unmanaged && !a.st.setUp[e.ID] && !a.st.pending.Busy[e.ID] {
+			todo = append(todo, e)
+		}
+	}
+	a.mu.Unlock()
+	for _, e := range todo {
+		err := a.setupENI(e)
+		a.mu.Lock()
+		if err != nil {
+			a.log.Error("ENI not usable yet", "eni", e.ID, "err", err)
+		} else if _, still := a.st.enis[e.ID]; still {
+			a.st.setUp[e.ID] = true
+		}
+		a.mu.Unlock()
+	}
+}
+
 func (a *Agent) teardownENI(e cloud.ENI) error {
 	if !a.cfg.HostNetworking || e.DeviceIndex == 0 {
 		return nil

@@ -53,13 +53,6 @@ func (a *Agent) init(ctx context.Context) error {
 		if err := a.setupSNAT(id); err != nil {
 			return err
 		}
-		for _, e := range enis {
-			if e.DeviceIndex > 0 && !e.Unmanaged {
-				if err := a.setupENI(e); err != nil {
-					return err
-				}
-			}
-		}
 	}
 	free, err := a.cloud.SubnetFree(ctx, id.SubnetID)
 	if err != nil {
@@ -71,6 +64,7 @@ func (a *Agent) init(ctx context.Context) error {
 	a.applyLocked(enis)
 	a.st.started, a.st.cloudErr = true, nil
 	a.mu.Unlock()
+	a.setupENIs() // secondary ENIs join the pool once their device and table are set up
 	a.log.Info("ready to reconcile", "enis", len(enis), "maxENIs", lim.MaxENIs, "ipv4PerENI", lim.IPv4PerENI, "maxPods", maxPods, "allocations", len(a.store.List()))
 	return nil
 }

@@ -27,6 +27,7 @@ func (a *Agent) loop(ctx context.Context) {
 			lastCleanup = time.Now()
 			go a.cleanup(ctx)
 		}
+		a.setupENIs()
 		wake := a.reconcile(ctx)
 		d := a.cfg.Resync
 		if !wake.IsZero() {
@@ -77,17 +78,21 @@ func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
 		dev := a.nextDeviceLocked()
 		a.run(ctx, func() error {
 			eni, err := a.cloud.CreateENI(ctx, a.st.id, dev)
-			if err == nil {
-				err = a.setupENI(eni)
+			if err != nil {
+				a.mu.Lock()
+				p.CreatingENI = false
+				a.mu.Unlock()
+				return err
 			}
+			// Attached: the ENI is ours to track even if its set-up fails (retried each pass).
+			serr := a.setupENI(eni)
 			a.mu.Lock()
 			defer a.mu.Unlock()
 			p.CreatingENI = false
-			if err == nil {
-				a.st.enis[eni.ID] = eni
-				a.log.Info("attached ENI", "eni", eni.ID, "device", dev, "mac", eni.MAC)
-			}
-			return err
+			a.st.enis[eni.ID] = eni
+			a.st.setUp[eni.ID] = serr == nil
+			a.log.Info("attached ENI", "eni", eni.ID, "device", dev, "mac", eni.MAC, "setUp", serr == nil)
+			return serr
 		})
 	case ipam.AssignIPs, ipam.AssignPrefixes:
 		n := act.Count
@@ -149,6 +154,7 @@ func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
 			// for the next Describe to say, and until then none of them is handed out.
 			if act.Kind == ipam.FreeENI {
 				delete(a.st.enis, act.ENI)
+				delete(a.st.setUp, act.ENI)
 			} else if e, ok := a.st.enis[act.ENI]; ok {
 				e.IPs = slices.DeleteFunc(slices.Clone(e.IPs), func(ip netip.Addr) bool { return slices.Contains(act.IPs, ip) })
 				e.Prefixes = slices.DeleteFunc(slices.Clone(e.Prefixes), func(x netip.Prefix) bool { return slices.Contains(act.Prefixes, x) })
@@ -239,6 +245,11 @@ func (a *Agent) applyLocked(enis []cloud.ENI) {
 	a.st.enis = map[string]cloud.ENI{}
 	for _, e := range enis {
 		a.st.enis[e.ID] = e
+	}
+	for id := range a.st.setUp {
+		if _, ok := a.st.enis[id]; !ok {
+			delete(a.st.setUp, id)
+		}
 	}
 	for _, al := range a.store.List() {
 		if e, ok := a.eniOfLocked(al.Addr); !ok || e.Unmanaged {

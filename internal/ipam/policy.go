@@ -206,13 +206,14 @@ func byDevice(enis []ENI) []ENI {
 	return out
 }
 
-// byLoad orders ENIs for release: fewest assigned addresses first, then highest device index,
-// so that released addresses empty whole ENIs.
+// byLoad orders ENIs for release: fewest addresses held by pods first (a resting address will
+// soon be free, so it does not count), then highest device index, so that releases empty whole
+// ENIs.
 func byLoad(s State, enis []ENI) []ENI {
 	load := map[string]int{}
 	for _, e := range enis {
 		for _, a := range e.Addrs() {
-			if !s.Usable(a) {
+			if s.Assigned[a] {
 				load[e.ID]++
 			}
 		}

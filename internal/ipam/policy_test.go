@@ -151,6 +151,13 @@ func TestDecide(t *testing.T) {
 				s.Released = map[netip.Addr]time.Time{ip0[3]: t0.Add(-time.Second), ip0[2]: t0.Add(-time.Second)}
 			},
 			want: "unassign-ips eni-0 [10.0.1.11]"},
+		{name: "resting addresses do not keep an ENI from being emptied first",
+			state: base(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0[:6]}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1[:4]}),
+			edit: func(s *State) {
+				s.Assigned = set(ip0[:2])
+				s.Released = map[netip.Addr]time.Time{ip1[0]: t0.Add(-time.Second), ip1[1]: t0.Add(-time.Second)}
+			},
+			want: "unassign-ips eni-1 [10.0.1.33 10.0.1.32]; unassign-ips eni-0 [10.0.1.15]"},
 		{name: "MAX_PODS caps growth",
 			state: base(Settings{WarmIPTarget: 5, MaxPods: 6}, ENI{ID: "eni-0", IPs: ip0[:6]}),
 			edit:  func(s *State) { s.Assigned = set(ip0[:3]) },
