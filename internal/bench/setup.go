@@ -35,6 +35,10 @@ func runSetup(ctx context.Context, r *runner) error {
 	if err := l.waitFree(ctx, node.Name, 10, time.Minute); err != nil {
 		return err
 	}
+	rpc0, err := rpcTimes(ctx, node.NS)
+	if err != nil {
+		return err
+	}
 	type sample struct{ add, del []time.Duration }
 	got := map[*cniNet]*sample{ours: {}, ref: {}}
 	retried := 0
@@ -68,6 +72,10 @@ func runSetup(ctx context.Context, r *runner) error {
 			}
 		}
 	}
+	rpc1, err := rpcTimes(ctx, node.NS)
+	if err != nil {
+		return err
+	}
 	sum := func(s *sample) []float64 {
 		out := Millis(s.add)
 		for i, d := range Millis(s.del) {
@@ -83,8 +91,8 @@ func runSetup(ctx context.Context, r *runner) error {
 		NewRow("setup", "ADD median", "ms", Median(Millis(got[ours].add)), ref.name, Median(Millis(got[ref].add)), nil),
 		NewRow("setup", "DEL median", "ms", Median(Millis(got[ours].del)), ref.name, Median(Millis(got[ref].del)), nil),
 	)
-	r.note("setup: %d sequential ADD+DEL pairs per plugin on %s (%s, warm pool), alternating vpcnet-cni and ptp + host-local through libcni from the node's namespace; %d vpcnet ADD(s) had to retry.",
-		iters, node.Name, node.InstanceType, retried)
+	r.note("setup: %d sequential ADD+DEL pairs per plugin on %s (%s, warm pool), alternating vpcnet-cni and ptp + host-local through libcni from the node's namespace; %d vpcnet ADD(s) had to retry. Inside vpcnetd (vpcnet_cni_request_duration_seconds) an Add took %.2f ms and a Del %.2f ms on average; the rest of vpcnet-cni's time is its exec and the pod's data plane.",
+		iters, node.Name, node.InstanceType, retried, rpc1.mean("Add", rpc0), rpc1.mean("Del", rpc0))
 	return nil
 }
 
@@ -94,4 +102,29 @@ func tag(rt, ours *cniNet) string {
 		return "v"
 	}
 	return "r"
+}
+
+// rpcStats is the agent's request-duration histogram: sum (seconds) and count by operation.
+type rpcStats struct{ sum, count map[string]float64 }
+
+func rpcTimes(ctx context.Context, nodeNS string) (rpcStats, error) {
+	ms, err := agentMetrics(ctx, nodeNS)
+	if err != nil {
+		return rpcStats{}, err
+	}
+	st := rpcStats{sum: map[string]float64{}, count: map[string]float64{}}
+	for _, m := range ms {
+		switch m.Name {
+		case "vpcnet_cni_request_duration_seconds_sum":
+			st.sum[m.Labels["op"]] += m.Value
+		case "vpcnet_cni_request_duration_seconds_count":
+			st.count[m.Labels["op"]] += m.Value
+		}
+	}
+	return st, nil
+}
+
+// mean is the average duration in ms of op's requests since before.
+func (s rpcStats) mean(op string, before rpcStats) float64 {
+	return 1000 * Ratio(s.sum[op]-before.sum[op], s.count[op]-before.count[op])
 }
