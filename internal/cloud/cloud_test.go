@@ -1,0 +1,160 @@
+package cloud_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/vpcnet/vpcnet/internal/cloud"
+	"github.com/vpcnet/vpcnet/internal/vpcsim"
+)
+
+var bg = context.Background()
+
+// setup starts a vpcsim with a VPC, a subnet and an m5.large, and a client counting its calls.
+func setup(t *testing.T) (*cloud.Client, *ec2.Client, cloud.Identity, *sync.Map) {
+	t.Helper()
+	s, err := vpcsim.Start("127.0.0.1:0", vpcsim.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	raw := ec2.New(ec2.Options{Region: s.Region(), BaseEndpoint: aws.String(s.Endpoint()), Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", "")})
+	vpc, err := raw.CreateVpc(bg, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/16")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := raw.CreateSubnet(bg, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String("10.0.1.0/24")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := raw.RunInstances(bg, &ec2.RunInstancesInput{InstanceType: "m5.large", SubnetId: sn.Subnet.SubnetId, MinCount: aws.Int32(1), MaxCount: aws.Int32(1), ImageId: aws.String("ami-12345678")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imds, err := s.IMDSEndpoint(*run.Instances[0].InstanceId)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := &sync.Map{}
+	c, err := cloud.New(bg, cloud.Config{EC2Endpoint: s.Endpoint(), IMDSEndpoint: imds, Cluster: "unit", CacheTTL: time.Minute,
+		Observer: cloud.Observer{Attempt: func(action string) {
+			n, _ := calls.LoadOrStore(action, new(atomic.Int64))
+			n.(*atomic.Int64).Add(1)
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.Identity(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, raw, id, calls
+}
+
+func count(calls *sync.Map, action string) int64 {
+	n, ok := calls.Load(action)
+	if !ok {
+		return 0
+	}
+	return n.(*atomic.Int64).Load()
+}
+
+func TestIdentityAndLimits(t *testing.T) {
+	c, _, id, _ := setup(t)
+	if id.InstanceType != "m5.large" || id.Region != "us-east-1" || id.SubnetCIDR.String() != "10.0.1.0/24" || len(id.VPCCIDRs) != 1 || !id.PrimaryIP.IsValid() || len(id.MACs) != 1 {
+		t.Fatalf("identity %+v", id)
+	}
+	l, err := c.Limits(bg, id.InstanceType)
+	if err != nil || l.MaxENIs != 3 || l.IPv4PerENI != 10 {
+		t.Fatalf("limits %+v %v", l, err)
+	}
+}
+
+func TestDescribeCoalescedAndCached(t *testing.T) {
+	c, _, id, calls := setup(t)
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if enis, err := c.ENIs(bg, id.InstanceID); err != nil || len(enis) != 1 {
+				t.Errorf("%v %v", enis, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := count(calls, "DescribeNetworkInterfaces"); n != 1 {
+		t.Fatalf("50 concurrent callers made %d Describe calls", n)
+	}
+	if _, err := c.AssignIPs(bg, mustPrimary(t, c, id).ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	enis, _ := c.ENIs(bg, id.InstanceID)
+	if len(enis[0].IPs) != 2 || count(calls, "DescribeNetworkInterfaces") != 2 {
+		t.Fatalf("a change must invalidate the cache: %d IPs after %d Describes", len(enis[0].IPs), count(calls, "DescribeNetworkInterfaces"))
+	}
+}
+
+func mustPrimary(t *testing.T, c *cloud.Client, id cloud.Identity) cloud.ENI {
+	enis, err := c.ENIs(bg, id.InstanceID)
+	if err != nil || len(enis) == 0 || enis[0].DeviceIndex != 0 {
+		t.Fatalf("%v %v", enis, err)
+	}
+	return enis[0]
+}
+
+func TestCreatedENIsTaggedAndFreed(t *testing.T) {
+	c, _, id, _ := setup(t)
+	eni, err := c.CreateENI(bg, id, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eni.DeviceIndex != 1 || eni.AttachmentID == "" || !eni.Ours() || eni.Tags[cloud.TagInstanceID] != id.InstanceID || eni.Tags[cloud.TagCluster] != "unit" {
+		t.Fatalf("ENI %+v", eni)
+	}
+	if err := c.FreeENI(bg, mustPrimary(t, c, id)); err == nil {
+		t.Fatal("freed the primary ENI")
+	}
+	if err := c.FreeENI(bg, eni); err != nil {
+		t.Fatal(err)
+	}
+	if enis, _ := c.ENIs(bg, id.InstanceID); len(enis) != 1 {
+		t.Fatalf("%d ENIs after free", len(enis))
+	}
+}
+
+func TestCleanupDetached(t *testing.T) {
+	c, raw, _, _ := setup(t)
+	subnet := func() *string {
+		out, _ := raw.DescribeSubnets(bg, &ec2.DescribeSubnetsInput{})
+		return out.Subnets[0].SubnetId
+	}()
+	mk := func(age time.Duration, extra ...types.Tag) string {
+		tags := append([]types.Tag{{Key: aws.String(cloud.TagCluster), Value: aws.String("unit")},
+			{Key: aws.String(cloud.TagCreatedAt), Value: aws.String(time.Now().Add(-age).UTC().Format(time.RFC3339))}}, extra...)
+		out, err := raw.CreateNetworkInterface(bg, &ec2.CreateNetworkInterfaceInput{SubnetId: subnet,
+			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeNetworkInterface, Tags: tags}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *out.NetworkInterface.NetworkInterfaceId
+	}
+	old := mk(time.Hour)
+	mk(time.Second)                                                                         // within the grace period
+	mk(time.Hour, types.Tag{Key: aws.String(cloud.TagNoManage), Value: aws.String("true")}) // someone else's
+	if _, err := raw.CreateNetworkInterface(bg, &ec2.CreateNetworkInterfaceInput{SubnetId: subnet}); err != nil { // untagged
+		t.Fatal(err)
+	}
+	deleted, err := c.CleanupDetached(bg, time.Minute)
+	if err != nil || len(deleted) != 1 || deleted[0] != old {
+		t.Fatalf("deleted %v (%v), want only %s", deleted, err, old)
+	}
+}
