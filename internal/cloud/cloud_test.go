@@ -148,8 +148,8 @@ func TestCleanupDetached(t *testing.T) {
 		return *out.NetworkInterface.NetworkInterfaceId
 	}
 	old := mk(time.Hour)
-	mk(time.Second)                                                                         // within the grace period
-	mk(time.Hour, types.Tag{Key: aws.String(cloud.TagNoManage), Value: aws.String("true")}) // someone else's
+	mk(time.Second)                                                                                               // within the grace period
+	mk(time.Hour, types.Tag{Key: aws.String(cloud.TagNoManage), Value: aws.String("true")})                       // someone else's
 	if _, err := raw.CreateNetworkInterface(bg, &ec2.CreateNetworkInterfaceInput{SubnetId: subnet}); err != nil { // untagged
 		t.Fatal(err)
 	}
