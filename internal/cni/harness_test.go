@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,11 +80,21 @@ type cluster struct {
 	agentLog   string
 	pluginConf map[string]any // the plugin entry of the conflist the agent wrote
 	cni        *libcni.CNIConfig
+
+	hostNetworking bool
+	router         ns.NetNS // the fabric, with hostNetworking
+	fabricMu       sync.Mutex
+	eniPrimaries   map[netip.Addr]bool // primary IPs of secondary ENIs the fabric wired
+	fabricErr      error
 }
 
 type clusterOpts struct {
 	instanceType string   // default m5.large
 	env          []string // extra agent settings, KEY=VALUE
+	// hostNetworking runs vpcnetd inside the node namespace with VPCNET_HOST_NETWORKING=true,
+	// behind a router namespace playing the VPC fabric: every ENI the agent attaches appears in
+	// the node as eth<device index> with the ENI's MAC, wired to the router.
+	hostNetworking bool
 }
 
 var bg = context.Background()
@@ -94,8 +105,15 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 	if o.instanceType == "" {
 		o.instanceType = "m5.large"
 	}
-	c := &cluster{dir: t.TempDir(), vpcCIDR: netip.MustParsePrefix("10.10.0.0/16"), subnet: netip.MustParsePrefix("10.10.0.0/20")}
-	sim, err := vpcsim.Start("127.0.0.1:0", vpcsim.Options{})
+	c := &cluster{dir: t.TempDir(), vpcCIDR: netip.MustParsePrefix("10.10.0.0/16"), subnet: netip.MustParsePrefix("10.10.0.0/20"),
+		hostNetworking: o.hostNetworking, eniPrimaries: map[netip.Addr]bool{}}
+	c.node = testenv.NewNS(t)
+	var hook func(vpcsim.Event)
+	if o.hostNetworking {
+		c.router = testenv.NewNS(t)
+		hook = c.fabric
+	}
+	sim, err := vpcsim.Start("127.0.0.1:0", vpcsim.Options{Hook: hook})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,20 +146,37 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ec2URL := sim.Endpoint()
 
-	// The node: a namespace whose eth0 carries the primary ENI's MAC and address.
-	c.node = testenv.NewNS(t)
+	// The node's eth0 carries the primary ENI's MAC and address. Without a fabric it is a veth
+	// whose far end stays in the node (no dummy module needed); with one it leads to the router.
 	c.do(t, func() error {
 		hw, err := net.ParseMAC(c.primaryMAC)
 		if err != nil {
 			return fmt.Errorf("primary ENI MAC %q: %w", c.primaryMAC, err)
 		}
-		// A veth whose far end stays here (no dummy module needed); the agent touches neither.
-		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0", HardwareAddr: hw}, PeerName: "fabric0"}); err != nil {
+		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0", HardwareAddr: hw}, PeerName: "fabric0"}
+		if c.router != nil {
+			v.PeerNamespace = netlink.NsFd(int(c.router.Fd()))
+		}
+		if err := netlink.LinkAdd(v); err != nil {
 			return err
 		}
 		return dataplane.SetupENI(dataplane.ENI{MAC: c.primaryMAC, PrimaryIP: c.primaryIP, Subnet: c.subnet})
 	})
+	if c.router != nil {
+		c.wireFabric(t, "fabric0", c.primaryIP)
+		c.do(t, func() error { // the node's default route, as its OS would have it
+			eth0, err := netlink.LinkByName("eth0")
+			if err != nil {
+				return err
+			}
+			return netlink.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: c.subnet.Addr().Next().AsSlice()})
+		})
+		// The agent runs inside the node, whose loopback is not ours: carry the endpoints in.
+		ec2URL = proxyInto(t, c.node, sim.Endpoint())
+		imdsURL = proxyInto(t, c.node, imdsURL)
+	}
 
 	c.socket = filepath.Join(c.dir, "agent", "vpcnetd.sock")
 	c.stateDir = filepath.Join(c.dir, "cni-state")
@@ -152,8 +187,8 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 	c.agentEnv = append([]string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + c.dir,
 		"AWS_ACCESS_KEY_ID=AKIDVPCSIM", "AWS_SECRET_ACCESS_KEY=secret",
-		"AWS_EC2_ENDPOINT=" + sim.Endpoint(), "AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imdsURL,
-		"VPCNET_HOST_NETWORKING=false",
+		"AWS_EC2_ENDPOINT=" + ec2URL, "AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imdsURL,
+		fmt.Sprintf("VPCNET_HOST_NETWORKING=%v", o.hostNetworking),
 		"VPCNET_SOCKET=" + c.socket,
 		"VPCNET_STATE_DIR=" + filepath.Join(c.dir, "agent", "state"),
 		"VPCNET_CNI_CONF_DIR=" + filepath.Join(c.dir, "net.d"),
@@ -223,6 +258,12 @@ func (c *cluster) startAgent(t testing.TB) {
 	done, started := make(chan struct{}), make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if c.hostNetworking {
+			if err := c.node.Set(); err != nil { // the agent starts inside the node
+				started <- err
+				return
+			}
+		}
 		if err := cmd.Start(); err != nil {
 			started <- err
 			return
@@ -387,7 +428,12 @@ func (c *cluster) leftovers(t testing.TB) []string {
 		if err != nil {
 			return err
 		}
+		c.fabricMu.Lock()
+		defer c.fabricMu.Unlock()
 		for _, r := range rules {
+			if r.Priority == dataplane.RulePrioFromPod && r.Src != nil && c.eniPrimaries[netip.AddrFrom4([4]byte(r.Src.IP.To4()))] {
+				continue // the agent's rule for an ENI's own address
+			}
 			if r.Priority == dataplane.RulePrioToPod || r.Priority == dataplane.RulePrioFromPod {
 				left = append(left, "rule "+r.String())
 			}

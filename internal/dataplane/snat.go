@@ -82,7 +82,7 @@ func SetupSNAT(s SNAT) error {
 			Mask: binary.NativeEndian.AppendUint32(nil, SNATMark), Xor: []byte{0, 0, 0, 0}},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, SNATMark)},
 		&expr.Immediate{Register: 1, Data: ip[:]},
-		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1, Specified: true})
+		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1})
 	conn.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: snat, UserData: tag})
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("nftables: SNAT to %s: %w", s.PrimaryIP, err)

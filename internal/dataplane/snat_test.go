@@ -54,6 +54,16 @@ func TestSNAT(t *testing.T) {
 		}
 	}
 
+	// Many flows share the primary IP: each keeps its own source port (a second pod to the same
+	// destination and port still gets through).
+	q, qNS := tp.addPod(t, "snat-2", netip.MustParseAddr("10.0.1.51"), 0)
+	tp.routeToPod(t, q.Addr, nodeIP)
+	for i, path := range []string{podNS.Path(), qNS.Path(), podNS.Path()} {
+		if got, ok := sourceSeen(t, tp, path, inetHost, 8053); !ok || got != nodeIP {
+			t.Errorf("flow %d to %s:8053 seen from %v (arrived %v), want %s", i, inetHost, got, ok, nodeIP)
+		}
+	}
+
 	do(t, tp.node, func() error { return dataplane.SetupSNAT(dataplane.SNAT{External: true}) })
 	do(t, tp.node, func() error { return dataplane.SetupSNAT(dataplane.SNAT{External: true}) })
 	if got, ok := sourceSeen(t, tp, podNS.Path(), inetHost, 8100); !ok || got != p.Addr {
