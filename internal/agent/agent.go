@@ -74,6 +74,8 @@ type pool struct {
 	exhaustions  int
 	noCIDRBlocks time.Time
 	cloudErr     error     // last failure to reach the cloud; nil once a call succeeds
+	failures     int       // cloud failures in a row
+	retryAt      time.Time // no actions before then, after a failure
 	lastPlan     ipam.Plan // for status and /v1/config
 	subnetFree   int
 	confWritten  bool

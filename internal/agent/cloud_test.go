@@ -115,3 +115,25 @@ func TestFlakyCloudConverges(t *testing.T) {
 		})
 	}
 }
+
+func TestCloudFailureReported(t *testing.T) {
+	x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
+	cfg := testConfig(t, x)
+	cfg.Pool.WarmIPTarget = 1
+	cfg.Cloud.MaxAttempts = 2
+	n := startNode(t, x, cfg)
+	n.settle("one warm", func(p poolView) bool { return p.total == 1 })
+	x.s.SetDeny("*", true)
+	n.mustAdd("a")
+	waitFor(t, 10*time.Second, "status cloud-unreachable", func() bool { return n.status().Reason == agent.ReasonCloudUnreachable })
+	if _, err := n.add("b"); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "UnauthorizedOperation") {
+		t.Fatalf("ADD: %v", err)
+	}
+	before := n.metric(`vpcnet_ec2_calls_total{action="AssignPrivateIpAddresses"}`)
+	time.Sleep(2 * time.Second)
+	if calls := n.metric(`vpcnet_ec2_calls_total{action="AssignPrivateIpAddresses"}`) - before; calls > 6 {
+		t.Errorf("%v calls in 2s to a failing cloud: no back-off", calls)
+	}
+	x.s.SetDeny("*", false)
+	n.mustAdd("b")
+}

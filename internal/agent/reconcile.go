@@ -59,10 +59,13 @@ func (a *Agent) reconcile(ctx context.Context) time.Time {
 		a.log.Info("pool", "reason", plan.Reason, "actions", len(plan.Actions))
 	}
 	a.st.lastPlan = plan
+	a.maybeWriteConfLocked(ipam.Count(s))
+	if now.Before(a.st.retryAt) { // the cloud failed: wait before calling it again
+		return a.st.retryAt
+	}
 	for _, act := range plan.Actions {
 		a.startLocked(ctx, act)
 	}
-	a.maybeWriteConfLocked(ipam.Count(s))
 	return plan.Wake
 }
 
@@ -183,7 +186,7 @@ func (a *Agent) run(ctx context.Context, f func() error) {
 // noteLocked records what a cloud error means for the pool and for status.
 func (a *Agent) noteLocked(err error) {
 	if err == nil {
-		a.st.cloudErr = nil
+		a.st.cloudErr, a.st.failures = nil, 0
 		return
 	}
 	a.st.stale = true
@@ -195,20 +198,23 @@ func (a *Agent) noteLocked(err error) {
 	case cloud.ErrNoCIDRBlocks:
 		a.st.noCIDRBlocks = time.Now()
 		a.log.Warn("no free aligned /28 in the subnet: single addresses for now", "subnet", a.st.id.SubnetID, "err", err)
-	case "":
-		if !errors.Is(err, context.Canceled) {
-			a.st.cloudErr = err
-			a.log.Error("cloud call failed", "err", err)
-		}
 	default:
-		a.log.Error("cloud call failed", "code", code, "err", err)
+		if errors.Is(err, context.Canceled) {
+			return
+		}
+		// Throttled or failing after retries, refused, unreachable: status says so while the
+		// pool cannot serve.
+		a.st.cloudErr = err
+		a.st.failures++
+		a.st.retryAt = time.Now().Add(min(100*time.Millisecond<<min(a.st.failures, 10), 30*time.Second))
+		a.log.Error("cloud call failed", "code", code, "err", err, "retryIn", time.Until(a.st.retryAt).Round(time.Millisecond))
 	}
 }
 
 func (a *Agent) dirty() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.st.stale && a.st.ops == 0
+	return a.st.stale && a.st.ops == 0 && !time.Now().Before(a.st.retryAt)
 }
 
 // refresh replaces the local view of the ENIs with EC2's, unless an action ran meanwhile.
