@@ -91,7 +91,7 @@ func New(cfg Config, c cloud.Cloud, s *store.Store, reg *Registry, log *slog.Log
 		setUp:    map[string]bool{},
 		reserved: map[netip.Addr]bool{},
 		leaving:  map[netip.Addr]bool{},
-		released: map[netip.Addr]time.Time{},
+		released: s.Released(), // cooldowns survive restarts
 		pending:  ipam.Pending{Busy: map[string]bool{}},
 	}
 	return a

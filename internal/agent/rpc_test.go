@@ -76,22 +76,25 @@ func TestAPIContract(t *testing.T) {
 func TestRestartRestoresAllocations(t *testing.T) {
 	x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
 	cfg := testConfig(t, x)
-	cfg.Pool.WarmIPTarget = 3
+	cfg.Pool.WarmIPTarget, cfg.Pool.Cooldown = 3, 5*time.Second
 	n := startNode(t, x, cfg)
-	a, b := n.mustAdd("a"), n.mustAdd("b")
+	a, b, gone := n.mustAdd("a"), n.mustAdd("b"), n.mustAdd("gone")
+	n.del("gone")
 	n.stop()
 	n = startNode(t, x, cfg)
 	if got := n.mustAdd("a"); got != a {
 		t.Fatalf("after restart a holds %s, had %s", got, a)
 	}
-	if c := n.mustAdd("c"); c == a || c == b {
-		t.Fatalf("new pod got %s, held by another", c)
+	for _, id := range []string{"c", "d", "e"} {
+		if c := n.mustAdd(id); c == a || c == b || c == gone {
+			t.Fatalf("new pod got %s, held by another or released just before the restart", c)
+		}
 	}
 	rep, err := n.client.GC(bg, &agentapi.GCRequest{Version: agentapi.Version, Network: "vpcnet", Valid: []*agentapi.Key{key("a")}})
-	if err != nil || len(rep.Released) != 2 {
+	if err != nil || len(rep.Released) != 4 {
 		t.Fatalf("GC: %v %v", rep, err)
 	}
-	n.settle("3 warm + a", func(p poolView) bool { return p.assigned == 1 && p.total == 4 })
+	n.settle("3 warm + a once the cooldowns end", func(p poolView) bool { return p.assigned == 1 && p.total == 4 })
 }
 
 func TestUnmanagedENILeftAloneAndDetachedCleanedUp(t *testing.T) {

@@ -7,8 +7,14 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"net/netip"
 	"strconv"
+	"time"
 )
+
+// keepReleased is how long release times survive compaction: longer than any sane
+// IP_COOLDOWN_PERIOD.
+const keepReleased = 10 * time.Minute
 
 // The journal is a sequence of lines "<crc32c of json, 8 hex digits> <json record>\n". A line that
 // is incomplete or fails its checksum ends the journal: only the last write can be torn.
@@ -17,7 +23,8 @@ type op string
 
 const (
 	opAdd op = "add"
-	opDel op = "del"
+	opDel op = "del" // At is when the address was released
+	opRel op = "rel" // a release kept across compaction: Addr and At only
 )
 
 type record struct {
@@ -39,6 +46,13 @@ func (r record) encode() []byte {
 // records. It never fails: what cannot be read ends the journal, and a record that would break
 // the store's rules (an address held twice, a key holding two addresses) is skipped.
 func Parse(data []byte) (live []Alloc, good int) {
+	live, _, good = replay(data)
+	return live, good
+}
+
+// replay is Parse that also returns when each address not live now was last released.
+func replay(data []byte) (live []Alloc, released map[netip.Addr]time.Time, good int) {
+	released = map[netip.Addr]time.Time{}
 	byKey := map[Key]Alloc{}
 	byAddr := map[string]Key{}
 	var order []Key
@@ -69,16 +83,22 @@ func Parse(data []byte) (live []Alloc, good int) {
 			if a, ok := byKey[r.Key]; ok {
 				delete(byKey, r.Key)
 				delete(byAddr, a.Addr.String())
+				released[a.Addr] = r.At
+			}
+		case opRel:
+			if r.Addr.IsValid() {
+				released[r.Addr] = r.At
 			}
 		}
 	}
 	for _, k := range order {
 		if a, ok := byKey[k]; ok {
 			live = append(live, a)
+			delete(released, a.Addr)
 			delete(byKey, k) // a key deleted and added again appears twice in order
 		}
 	}
-	return live, good
+	return live, released, good
 }
 
 func decode(line []byte) (record, bool) {
@@ -90,7 +110,7 @@ func decode(line []byte) (record, bool) {
 	if err != nil || uint32(sum) != crc32.Checksum(line[9:], castagnoli) {
 		return r, false
 	}
-	if json.Unmarshal(line[9:], &r) != nil || (r.Op != opAdd && r.Op != opDel) {
+	if json.Unmarshal(line[9:], &r) != nil || (r.Op != opAdd && r.Op != opDel && r.Op != opRel) {
 		return r, false
 	}
 	return r, true
@@ -104,6 +124,13 @@ func (s *Store) compact() error {
 	var buf bytes.Buffer
 	for _, a := range s.byKey {
 		buf.Write(record{Op: opAdd, Alloc: a}.encode())
+	}
+	for addr, at := range s.released {
+		if time.Since(at) > keepReleased {
+			delete(s.released, addr)
+			continue
+		}
+		buf.Write(record{Op: opRel, Alloc: Alloc{Addr: addr, At: at}}.encode())
 	}
 	if err := writeSynced(tmp, buf.Bytes()); err != nil {
 		return fmt.Errorf("allocation store: %w", err)

@@ -48,7 +48,10 @@ type Store struct {
 	f       *os.File
 	byKey   map[Key]Alloc
 	byAddr  map[netip.Addr]Key
-	records int // records in the journal, live or not
+	// released is when addresses no key holds were last released, so that their cooldown
+	// survives a restart.
+	released map[netip.Addr]time.Time
+	records  int // records in the journal, live or not
 }
 
 const journalName = "allocations.journal"
@@ -64,8 +67,8 @@ func Open(dir string) (*Store, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("allocation store: %w", err)
 	}
-	live, _ := Parse(data)
-	s.byKey, s.byAddr = map[Key]Alloc{}, map[netip.Addr]Key{}
+	live, released, _ := replay(data)
+	s.byKey, s.byAddr, s.released = map[Key]Alloc{}, map[netip.Addr]Key{}, released
 	for _, a := range live {
 		s.byKey[a.Key], s.byAddr[a.Addr] = a, a.Key
 	}
@@ -110,6 +113,18 @@ func (s *Store) List() []Alloc {
 	return out
 }
 
+// Released returns when each address no key holds was last released (within the last ten
+// minutes, across restarts).
+func (s *Store) Released() map[netip.Addr]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[netip.Addr]time.Time, len(s.released))
+	for a, t := range s.released {
+		out[a] = t
+	}
+	return out
+}
+
 // Put records a and returns once it is on disk. Putting the same key and address again is a
 // no-op.
 func (s *Store) Put(a Alloc) error {
@@ -128,6 +143,7 @@ func (s *Store) Put(a Alloc) error {
 		return err
 	}
 	s.byKey[a.Key], s.byAddr[a.Addr] = a, a.Key
+	delete(s.released, a.Addr)
 	s.maybeCompact()
 	return nil
 }
@@ -144,11 +160,13 @@ func (s *Store) deleteLocked(k Key) (Alloc, bool, error) {
 	if !ok {
 		return Alloc{}, false, nil
 	}
-	if err := s.append(record{Op: opDel, Alloc: Alloc{Key: k, Addr: a.Addr}}); err != nil {
+	now := time.Now().UTC()
+	if err := s.append(record{Op: opDel, Alloc: Alloc{Key: k, Addr: a.Addr, At: now}}); err != nil {
 		return Alloc{}, false, err
 	}
 	delete(s.byKey, k)
 	delete(s.byAddr, a.Addr)
+	s.released[a.Addr] = now
 	s.maybeCompact()
 	return a, true, nil
 }

@@ -194,3 +194,30 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestReleaseTimesSurviveRestartAndCompaction(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := Open(dir)
+	s.Put(alloc(1, "10.0.0.1"))
+	s.Put(alloc(2, "10.0.0.2"))
+	before := time.Now()
+	s.Delete(key(1))
+	s.Close()
+	for range 2 { // the second Open reads the compacted journal
+		s, _ = Open(dir)
+		at, ok := s.Released()[netip.MustParseAddr("10.0.0.1")]
+		if !ok || at.Before(before.Add(-time.Second)) {
+			t.Fatalf("release time of 10.0.0.1 lost: %v %v", at, ok)
+		}
+		if _, ok := s.Released()[netip.MustParseAddr("10.0.0.2")]; ok {
+			t.Fatal("a held address has a release time")
+		}
+		s.Close()
+	}
+	s, _ = Open(dir)
+	defer s.Close()
+	s.Put(alloc(3, "10.0.0.1"))
+	if _, ok := s.Released()[netip.MustParseAddr("10.0.0.1")]; ok {
+		t.Fatal("an address held again keeps its release time")
+	}
+}
