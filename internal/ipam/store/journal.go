@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"net/netip"
 	"os"
 	"path/filepath"
-	"net/netip"
 	"strconv"
 	"time"
 )

@@ -43,11 +43,11 @@ var ErrKeyHolds = errors.New("key already holds an address")
 
 // Store is the allocation table and its journal. It is safe for concurrent use.
 type Store struct {
-	mu      sync.Mutex
-	dir     string
-	f       *os.File
-	byKey   map[Key]Alloc
-	byAddr  map[netip.Addr]Key
+	mu     sync.Mutex
+	dir    string
+	f      *os.File
+	byKey  map[Key]Alloc
+	byAddr map[netip.Addr]Key
 	// released is when addresses no key holds were last released, so that their cooldown
 	// survives a restart.
 	released map[netip.Addr]time.Time
