@@ -148,7 +148,7 @@ func (s *Store) compact() error {
 	if s.f != nil {
 		s.f.Close()
 	}
-	s.f, s.records = f, len(s.byKey)
+	s.f, s.records = f, len(s.byKey)+len(s.released)
 	return nil
 }
 

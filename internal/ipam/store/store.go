@@ -215,7 +215,7 @@ func (s *Store) append(r record) error {
 // maybeCompact rewrites the journal once it is mostly dead records. Called after the in-memory
 // state includes the last record; on failure the old journal, already complete, stays in use.
 func (s *Store) maybeCompact() {
-	if s.records > 1024 && s.records > 4*len(s.byKey) {
+	if s.records > 1024 && s.records > 4*(len(s.byKey)+len(s.released)) {
 		_ = s.compact()
 	}
 }
