@@ -378,4 +378,15 @@ func writeTable(w io.Writer, rows []Row) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Step, r.Action, mark, r.Observed)
 	}
 	tw.Flush()
+	failed := 0
+	for _, r := range rows {
+		if !r.OK {
+			failed++
+		}
+	}
+	if failed == 0 {
+		fmt.Fprintf(w, "\nAll %d steps verified: every pod has a VPC address and talks over plain VPC routing.\n", len(rows))
+	} else {
+		fmt.Fprintf(w, "\n%d of %d steps NOT verified.\n", failed, len(rows))
+	}
 }
