@@ -150,3 +150,23 @@ func TestCooldown(t *testing.T) {
 	time.Sleep(cfg.Pool.Cooldown)
 	n.settle("back to 2 once both rested", func(p poolView) bool { return p.total == 2 && p.free == 2 })
 }
+
+// TestSlowAttachDoesNotBlockAdd: while an ENI takes 3 s to attach, ADD goes on from the primary
+// ENI's addresses, which keep being assigned.
+func TestSlowAttachDoesNotBlockAdd(t *testing.T) {
+	x := newSim(t, vpcsim.Options{Latency: map[string]time.Duration{"AttachNetworkInterface": 3 * time.Second}}, "10.0.1.0/24", "m5.large")
+	cfg := testConfig(t, x)
+	cfg.Pool.WarmIPTarget = 4
+	n := startNode(t, x, cfg)
+	n.settle("4 warm", func(p poolView) bool { return p.total == 4 && p.enis == 1 })
+	start := time.Now()
+	for i := range 8 { // the primary's 9 slots run out: an ENI attach starts
+		n.mustAdd(fmt.Sprint("pod", i))
+	}
+	took := time.Since(start)
+	if took > 2*time.Second {
+		t.Fatalf("8 ADDs took %v while an ENI was attaching", took)
+	}
+	t.Logf("8 ADDs in %v while an ENI attach takes 3s", took)
+	n.settle("12 on two ENIs once the attach completes", func(p poolView) bool { return p.total == 12 && p.enis == 2 })
+}
