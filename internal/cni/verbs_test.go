@@ -1,11 +1,13 @@
 package cni_test
 
 import (
+	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/vishvananda/netlink"
 	"github.com/vpcnet/vpcnet/internal/dataplane"
 	"github.com/vpcnet/vpcnet/internal/probe"
 )
@@ -161,6 +163,37 @@ func TestSpoofedSourceDropped(t *testing.T) {
 		if err := c.cni.DelNetworkList(bg, list, p.rt); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if left := c.leftovers(t); len(left) > 0 {
+		t.Fatalf("after DEL: %v", left)
+	}
+}
+
+// CHECK notices when the wiring ADD made is gone, and DEL still cleans up after that.
+func TestCheckDetectsBrokenWiring(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	list := c.conflist(t, "1.1.0")
+	p := newPod(t, "fragile")
+	if err := c.addRetry(list, p, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cni.CheckNetworkList(bg, list, p.rt); err != nil {
+		t.Fatalf("CHECK of an intact pod: %v", err)
+	}
+	c.do(t, func() error { // someone removes the pod's rule 512
+		r := netlink.NewRule()
+		r.Priority = dataplane.RulePrioToPod
+		r.Dst = &net.IPNet{IP: p.ip.AsSlice(), Mask: net.CIDRMask(32, 32)}
+		r.Table = 254
+		return netlink.RuleDel(r)
+	})
+	if err := c.cni.CheckNetworkList(bg, list, p.rt); err == nil {
+		t.Fatal("CHECK passed with the pod's rule 512 gone")
+	} else {
+		t.Logf("CHECK: %v", err)
+	}
+	if err := c.cni.DelNetworkList(bg, list, p.rt); err != nil {
+		t.Fatal(err)
 	}
 	if left := c.leftovers(t); len(left) > 0 {
 		t.Fatalf("after DEL: %v", left)
