@@ -1,0 +1,238 @@
+package main
+
+// The lab's object commands: nodes, pods, and looking inside them. They are added to the lab
+// command in lab.go.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/vpcnet/vpcnet/internal/lab"
+)
+
+func newLabNodeCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "Add or remove nodes"}
+	var itype, subnet string
+	add := &cobra.Command{
+		Use:   "add",
+		Short: "Launch a node (instance + namespace + vpcnetd) and wait until it can serve pods",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := labClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := labContext()
+			defer cancel()
+			n, err := c.AddNode(ctx, lab.NodeRequest{InstanceType: itype, Subnet: subnet}, progress)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("node %s ready (%s %s, %s, %d address(es) free)\n", n.Name, n.InstanceID, n.InstanceType, n.NS, n.Agent.Free)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&itype, "instance-type", "", "EC2 instance type (default: the lab's)")
+	add.Flags().StringVar(&subnet, "subnet", "", "subnet ID or CIDR (default: the lab's first)")
+	rm := &cobra.Command{
+		Use:   "rm NODE",
+		Short: "Remove a node with its pods, agent and instance",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := labClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := labContext()
+			defer cancel()
+			if err := c.RemoveNode(ctx, args[0], progress); err != nil {
+				return err
+			}
+			fmt.Printf("node %s removed\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(add, rm)
+	return cmd
+}
+
+func newLabPodCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "pod", Short: "Run, remove and list pods"}
+	var node string
+	run := &cobra.Command{
+		Use:   "run NAME",
+		Short: "Start a pod: a namespace wired by the node's CNI plugin, with an address from the VPC",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if err := lab.ValidatePodName(args[0]); err != nil {
+				return usageError{err}
+			}
+			c, err := labClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := labContext()
+			defer cancel()
+			p, err := c.RunPod(ctx, lab.PodRequest{Name: args[0], Node: node}, progress)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("pod %s running on %s with IP %s\n", p.Name, p.Node, p.IP)
+			return nil
+		},
+	}
+	run.Flags().StringVar(&node, "node", "", "node name, index or instance ID (default: the ready node with the fewest pods)")
+	rm := &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Remove a pod (CNI DEL, then its namespace)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := labClient()
+			if err != nil {
+				return err
+			}
+			if err := c.RemovePod(context.Background(), args[0], progress); err != nil {
+				return err
+			}
+			fmt.Printf("pod %s removed\n", args[0])
+			return nil
+		},
+	}
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List pods with their IPs and nodes",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := labClient()
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(context.Background())
+			if err != nil {
+				return err
+			}
+			lab.WritePods(os.Stdout, st.Pods)
+			return nil
+		},
+	}
+	cmd.AddCommand(run, rm, ls)
+	return cmd
+}
+
+func newLabExecCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "exec POD -- CMD [ARG...]",
+		Short: "Run a command inside a pod's network namespace",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.ArgsLenAtDash() != 1 {
+				return usagef("usage: vpcnet lab exec POD -- CMD [ARG...]")
+			}
+			if err := lab.ValidateName(labName); err != nil {
+				return usageError{err}
+			}
+			code, err := lab.Exec(labName, args[0], args[1:])
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				os.Exit(code)
+			}
+			return nil
+		},
+	}
+}
+
+func newLabPingCmd() *cobra.Command {
+	var count int
+	cmd := &cobra.Command{
+		Use:   "ping POD TARGET",
+		Short: "ICMP echo from a pod to another pod or an address (built in: no ping binary needed)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := labClient()
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(context.Background())
+			if err != nil {
+				return err
+			}
+			for i := 0; i < count; i++ {
+				dst, rtt, err := lab.Ping(st, args[0], args[1], 2*time.Second)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("reply from %s: time=%s\n", dst, rtt.Round(time.Microsecond))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&count, "count", 3, "echo requests to send")
+	return cmd
+}
+
+func newLabLogsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "logs [NODE]",
+		Short: "Print the controller's log, or a node's vpcnetd log",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if err := lab.ValidateName(labName); err != nil {
+				return usageError{err}
+			}
+			p := lab.PathsFor(labName)
+			file := p.ControllerLog()
+			if len(args) == 1 {
+				c, err := labClient()
+				if err != nil {
+					return err
+				}
+				st, err := c.Status(context.Background())
+				if err != nil {
+					return err
+				}
+				n, err := lab.FindNode(st, args[0])
+				if err != nil {
+					return err
+				}
+				file = p.Node(n.Index).AgentLog()
+			}
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return err
+			}
+			_, err = os.Stdout.Write(b)
+			return err
+		},
+	}
+}
+
+func newLabDescribeCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "describe", Short: "Describe lab objects in detail"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "node NODE",
+		Short: "Instance type, ENIs, address slots, pods, max pods and what is left on a node",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := labClient()
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(context.Background())
+			if err != nil {
+				return err
+			}
+			n, err := lab.FindNode(st, args[0])
+			if err != nil {
+				return err
+			}
+			lab.WriteDescribeNode(os.Stdout, n, st.Pods)
+			return nil
+		},
+	})
+	return cmd
+}
