@@ -109,26 +109,31 @@ func SetupENI(e ENI) error {
 	return addRule(fromRule(e.PrimaryIP, table))
 }
 
-// TeardownENI undoes SetupENI for a secondary ENI: the rules into its table, the table's routes and
-// the primary address. The device may already be gone (detached). The primary ENI is left alone.
+// TeardownENI undoes SetupENI for a secondary ENI: its rule 1536, the routes of its table that go
+// through its device, and its primary address. It only touches what is this ENI's: another ENI
+// attached at the same device index (same table) keeps its routes, and pods keep their rules (the
+// plugin removes those). When the device is already gone (detached), its routes went with it.
+// The primary ENI is left alone.
 func TeardownENI(e ENI) error {
 	if e.DeviceIndex <= 0 {
 		return nil
 	}
 	table := TableForDevice(e.DeviceIndex)
 	var errs []error
-	rules, err := netlink.RuleList(unix.AF_INET)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, r := range rules {
-		if r.Table == table && r.Priority == RulePrioFromPod {
-			if err := delRule(&r); err != nil {
-				errs = append(errs, err)
-			}
+	if e.PrimaryIP.Is4() {
+		if err := delRule(fromRule(e.PrimaryIP, table)); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	routes, err := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
+	link, err := LinkByMAC(e.MAC)
+	if err != nil {
+		if !errors.Is(err, errNoDevice) {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}
+	routes, err := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: table, LinkIndex: link.Attrs().Index},
+		netlink.RT_FILTER_TABLE|netlink.RT_FILTER_OIF)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -137,7 +142,7 @@ func TeardownENI(e ENI) error {
 			errs = append(errs, fmt.Errorf("ENI %s: delete route %s: %w", e.MAC, r, err))
 		}
 	}
-	if link, err := LinkByMAC(e.MAC); err == nil && e.PrimaryIP.Is4() {
+	if e.PrimaryIP.Is4() {
 		addrs, _ := netlink.AddrList(link, unix.AF_INET)
 		for _, a := range addrs {
 			if a.IP.Equal(e.PrimaryIP.AsSlice()) {
@@ -146,8 +151,6 @@ func TeardownENI(e ENI) error {
 				}
 			}
 		}
-	} else if err != nil && !errors.Is(err, errNoDevice) {
-		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

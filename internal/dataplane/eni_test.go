@@ -119,3 +119,49 @@ func TestSetupENIErrors(t *testing.T) {
 		return nil
 	})
 }
+
+// An ENI detached and replaced at the same device index: tearing the old one down late must not
+// empty the table the new one now uses.
+func TestTeardownENIKeepsSuccessorTable(t *testing.T) {
+	tp := newTopo(t)
+	do(t, tp.node, func() error { return dataplane.SetupENI(eni1) })
+	// The old ENI's device goes away (detach); a new ENI arrives at device index 1.
+	successor := dataplane.ENI{MAC: "02:00:00:00:02:10", DeviceIndex: 1, PrimaryIP: netip.MustParseAddr("10.0.2.11"), Subnet: subnet2}
+	do(t, tp.node, func() error {
+		old, err := netlink.LinkByName("eth1")
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkDel(old); err != nil {
+			return err
+		}
+		hw, _ := net.ParseMAC(successor.MAC)
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth1", HardwareAddr: hw}, PeerName: "r1"}); err != nil {
+			return err
+		}
+		if err := dataplane.SetupENI(successor); err != nil {
+			return err
+		}
+		return dataplane.TeardownENI(eni1) // the old ENI's teardown, arriving late
+	})
+	do(t, tp.node, func() error {
+		routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 2}, netlink.RT_FILTER_TABLE)
+		if err != nil || len(routes) != 2 {
+			t.Errorf("table 2 after the old ENI's teardown: %v (%v), want the successor's 2 routes", routes, err)
+		}
+		rules, _ := netlink.RuleList(netlink.FAMILY_V4)
+		n := 0
+		for _, r := range rules {
+			if r.Table == 2 {
+				n++
+				if r.Src == nil || !r.Src.IP.Equal(successor.PrimaryIP.AsSlice()) {
+					t.Errorf("rule into table 2 left: %v", r)
+				}
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d rules into table 2, want the successor's 1", n)
+		}
+		return nil
+	})
+}
