@@ -43,7 +43,7 @@ func (a *Agent) stateLocked(now time.Time) ipam.State {
 		s.Settings.MaxENI = max(s.Settings.MaxENI-unmanaged, 1)
 	}
 	for _, e := range a.managedLocked() {
-		ie := ipam.ENI{ID: e.ID, DeviceIndex: e.DeviceIndex}
+		ie := ipam.ENI{ID: e.ID, DeviceIndex: e.DeviceIndex, Keep: !e.Ours()}
 		for _, ip := range e.IPs {
 			if !a.st.leaving[ip] {
 				ie.IPs = append(ie.IPs, ip)

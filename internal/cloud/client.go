@@ -56,6 +56,7 @@ type Client struct {
 
 	mu      sync.Mutex
 	enis    map[string]cachedENIs // by instance ID
+	gen     int                   // bumped by every change we make, so a stale answer is not cached
 	subnets map[string]cachedFree
 	limits  map[string]Limits
 }
@@ -169,5 +170,6 @@ func (c *Client) observe(action string, start time.Time, err *error) {
 func (c *Client) invalidate() {
 	c.mu.Lock()
 	c.enis = map[string]cachedENIs{}
+	c.gen++
 	c.mu.Unlock()
 }

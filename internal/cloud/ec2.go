@@ -46,6 +46,13 @@ func (c *Client) ENIs(ctx context.Context, instanceID string) ([]ENI, error) {
 		return slices.Clone(hit.enis), nil
 	}
 	v, err, _ := c.flight.Do("enis/"+instanceID, func() (any, error) {
+		c.mu.Lock()
+		hit, ok := c.enis[instanceID] // filled by a flight that ended since this caller looked
+		gen := c.gen
+		c.mu.Unlock()
+		if ok && time.Since(hit.at) < c.cfg.CacheTTL {
+			return hit.enis, nil
+		}
 		enis, err := c.describeENIs(ctx, []types.Filter{{Name: aws.String("attachment.instance-id"), Values: []string{instanceID}}})
 		if err != nil {
 			return nil, err
@@ -53,7 +60,9 @@ func (c *Client) ENIs(ctx context.Context, instanceID string) ([]ENI, error) {
 		enis = slices.DeleteFunc(enis, func(e ENI) bool { return e.AttachmentID == "" })
 		slices.SortFunc(enis, func(a, b ENI) int { return a.DeviceIndex - b.DeviceIndex })
 		c.mu.Lock()
-		c.enis[instanceID] = cachedENIs{at: time.Now(), enis: enis}
+		if c.gen == gen { // no change of ours landed while this Describe was in flight
+			c.enis[instanceID] = cachedENIs{at: time.Now(), enis: enis}
+		}
 		c.mu.Unlock()
 		return enis, nil
 	})

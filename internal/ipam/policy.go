@@ -144,7 +144,7 @@ func shrink(s State, c Summary, g goal, p Plan) Plan {
 	slices.SortStableFunc(enis, func(a, b ENI) int { return b.DeviceIndex - a.DeviceIndex })
 	freed := map[string]bool{}
 	for _, e := range enis {
-		if e.DeviceIndex == 0 || s.Pending.Busy[e.ID] || !allUsable(s, e.Addrs()) {
+		if e.DeviceIndex == 0 || e.Keep || s.Pending.Busy[e.ID] || !allUsable(s, e.Addrs()) {
 			continue
 		}
 		n, np := len(e.Addrs()), len(e.Prefixes)

@@ -100,6 +100,9 @@ func TestDecide(t *testing.T) {
 			state: base(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1}),
 			edit:  func(s *State) { s.Assigned = set(ip1[:1]) },
 			want:  ""},
+		{name: "an ENI someone else created is never freed",
+			state: base(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1, Keep: true}),
+			want:  ""},
 		{name: "WARM_ENI_TARGET=0 does not release single addresses",
 			state: base(Settings{}, ENI{ID: "eni-0", IPs: ip0}),
 			want:  ""},
@@ -293,8 +296,8 @@ func TestDecideNeverReleasesInUse(t *testing.T) {
 			case FreeENI:
 				for _, e := range s.ENIs {
 					if e.ID == a.ENI {
-						if e.DeviceIndex == 0 {
-							t.Fatalf("case %d: frees the primary ENI", i)
+						if e.DeviceIndex == 0 || e.Keep {
+							t.Fatalf("case %d: frees the primary ENI or one to keep", i)
 						}
 						gone = e.Addrs()
 					}
@@ -342,7 +345,7 @@ func randomState(r *rand.Rand) State {
 	s.Assigned, s.Released = map[netip.Addr]bool{}, map[netip.Addr]time.Time{}
 	next := netip.MustParseAddr("10.0.0.0")
 	for d := range 1 + r.IntN(s.Limits.MaxENIs) {
-		e := ENI{ID: fmt.Sprint("eni-", d), DeviceIndex: d}
+		e := ENI{ID: fmt.Sprint("eni-", d), DeviceIndex: d, Keep: r.IntN(4) == 0}
 		for range r.IntN(s.Limits.Slots() + 1) {
 			if st.PrefixDelegation && r.IntN(2) == 0 {
 				e.Prefixes = append(e.Prefixes, netip.PrefixFrom(next, 28))

@@ -41,6 +41,7 @@ func (l Limits) Slots() int { return max(l.IPv4PerENI-1, 0) }
 type ENI struct {
 	ID          string
 	DeviceIndex int            // 0 is the instance's primary ENI, which is never freed
+	Keep        bool           // never freed either: an ENI vpcnet did not create (its addresses are used)
 	IPs         []netip.Addr   // secondary addresses, the primary excluded
 	Prefixes    []netip.Prefix // delegated /28 prefixes
 }
