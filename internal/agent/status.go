@@ -36,8 +36,12 @@ func (a *Agent) statusLocked(now time.Time, sum ipam.Summary) Status {
 	case sum.Free > 0:
 		st.Ready = true
 		st.Message = fmt.Sprintf("%d addresses free, %d assigned, %d cooling down on %d ENIs", sum.Free, sum.Assigned, sum.Cooldown, sum.ENIs)
-	case a.cfg.Pool.MaxPods > 0 && sum.Assigned >= a.cfg.Pool.MaxPods:
-		st.Reason, st.Message = ReasonMaxPods, fmt.Sprintf("all %d addresses allowed by MAX_PODS are held by pods", a.cfg.Pool.MaxPods)
+	case a.st.maxPods > 0 && sum.Assigned >= a.st.maxPods:
+		why := "MAX_PODS"
+		if a.cfg.Pool.MaxPods == 0 {
+			why = "the instance's ENI limits"
+		}
+		st.Reason, st.Message = ReasonMaxPods, fmt.Sprintf("all %d pod addresses allowed by %s are held by pods", a.st.maxPods, why)
 	case a.st.exhaustions > 0:
 		st.Reason = ReasonSubnetExhausted
 		st.Message = fmt.Sprintf("subnet %s (%s) has no free addresses (EC2 said InsufficientFreeAddressesInSubnet %d times in a row, last at %s): free addresses in the subnet, grow it or add one, or enable prefix mode",
