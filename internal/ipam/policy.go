@@ -180,6 +180,11 @@ func shrink(s State, c Summary, g goal, p Plan) Plan {
 			if len(pfx) > 0 {
 				p.Actions = append(p.Actions, Action{Kind: UnassignPrefixes, ENI: e.ID, Prefixes: pfx})
 			}
+			if resting(s, e) && ok(free-1, total-1, fp) {
+				// This ENI drains further once its resting addresses are free: wait for them
+				// rather than release addresses on an ENI that will stay.
+				break
+			}
 		}
 	}
 	if len(p.Actions) > 0 {
@@ -188,6 +193,16 @@ func shrink(s State, c Summary, g goal, p Plan) Plan {
 		p.Reason = fmt.Sprintf("at target %s: %d free, %d assigned, %d cooling down", g.what, c.Free, c.Assigned, c.Cooldown)
 	}
 	return p
+}
+
+// resting reports whether any address on e is cooling down.
+func resting(s State, e ENI) bool {
+	for _, a := range e.Addrs() {
+		if s.InCooldown(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func allUsable(s State, addrs []netip.Addr) bool {

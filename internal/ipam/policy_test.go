@@ -160,7 +160,17 @@ func TestDecide(t *testing.T) {
 				s.Assigned = set(ip0[:2])
 				s.Released = map[netip.Addr]time.Time{ip1[0]: t0.Add(-time.Second), ip1[1]: t0.Add(-time.Second)}
 			},
-			want: "unassign-ips eni-1 [10.0.1.33 10.0.1.32]; unassign-ips eni-0 [10.0.1.15]"},
+			want: "unassign-ips eni-1 [10.0.1.33 10.0.1.32]"},
+		{name: "releases wait for an emptying ENI's resting addresses instead of touching the next ENI",
+			state: base(Settings{WarmIPTarget: 5}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1[:6]}),
+			edit: func(s *State) {
+				s.Assigned = set(ip0[:2])
+				s.Released = map[netip.Addr]time.Time{}
+				for _, a := range ip1[1:6] {
+					s.Released[a] = t0.Add(-time.Second)
+				}
+			},
+			want: "unassign-ips eni-1 [10.0.1.30]"},
 		{name: "MAX_PODS caps growth",
 			state: base(Settings{WarmIPTarget: 5, MaxPods: 6}, ENI{ID: "eni-0", IPs: ip0[:6]}),
 			edit:  func(s *State) { s.Assigned = set(ip0[:3]) },
