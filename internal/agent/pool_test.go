@@ -132,7 +132,7 @@ func TestMaxPods(t *testing.T) {
 func TestCooldown(t *testing.T) {
 	x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
 	cfg := testConfig(t, x)
-	cfg.Pool.Cooldown = 2 * time.Second
+	cfg.Pool.Cooldown = 5 * time.Second // wide enough to see the third address on a loaded machine
 	cfg.Pool.MinimumIPTarget, cfg.Pool.WarmIPTarget = 2, 1
 	n := startNode(t, x, cfg)
 	n.settle("2 held", func(p poolView) bool { return p.total == 2 })
