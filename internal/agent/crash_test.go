@@ -217,6 +217,12 @@ func startDaemon(t *testing.T, bin string, env []string, log string, args ...str
 		t.Fatal(err)
 	}
 	f.Close()
+	t.Cleanup(func() { // also when the test fails half-way
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
 	return cmd
 }
 
