@@ -69,10 +69,10 @@ and meanings of the AWS VPC CNI's environment variables; docs/planning.md has th
 	f.IntVar(&fl.nodes, "nodes", 0, "number of nodes, 1 or more (required)")
 	f.IntVar(&fl.pods, "pods-per-node", 0, "pods per node that need a pod address (required)")
 	f.BoolVar(&fl.prefix, "prefix-delegation", false, "plan prefix mode (ENABLE_PREFIX_DELEGATION): /28 prefixes instead of single addresses")
-	f.IntVar(&fl.warm.ENITarget, "warm-eni-target", 1, "WARM_ENI_TARGET: keep this many ENIs' worth of free addresses (secondary-IP mode)")
+	f.IntVar(&fl.warm.ENITarget, "warm-eni-target", plan.DefaultWarm().ENITarget, "WARM_ENI_TARGET: keep this many ENIs' worth of free addresses (secondary-IP mode)")
 	f.IntVar(&fl.warm.IPTarget, "warm-ip-target", 0, "WARM_IP_TARGET: keep this many free addresses; set, it overrides the ENI and prefix targets")
 	f.IntVar(&fl.warm.MinimumIPTarget, "minimum-ip-target", 0, "MINIMUM_IP_TARGET: hold at least this many addresses; set, it overrides the ENI and prefix targets")
-	f.IntVar(&fl.warm.PrefixTarget, "warm-prefix-target", 0, "WARM_PREFIX_TARGET: keep this many free /28 prefixes (prefix mode)")
+	f.IntVar(&fl.warm.PrefixTarget, "warm-prefix-target", plan.DefaultWarm().PrefixTarget, "WARM_PREFIX_TARGET: keep this many free /28 prefixes (prefix mode; 0 adds a /28 when the last free address is taken), as vpcnetd does")
 	f.IntVar(&fl.maxPods, "max-pods", 0, "the nodes' max pods (default: the AWS formula, capped at 110/250 in prefix mode)")
 	f.StringVar(&fl.format, "format", "table", "output `FORMAT`: table or json")
 	return cmd

@@ -24,7 +24,7 @@ var settings = []setting{
 	{"WARM_IP_TARGET", "", "free addresses to keep; set, it (or MINIMUM_IP_TARGET) replaces WARM_ENI_TARGET", intVar(func(c *agent.Config) *int { return &c.Pool.WarmIPTarget })},
 	{"MINIMUM_IP_TARGET", "", "addresses to hold at least, free or not", intVar(func(c *agent.Config) *int { return &c.Pool.MinimumIPTarget })},
 	{"ENABLE_PREFIX_DELEGATION", "false", "assign /28 prefixes to ENIs instead of single addresses (Nitro instances)", boolVar(func(c *agent.Config) *bool { return &c.Pool.PrefixDelegation })},
-	{"WARM_PREFIX_TARGET", "", "fully free /28 prefixes to keep in prefix mode (ignored when an IP target is set)", intVar(func(c *agent.Config) *int { return &c.Pool.WarmPrefixTarget })},
+	{"WARM_PREFIX_TARGET", "1", "fully free /28 prefixes to keep in prefix mode, where WARM_ENI_TARGET does not apply; 0 adds a /28 when the last free address is taken (ignored when an IP target is set)", intVar(func(c *agent.Config) *int { return &c.Pool.WarmPrefixTarget })},
 	{"MAX_ENI", "", "most ENIs to attach, the primary included (default: the instance type's limit)", posIntVar(func(c *agent.Config) *int { return &c.Pool.MaxENI })},
 	{"IP_COOLDOWN_PERIOD", "30s", "how long a released address rests before reuse (seconds or a duration)", durVar(func(c *agent.Config) *time.Duration { return &c.Pool.Cooldown })},
 	{"MAX_PODS", "", "hard cap on pod addresses the node holds (default: what its ENIs can hold)", posIntVar(func(c *agent.Config) *int { return &c.Pool.MaxPods })},

@@ -44,21 +44,23 @@ func goalFor(s State, c Summary) goal {
 		g.canDrop = func(free, total, _ int) bool { return free >= st.WarmIPTarget && total >= st.MinimumIPTarget }
 		g.single = true
 		g.what = fmt.Sprintf("WARM_IP_TARGET=%d MINIMUM_IP_TARGET=%d", st.WarmIPTarget, st.MinimumIPTarget)
-	case st.PrefixDelegation && st.WarmPrefixTarget > 0:
+	case st.PrefixDelegation:
+		// Prefix mode counts in /28s; WARM_ENI_TARGET does not apply (a whole ENI of prefixes
+		// is 16 times an ENI of addresses). WARM_PREFIX_TARGET=0 keeps one free address, so a
+		// /28 is added when the last free address is taken.
 		want := st.WarmPrefixTarget
-		if fallback {
-			g.need = want*16 - c.Free
-		} else {
+		keepFree := max(want*16, 1)
+		switch {
+		case fallback || want == 0:
+			g.need = keepFree - c.Free
+		default:
 			g.need = (want - c.FreePrefixes) * 16
 		}
-		g.canDrop = func(free, _, fp int) bool { return fp >= want && free >= want*16 }
+		g.canDrop = func(free, _, fp int) bool { return fp >= want && free >= keepFree }
 		g.single = true
 		g.what = fmt.Sprintf("WARM_PREFIX_TARGET=%d", want)
 	default:
 		keep := st.WarmENITarget * s.Limits.Slots()
-		if st.PrefixDelegation {
-			keep *= 16
-		}
 		g.need = keep - c.Free
 		g.canDrop = func(free, _, _ int) bool { return free >= keep }
 		g.what = fmt.Sprintf("WARM_ENI_TARGET=%d (%d free addresses)", st.WarmENITarget, keep)

@@ -16,13 +16,14 @@ type Warm struct {
 	IPTarget int `json:"warmIpTarget"`
 	// MinimumIPTarget is MINIMUM_IP_TARGET: hold at least this many addresses. 0 means unset.
 	MinimumIPTarget int `json:"minimumIpTarget"`
-	// PrefixTarget is WARM_PREFIX_TARGET (default 0): keep this many fully free /28 prefixes.
+	// PrefixTarget is WARM_PREFIX_TARGET (default 1, as vpcnetd and AWS's manifest): keep this many fully free /28 prefixes.
 	// Prefix mode only, and only when neither IP target is set.
 	PrefixTarget int `json:"warmPrefixTarget"`
 }
 
-// DefaultWarm returns the agent's defaults: WARM_ENI_TARGET=1 and nothing else set.
-func DefaultWarm() Warm { return Warm{ENITarget: 1} }
+// DefaultWarm returns the agent's defaults: WARM_ENI_TARGET=1 (secondary-IP mode) and
+// WARM_PREFIX_TARGET=1 (prefix mode), IP targets unset.
+func DefaultWarm() Warm { return Warm{ENITarget: 1, PrefixTarget: 1} }
 
 // IPTargets reports whether WARM_IP_TARGET or MINIMUM_IP_TARGET is set; either one switches the
 // pool from ENI or prefix targets to IP targets, as in the AWS agent (0 counts as unset there too).

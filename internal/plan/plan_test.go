@@ -173,9 +173,10 @@ func TestPrefixAlignment(t *testing.T) {
 		})
 	}
 
-	// Through Plan: 3 m5.large in prefix mode, 20 pods each: 2 prefixes and 1 ENI per node.
+	// Through Plan: 3 m5.large in prefix mode with WARM_PREFIX_TARGET=0, 20 pods each:
+	// 2 prefixes and 1 ENI per node.
 	in := baseInput(t)
-	in.Type, in.PrefixDelegation = m5, true
+	in.Type, in.PrefixDelegation, in.Warm.PrefixTarget = m5, true, 0
 	r, err := Plan(in)
 	if err != nil {
 		t.Fatal(err)
