@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/vpcnet/vpcnet/internal/lab"
+	"github.com/vpcnet/vpcnet/internal/netnsx"
 )
 
 // Options say what to run.
@@ -197,14 +197,22 @@ func ThisMachine() Machine {
 	return m
 }
 
-// leftovers lists the namespaces and directories of the bench's labs that still exist.
+// LabSuffixes are what the bench appends to its name for each lab it may build: the main lab,
+// the scale-out harness and the three churn labs.
+var LabSuffixes = []string{"m", "s", "c0", "c1", "c2"}
+
+// Leftovers lists the namespaces and state directories of the named bench's labs that still exist.
 func Leftovers(name string) ([]string, error) {
 	var out []string
-	ns, err := filepath.Glob("/run/netns/" + "vpcnet-" + name + "*")
-	if err != nil {
-		return nil, err
+	for _, sfx := range LabSuffixes {
+		ns, err := netnsx.List(lab.NSPrefix(name + sfx))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ns...)
+		if _, err := os.Stat(lab.PathsFor(name + sfx).Dir); err == nil {
+			out = append(out, lab.PathsFor(name+sfx).Dir)
+		}
 	}
-	out = append(out, ns...)
-	dirs, _ := filepath.Glob(filepath.Join(lab.Root(), name+"*"))
-	return append(out, dirs...), nil
+	return out, nil
 }

@@ -74,7 +74,7 @@ func noLeftovers(t *testing.T, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, suffix := range []string{"m", "s", "c0", "c1", "c2"} {
+	for _, suffix := range bench.LabSuffixes {
 		l, err := lab.Leftovers(name + suffix)
 		if err != nil {
 			t.Fatal(err)
