@@ -185,8 +185,13 @@ func (c *Client) CreateENI(ctx context.Context, id Identity, deviceIndex int) (E
 
 // waitAttached polls until the attachment is complete and returns the ENI as EC2 describes it.
 func (c *Client) waitAttached(ctx context.Context, eni ENI) (ENI, error) {
-	deadline := time.Now().Add(c.cfg.AttachWait)
-	for delay := 50 * time.Millisecond; ; delay = min(delay*2, 2*time.Second) {
+	start := time.Now()
+	deadline := start.Add(c.cfg.AttachWait)
+	for {
+		// Poll at an eighth of the time waited so far (50 ms to 1 s): an attach is noticed at
+		// most ~12% late, and a slow one costs a poll a second, not a doubling backoff's
+		// overshoot (a 1 s attach seen at 1.55 s).
+		delay := min(max(time.Since(start)/8, 50*time.Millisecond), time.Second)
 		got, err := c.describeENIs(ctx, []types.Filter{{Name: aws.String("network-interface-id"), Values: []string{eni.ID}}})
 		if err == nil && len(got) == 1 && got[0].AttachmentID != "" {
 			return got[0], nil

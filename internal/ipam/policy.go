@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -28,6 +29,7 @@ type goal struct {
 	single   bool                           // may single addresses and prefixes be released (not only whole ENIs)
 	prefixes bool                           // grow by /28 prefixes
 	unit     int                            // addresses per slot when growing
+	fill     bool                           // fill an ENI's free slots in one call (ENI targets)
 	what     string                         // the setting, for reasons
 }
 
@@ -62,6 +64,9 @@ func goalFor(s State, c Summary) goal {
 	default:
 		keep := st.WarmENITarget * s.Limits.Slots()
 		g.need = keep - c.Free
+		// The warm unit is an ENI, so growing fills an ENI's free slots in one EC2 call
+		// instead of one call per missing address (WARM_ENI_TARGET=0 grows on demand only).
+		g.fill = st.WarmENITarget > 0
 		g.canDrop = func(free, _, _ int) bool { return free >= keep }
 		g.what = fmt.Sprintf("WARM_ENI_TARGET=%d (%d free addresses)", st.WarmENITarget, keep)
 	}
@@ -73,13 +78,14 @@ func goalFor(s State, c Summary) goal {
 
 func grow(s State, c Summary, g goal, need int, p Plan) Plan {
 	st := s.Settings
+	capRoom := math.MaxInt // addresses the MAX_PODS cap still allows
 	if st.MaxPods > 0 {
-		room := st.MaxPods - c.Total - s.Pending.Addrs
-		if room <= 0 {
+		capRoom = st.MaxPods - c.Total - s.Pending.Addrs
+		if capRoom <= 0 {
 			p.Reason = fmt.Sprintf("max pods: holding %d addresses, the cap is MAX_PODS=%d", c.Total, st.MaxPods)
 			return p
 		}
-		need = min(need, room)
+		need = min(need, capRoom)
 	}
 	if !s.Exhausted.IsZero() {
 		d := st.Backoff
@@ -110,8 +116,12 @@ func grow(s State, c Summary, g goal, need int, p Plan) Plan {
 			continue
 		}
 		k := min(room, slots)
+		if g.fill {
+			k = min(room, max(capRoom/g.unit, k))
+		}
 		p.Actions = append(p.Actions, Action{Kind: kind, ENI: e.ID, Count: k})
 		slots -= k
+		capRoom -= k * g.unit
 	}
 	p.Reason = fmt.Sprintf("%d addresses short of %s", need, g.what)
 	if slots <= 0 || slots <= busyRoom {
