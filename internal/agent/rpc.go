@@ -104,7 +104,7 @@ func (s rpcServer) Add(ctx context.Context, req *agentapi.AddRequest) (*agentapi
 		st := a.statusLocked(time.Now(), a.sumLocked())
 		a.mu.Unlock()
 		a.poke()
-		return nil, status.Errorf(codes.ResourceExhausted, "no free address on this node (%s): %s", st.Reason, st.Message)
+		return nil, status.Errorf(codes.ResourceExhausted, "no free address on this node: %s", st.Message)
 	}
 	a.st.reserved[ip] = true
 	a.mu.Unlock()

@@ -44,8 +44,8 @@ func (a *Agent) statusLocked(now time.Time, sum ipam.Summary) Status {
 		st.Reason, st.Message = ReasonMaxPods, fmt.Sprintf("all %d pod addresses allowed by %s are held by pods", a.st.maxPods, why)
 	case a.st.exhaustions > 0:
 		st.Reason = ReasonSubnetExhausted
-		st.Message = fmt.Sprintf("subnet %s (%s) has no free addresses (EC2 said InsufficientFreeAddressesInSubnet %d times in a row, last at %s): free addresses in the subnet, grow it or add one, or enable prefix mode",
-			a.st.id.SubnetID, a.st.id.SubnetCIDR, a.st.exhaustions, a.st.exhausted.UTC().Format(time.RFC3339))
+		st.Message = fmt.Sprintf("subnet %s (%s) has no free addresses (InsufficientFreeAddressesInSubnet, %d in a row, last at %s): free addresses in it, grow it, add a subnet or enable prefix mode",
+			a.st.id.SubnetID, a.st.id.SubnetCIDR, a.st.exhaustions, a.st.exhausted.UTC().Format(time.TimeOnly))
 	case a.st.cloudErr != nil:
 		st.Reason, st.Message = ReasonCloudUnreachable, fmt.Sprintf("no free address and the cloud is failing: %v", a.st.cloudErr)
 	default:

@@ -56,8 +56,8 @@ func (a *agent) agentError(verb string, err error) *types.Error {
 	st, _ := status.FromError(err)
 	switch st.Code() {
 	case codes.ResourceExhausted:
-		return types.NewError(types.ErrTryAgainLater, "no free VPC address on this node now: "+st.Message(),
-			"the agent is assigning more addresses; the runtime should retry")
+		// The agent words the cause (subnet dry, max pods, cloud failing); the runtime retries.
+		return types.NewError(types.ErrTryAgainLater, st.Message(), "try again later: the node agent keeps asking the cloud for addresses")
 	case codes.Unavailable, codes.DeadlineExceeded:
 		msg := fmt.Sprintf("node agent at %s is not reachable or not ready", a.socket)
 		if _, serr := os.Stat(a.socket); errors.Is(serr, os.ErrNotExist) {

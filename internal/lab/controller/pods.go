@@ -135,7 +135,7 @@ func (c *Controller) podError(ctx context.Context, n *node, p *pod, err error) e
 			msg += ": " + cniErr.Details
 		}
 		if st.Reason == lab.CodeSubnetExhausted || strings.Contains(strings.ToLower(msg), "exhausted") {
-			return errf(lab.CodeSubnetExhausted, "pod %s on %s: subnet exhausted: %s", p.name, n.name, msg)
+			return errf(lab.CodeSubnetExhausted, "pod %s on %s: subnet exhausted: %s", p.name, n.name, cniErr.Msg)
 		}
 		return errf(lab.CodeNoAddress, "pod %s on %s: no address free now: %s (agent: %s %s)", p.name, n.name, msg, st.Reason, st.Message)
 	}
