@@ -10,21 +10,6 @@ import (
 	"github.com/vpcnet/vpcnet/internal/bench"
 )
 
-// `vpcnet lab bench` hangs under `lab` without touching lab.go: this file's init runs after
-// lab.go's (files initialise in name order), so it wraps the constructor lab.go registered
-// and adds bench to the command it builds.
-func init() {
-	for i, mk := range subcommands {
-		subcommands[i] = func() *cobra.Command {
-			cmd := mk()
-			if cmd.Name() == "lab" {
-				cmd.AddCommand(newLabBenchCmd())
-			}
-			return cmd
-		}
-	}
-}
-
 func newLabBenchCmd() *cobra.Command {
 	var (
 		names  []string
