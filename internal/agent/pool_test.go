@@ -34,8 +34,7 @@ func TestWarmENITarget(t *testing.T) {
 	for i := range 3 {
 		n.mustAdd(fmt.Sprint("pod", i))
 	}
-	// Three pods leave 6 free: the pool attaches a second ENI and fills it in one call.
-	n.settle("a second ENI, filled, for three more", func(p poolView) bool { return p.total == 18 && p.enis == 2 && p.free == 15 && p.assigned == 3 })
+	n.settle("a second ENI for three more", func(p poolView) bool { return p.total == 12 && p.enis == 2 && p.free == 9 && p.assigned == 3 })
 	for i := range 3 {
 		n.del(fmt.Sprint("pod", i))
 	}

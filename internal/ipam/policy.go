@@ -2,7 +2,6 @@ package ipam
 
 import (
 	"fmt"
-	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -29,7 +28,6 @@ type goal struct {
 	single   bool                           // may single addresses and prefixes be released (not only whole ENIs)
 	prefixes bool                           // grow by /28 prefixes
 	unit     int                            // addresses per slot when growing
-	fill     bool                           // fill an ENI's free slots in one call (ENI targets)
 	what     string                         // the setting, for reasons
 }
 
@@ -63,10 +61,10 @@ func goalFor(s State, c Summary) goal {
 		g.what = fmt.Sprintf("WARM_PREFIX_TARGET=%d", want)
 	default:
 		keep := st.WarmENITarget * s.Limits.Slots()
+		// Growing asks for the shortfall only, not a whole ENI's room: EC2 assigns all or
+		// nothing, so a larger request would strand the last free addresses of a nearly full
+		// subnet (InsufficientFreeAddressesInSubnet while pods could still have had them).
 		g.need = keep - c.Free
-		// The warm unit is an ENI, so growing fills an ENI's free slots in one EC2 call
-		// instead of one call per missing address (WARM_ENI_TARGET=0 grows on demand only).
-		g.fill = st.WarmENITarget > 0
 		g.canDrop = func(free, _, _ int) bool { return free >= keep }
 		g.what = fmt.Sprintf("WARM_ENI_TARGET=%d (%d free addresses)", st.WarmENITarget, keep)
 	}
@@ -78,14 +76,13 @@ func goalFor(s State, c Summary) goal {
 
 func grow(s State, c Summary, g goal, need int, p Plan) Plan {
 	st := s.Settings
-	capRoom := math.MaxInt // addresses the MAX_PODS cap still allows
 	if st.MaxPods > 0 {
-		capRoom = st.MaxPods - c.Total - s.Pending.Addrs
-		if capRoom <= 0 {
+		room := st.MaxPods - c.Total - s.Pending.Addrs
+		if room <= 0 {
 			p.Reason = fmt.Sprintf("max pods: holding %d addresses, the cap is MAX_PODS=%d", c.Total, st.MaxPods)
 			return p
 		}
-		need = min(need, capRoom)
+		need = min(need, room)
 	}
 	if !s.Exhausted.IsZero() {
 		d := st.Backoff
@@ -116,12 +113,8 @@ func grow(s State, c Summary, g goal, need int, p Plan) Plan {
 			continue
 		}
 		k := min(room, slots)
-		if g.fill {
-			k = min(room, max(capRoom/g.unit, k))
-		}
 		p.Actions = append(p.Actions, Action{Kind: kind, ENI: e.ID, Count: k})
 		slots -= k
-		capRoom -= k * g.unit
 	}
 	p.Reason = fmt.Sprintf("%d addresses short of %s", need, g.what)
 	if slots <= 0 || slots <= busyRoom {
