@@ -7,50 +7,20 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
-	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/vpcnet/vpcnet/internal/lab"
 	"github.com/vpcnet/vpcnet/internal/lab/controller"
-	"github.com/vpcnet/vpcnet/internal/lab/probe"
 	"github.com/vpcnet/vpcnet/internal/netnsx"
 )
 
 // RefPluginDir is where Debian's containernetworking-plugins puts ptp and host-local.
 const RefPluginDir = "/usr/lib/cni"
-
-// nodeExec runs CNI plugins with the calling thread in the node's namespace, as the container
-// runtime on that node would (and as the lab's controller does).
-type nodeExec struct {
-	ns  string
-	raw *invoke.RawExec
-}
-
-func (e nodeExec) ExecPlugin(ctx context.Context, path string, stdin []byte, environ []string) ([]byte, error) {
-	var out []byte
-	err := probe.In(e.ns, func() error {
-		var err error
-		out, err = e.raw.ExecPlugin(ctx, path, stdin, environ)
-		return err
-	})
-	return out, err
-}
-
-func (e nodeExec) FindInPath(plugin string, paths []string) (string, error) {
-	return invoke.FindInPath(plugin, paths)
-}
-
-func (e nodeExec) Decode(b []byte) (version.PluginInfo, error) {
-	var d version.PluginDecoder
-	return d.Decode(b)
-}
 
 // cniNet is one CNI network on one node, driven through libcni.
 type cniNet struct {
@@ -61,7 +31,7 @@ type cniNet struct {
 }
 
 func newRuntime(name, nodeNS, cacheDir string, binDirs []string, list *libcni.NetworkConfigList) *cniNet {
-	cfg := libcni.NewCNIConfigWithCacheDir(binDirs, cacheDir, nodeExec{ns: nodeNS, raw: &invoke.RawExec{Stderr: os.Stderr}})
+	cfg := libcni.NewCNIConfigWithCacheDir(binDirs, cacheDir, controller.NodeExec(nodeNS))
 	return &cniNet{name: name, nodeNS: nodeNS, cfg: cfg, list: list}
 }
 

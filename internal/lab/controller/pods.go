@@ -34,8 +34,13 @@ type pod struct {
 // podNamespace is the Kubernetes namespace the lab's pods claim to be in.
 const podNamespace = "default"
 
-// nsExec runs CNI plugins with the calling thread in the node's namespace, as a container
-// runtime on that node would.
+// NodeExec returns a libcni executor that runs CNI plugins with the calling thread in the
+// named node namespace, as a container runtime on that node would (the lab bench uses it too).
+func NodeExec(nsName string) invoke.Exec {
+	return nsExec{ns: nsName, raw: &invoke.RawExec{Stderr: os.Stderr}}
+}
+
+// nsExec runs CNI plugins with the calling thread in the node's namespace.
 type nsExec struct {
 	ns  string
 	raw *invoke.RawExec
@@ -67,7 +72,7 @@ func (c *Controller) cni(n *node) (*libcni.CNIConfig, *libcni.NetworkConfigList,
 		return nil, nil, fmt.Errorf("node %s has no CNI config yet (is its vpcnetd ready?): %w", n.name, err)
 	}
 	cfg := libcni.NewCNIConfigWithCacheDir([]string{filepath.Dir(c.cfg.CNIBin)}, c.paths.CNICache(),
-		nsExec{ns: n.ns, raw: &invoke.RawExec{Stderr: os.Stderr}})
+		NodeExec(n.ns))
 	return cfg, list, nil
 }
 
