@@ -2,9 +2,9 @@ package agent
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 
+	"github.com/vpcnet/vpcnet/internal/atomicfile"
 	"github.com/vpcnet/vpcnet/internal/ipam"
 )
 
@@ -31,47 +31,10 @@ func (a *Agent) maybeWriteConfLocked(sum ipam.Summary) {
 		return
 	}
 	path := filepath.Join(a.cfg.CNIConfDir, a.cfg.CNIConfName)
-	if err := writeAtomic(path, a.cfg.ConfList()); err != nil {
+	if err := atomicfile.Write(path, a.cfg.ConfList(), 0o644, 0o755); err != nil {
 		a.log.Error("writing the CNI config", "path", path, "err", err)
 		return
 	}
 	a.st.confWritten = true
 	a.log.Info("ready: wrote the CNI config", "path", path, "free", sum.Free)
-}
-
-// writeAtomic writes data to a temporary file beside path, fsyncs it and renames it into place.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
