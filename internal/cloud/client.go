@@ -166,10 +166,11 @@ func (c *Client) observe(action string, start time.Time, err *error) {
 	}
 }
 
-// invalidate drops cached ENI lists after a change.
+// invalidate drops cached ENI lists and subnet counts after a change.
 func (c *Client) invalidate() {
 	c.mu.Lock()
 	c.enis = map[string]cachedENIs{}
+	c.subnets = map[string]cachedFree{}
 	c.gen++
 	c.mu.Unlock()
 }

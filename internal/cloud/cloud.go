@@ -21,7 +21,8 @@ type Cloud interface {
 	// ENIs lists the ENIs attached to the instance, primary first. Cached briefly; concurrent
 	// callers share one Describe call.
 	ENIs(ctx context.Context, instanceID string) ([]ENI, error)
-	// SubnetFree is the number of free addresses in the subnet (cached).
+	// SubnetFree is the number of free addresses in the subnet (AvailableIpAddressCount). Cached
+	// briefly, dropped by our own changes; concurrent callers share one Describe call.
 	SubnetFree(ctx context.Context, subnetID string) (int, error)
 	// CreateENI creates a tagged ENI in the instance's subnet and attaches it at deviceIndex,
 	// returning once it is attached.

@@ -103,6 +103,42 @@ func TestDescribeCoalescedAndCached(t *testing.T) {
 	}
 }
 
+// TestSubnetFree: the count is EC2's (a /24 less the 5 reserved addresses and the instance's
+// primary, prefixes counted in full), shared by concurrent callers, cached, and dropped by our
+// own changes but not by anyone else's.
+func TestSubnetFree(t *testing.T) {
+	c, raw, id, calls := setup(t)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if n, err := c.SubnetFree(bg, id.SubnetID); err != nil || n != 256-5-1 {
+				t.Errorf("free %d %v, want 250", n, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := count(calls, "DescribeSubnets"); n != 1 {
+		t.Fatalf("20 concurrent callers made %d DescribeSubnets calls", n)
+	}
+	eni := mustPrimary(t, c, id)
+	if _, err := c.AssignIPs(bg, eni.ID, 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AssignPrefixes(bg, eni.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.SubnetFree(bg, id.SubnetID); err != nil || n != 250-3-16 || count(calls, "DescribeSubnets") != 2 {
+		t.Fatalf("after our assigns: free %d %v after %d Describes, want 231 after 2", n, err, count(calls, "DescribeSubnets"))
+	}
+	// Someone else's change is seen once the cached answer expires (CacheTTL is a minute here).
+	if _, err := raw.CreateNetworkInterface(bg, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(id.SubnetID)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.SubnetFree(bg, id.SubnetID); n != 231 || count(calls, "DescribeSubnets") != 2 {
+		t.Fatalf("free %d after %d Describes: the cached answer should serve", n, count(calls, "DescribeSubnets"))
+	}
+}
+
 func mustPrimary(t *testing.T, c *cloud.Client, id cloud.Identity) cloud.ENI {
 	enis, err := c.ENIs(bg, id.InstanceID)
 	if err != nil || len(enis) == 0 || enis[0].DeviceIndex != 0 {

@@ -121,14 +121,42 @@ func fromEC2(ni types.NetworkInterface) ENI {
 	return e
 }
 
-// SubnetFree asks DescribeSubnets at most every 15 seconds per subnet.
-func (c *Client) SubnetFree(ctx context.Context, subnetID string) (n int, err error) {
+// SubnetFree is the subnet's AvailableIpAddressCount. Like ENIs, callers within CacheTTL, or
+// while a DescribeSubnets is in flight, share one answer, and every change of ours drops the
+// cached one, so an answer never predates a change this client made.
+func (c *Client) SubnetFree(ctx context.Context, subnetID string) (int, error) {
 	c.mu.Lock()
 	hit, ok := c.subnets[subnetID]
 	c.mu.Unlock()
-	if ok && time.Since(hit.at) < 15*time.Second {
+	if ok && time.Since(hit.at) < c.cfg.CacheTTL {
 		return hit.free, nil
 	}
+	v, err, _ := c.flight.Do("subnet/"+subnetID, func() (any, error) {
+		c.mu.Lock()
+		hit, ok := c.subnets[subnetID]
+		gen := c.gen
+		c.mu.Unlock()
+		if ok && time.Since(hit.at) < c.cfg.CacheTTL {
+			return hit.free, nil
+		}
+		n, err := c.describeSubnetFree(ctx, subnetID)
+		if err != nil {
+			return 0, err
+		}
+		c.mu.Lock()
+		if c.gen == gen {
+			c.subnets[subnetID] = cachedFree{at: time.Now(), free: n}
+		}
+		c.mu.Unlock()
+		return n, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return v.(int), nil
+}
+
+func (c *Client) describeSubnetFree(ctx context.Context, subnetID string) (n int, err error) {
 	defer c.observe("DescribeSubnets", time.Now(), &err)
 	out, err := c.ec2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: []string{subnetID}})
 	if err != nil {
@@ -137,11 +165,7 @@ func (c *Client) SubnetFree(ctx context.Context, subnetID string) (n int, err er
 	if len(out.Subnets) == 0 {
 		return 0, fmt.Errorf("DescribeSubnets %s: not found", subnetID)
 	}
-	n = int(aws.ToInt32(out.Subnets[0].AvailableIpAddressCount))
-	c.mu.Lock()
-	c.subnets[subnetID] = cachedFree{at: time.Now(), free: n}
-	c.mu.Unlock()
-	return n, nil
+	return int(aws.ToInt32(out.Subnets[0].AvailableIpAddressCount)), nil
 }
 
 // CreateENI creates a tagged ENI and attaches it. If the attach fails the ENI is deleted; if

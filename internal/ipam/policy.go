@@ -27,6 +27,7 @@ type goal struct {
 	canDrop  func(free, total, fp int) bool // may the pool shrink to these counts
 	single   bool                           // may single addresses and prefixes be released (not only whole ENIs)
 	prefixes bool                           // grow by /28 prefixes
+	fill     bool                           // grow fills an ENI's room in one call, not only the shortfall
 	unit     int                            // addresses per slot when growing
 	what     string                         // the setting, for reasons
 }
@@ -61,10 +62,9 @@ func goalFor(s State, c Summary) goal {
 		g.what = fmt.Sprintf("WARM_PREFIX_TARGET=%d", want)
 	default:
 		keep := st.WarmENITarget * s.Limits.Slots()
-		// Growing asks for the shortfall only, not a whole ENI's room: EC2 assigns all or
-		// nothing, so a larger request would strand the last free addresses of a nearly full
-		// subnet (InsufficientFreeAddressesInSubnet while pods could still have had them).
+		// Growing fills the ENI's room in one call, as far as the subnet has addresses (see grow).
 		g.need = keep - c.Free
+		g.fill = true
 		g.canDrop = func(free, _, _ int) bool { return free >= keep }
 		g.what = fmt.Sprintf("WARM_ENI_TARGET=%d (%d free addresses)", st.WarmENITarget, keep)
 	}
@@ -102,7 +102,18 @@ func grow(s State, c Summary, g goal, need int, p Plan) Plan {
 	if g.prefixes {
 		kind = AssignPrefixes
 	}
-	busyRoom := 0
+	// EC2 assigns all or nothing: a request for more addresses than the subnet has free gets
+	// none and strands the last ones. With the subnet's count known, single-address requests
+	// stay within it (left; -1 when unknown, and for prefixes, which need aligned /28s).
+	left := -1
+	if s.SubnetKnown && !g.prefixes {
+		left = max(s.SubnetFree, 0)
+	}
+	podRoom := -1 // addresses MAX_PODS still allows; -1 for no cap
+	if st.MaxPods > 0 {
+		podRoom = st.MaxPods - c.Total - s.Pending.Addrs
+	}
+	asked, busyRoom := 0, 0
 	for _, e := range byDevice(s.ENIs) {
 		room := s.Limits.Slots() - e.Slots()
 		if room <= 0 || slots <= 0 {
@@ -112,9 +123,20 @@ func grow(s State, c Summary, g goal, need int, p Plan) Plan {
 			busyRoom += room
 			continue
 		}
-		k := min(room, slots)
+		if left == 0 && asked > 0 {
+			break // this plan already asks for all the subnet has
+		}
+		podCap := -1
+		if podRoom >= 0 {
+			podCap = max(podRoom-asked, 0)
+		}
+		k := batch(min(room, slots), room, left, podCap, g.fill)
 		p.Actions = append(p.Actions, Action{Kind: kind, ENI: e.ID, Count: k})
 		slots -= k
+		asked += k
+		if left >= 0 {
+			left = max(left-k, 0)
+		}
 	}
 	p.Reason = fmt.Sprintf("%d addresses short of %s", need, g.what)
 	if slots <= 0 || slots <= busyRoom {
@@ -125,6 +147,8 @@ func grow(s State, c Summary, g goal, need int, p Plan) Plan {
 		maxENI = min(maxENI, st.MaxENI)
 	}
 	switch {
+	case left == 0 && asked > 0:
+		p.Reason += fmt.Sprintf("; the subnet has no more free addresses (%d asked for)", asked)
 	case s.Pending.CreatingENI:
 		p.Reason += "; an ENI is being attached"
 	case len(s.ENIs) >= maxENI:
@@ -136,7 +160,55 @@ func grow(s State, c Summary, g goal, need int, p Plan) Plan {
 	return p
 }
 
+// batch is how many slots to ask for on one ENI. share is the shortfall's part on it. With
+// fill set and the subnet's count known (left >= 0), the request grows to the ENI's room as far
+// as the subnet has addresses and MAX_PODS allows (podRoom, -1 for no cap); an unknown count
+// keeps it at share. When the subnet has fewer than share free, the request takes what it has
+// (partial progress rather than a refusal). With none known free the share is asked anyway:
+// the count may be stale, and EC2's answer starts the exhaustion back-off.
+func batch(share, room, left, podRoom int, fill bool) int {
+	k := share
+	if fill && left >= 0 {
+		k = max(min(room, left), share)
+		if podRoom >= 0 {
+			k = max(min(k, podRoom), share)
+		}
+	}
+	if left > 0 && left < share {
+		k = left
+	}
+	return k
+}
+
+// shrink releases the pool's surplus once it has been over its target for the release delay.
 func shrink(s State, c Summary, g goal, p Plan) Plan {
+	p = release(s, c, g, p)
+	if len(p.Actions) == 0 {
+		return p
+	}
+	p.Over = true
+	since := s.OverSince
+	if since.IsZero() || since.After(s.Now) {
+		since = s.Now // the agent records this moment as OverSince
+	}
+	if at := since.Add(s.Settings.ReleaseDelay); s.Now.Before(at) {
+		n := 0
+		for _, a := range p.Actions {
+			n += len(a.IPs) + 16*len(a.Prefixes)
+			if a.Kind == FreeENI {
+				n += len(eniByID(s, a.ENI).Addrs())
+			}
+		}
+		p.Reason = fmt.Sprintf("above %s by %d addresses since %s: released at %s unless pods take them", g.what, n,
+			since.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
+		p.Actions = nil
+		p.Wake = earliest(p.Wake, at)
+	}
+	return p
+}
+
+// release plans giving back everything beyond the target, one action per ENI.
+func release(s State, c Summary, g goal, p Plan) Plan {
 	if s.Pending.Addrs > 0 || s.Pending.CreatingENI {
 		p.Reason = fmt.Sprintf("at %s with operations in flight: %d free, %d assigned", g.what, c.Free, c.Assigned)
 		return p
@@ -179,6 +251,11 @@ func shrink(s State, c Summary, g goal, p Plan) Plan {
 					free, total, fp = free-16, total-16, fp-1
 				}
 			}
+			if len(ips) == len(e.IPs) && len(pfx) == len(e.Prefixes) && len(ips)+len(pfx) > 0 && e.DeviceIndex != 0 && !e.Keep {
+				// Emptied: the ENI goes with its addresses, in one call rather than two.
+				p.Actions = append(p.Actions, Action{Kind: FreeENI, ENI: e.ID})
+				continue
+			}
 			if len(ips) > 0 {
 				p.Actions = append(p.Actions, Action{Kind: UnassignIPs, ENI: e.ID, IPs: ips})
 			}
@@ -198,6 +275,15 @@ func shrink(s State, c Summary, g goal, p Plan) Plan {
 		p.Reason = fmt.Sprintf("at target %s: %d free, %d assigned, %d cooling down", g.what, c.Free, c.Assigned, c.Cooldown)
 	}
 	return p
+}
+
+func eniByID(s State, id string) ENI {
+	for _, e := range s.ENIs {
+		if e.ID == id {
+			return e
+		}
+	}
+	return ENI{}
 }
 
 // resting reports whether any address on e is cooling down.

@@ -339,6 +339,22 @@ func TestDecideNeverReleasesInUse(t *testing.T) {
 				}
 			}
 		}
+		released, assigned := false, 0
+		for _, a := range p.Actions {
+			released = released || a.Kind == UnassignIPs || a.Kind == UnassignPrefixes || a.Kind == FreeENI
+			if a.Kind == AssignIPs {
+				assigned += a.Count
+			}
+		}
+		if released && !p.Over {
+			t.Fatalf("case %d: releases without saying the pool is over", i)
+		}
+		if since := s.OverSince; released && s.Settings.ReleaseDelay > 0 && (since.IsZero() || s.Now.Before(since.Add(s.Settings.ReleaseDelay))) {
+			t.Fatalf("case %d: releases before the delay (over since %v)", i, since)
+		}
+		if s.SubnetKnown && s.SubnetFree > 0 && assigned > s.SubnetFree {
+			t.Fatalf("case %d: asks for %d addresses of a subnet with %d free", i, assigned, s.SubnetFree)
+		}
 		after := Count(s)
 		if s.Settings.MaxPods > 0 && after.Total <= s.Settings.MaxPods {
 			n := 0
@@ -398,5 +414,215 @@ func randomState(r *rand.Rand) State {
 	if r.IntN(4) == 0 {
 		s.Pending.Busy = map[string]bool{"eni-0": true}
 	}
+	if r.IntN(2) == 0 {
+		s.Settings.ReleaseDelay = time.Duration(r.IntN(60)) * time.Second
+		if r.IntN(2) == 0 {
+			s.OverSince = t0.Add(-time.Duration(r.IntN(90)) * time.Second)
+		}
+	}
+	if r.IntN(2) == 0 {
+		s.SubnetKnown, s.SubnetFree = true, r.IntN(40)
+	}
 	return s
+}
+
+// TestReleaseDelay covers the hysteresis: a pool above its target keeps the surplus for
+// ReleaseDelay from OverSince, then gives all of it back at once.
+func TestReleaseDelay(t *testing.T) {
+	ip0 := addrs("10.0.1.10", 9)
+	ip1 := addrs("10.0.1.30", 9)
+	ip2 := addrs("10.0.1.50", 9)
+	delayed := func(st Settings, enis ...ENI) State {
+		s := base(st, enis...)
+		s.Settings.ReleaseDelay = 30 * time.Second
+		return s
+	}
+	tests := []struct {
+		name   string
+		state  State
+		edit   func(*State)
+		want   string
+		over   bool
+		wake   time.Duration // from t0; 0: no wake
+		reason string
+	}{
+		{name: "first seen above target: nothing released, wake after the delay",
+			state: delayed(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0}),
+			edit:  func(s *State) { s.Assigned = set(ip0[:2]) },
+			want:  "", over: true, wake: 30 * time.Second, reason: "above WARM_IP_TARGET=3 MINIMUM_IP_TARGET=0 by 4 addresses"},
+		{name: "above target for part of the delay: still held, wake when it ends",
+			state: delayed(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0}),
+			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:2]), t0.Add(-20*time.Second) },
+			want:  "", over: true, wake: 10 * time.Second, reason: "unless pods take them"},
+		{name: "a cooldown ending first wakes the agent first",
+			state: delayed(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0}),
+			edit: func(s *State) {
+				s.Assigned, s.OverSince = set(ip0[:2]), t0.Add(-20*time.Second)
+				s.Released = map[netip.Addr]time.Time{ip0[2]: t0.Add(-25 * time.Second)}
+			},
+			want: "", over: true, wake: 5 * time.Second},
+		{name: "delay over: the whole surplus goes in one call",
+			state: delayed(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0}),
+			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:2]), t0.Add(-30*time.Second) },
+			want:  "unassign-ips eni-0 [10.0.1.18 10.0.1.17 10.0.1.16 10.0.1.15]", over: true, reason: "releasing"},
+		{name: "delay over across ENIs: one call per ENI, the emptied ENI freed",
+			state: delayed(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1[:4]}),
+			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:4]), t0.Add(-time.Minute) },
+			want:  "free-eni eni-1; unassign-ips eni-0 [10.0.1.18 10.0.1.17]", over: true},
+		{name: "an unused ENI beyond WARM_ENI_TARGET is held for the delay",
+			state: delayed(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1}, ENI{ID: "eni-2", DeviceIndex: 2, IPs: ip2[:5]}),
+			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:2]), t0.Add(-29*time.Second) },
+			want:  "", over: true, wake: time.Second, reason: "by 5 addresses"},
+		{name: "and freed once the delay is over",
+			state: delayed(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1}, ENI{ID: "eni-2", DeviceIndex: 2, IPs: ip2[:5]}),
+			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:2]), t0.Add(-30*time.Second) },
+			want:  "free-eni eni-2", over: true},
+		{name: "an emptied ENI with no addresses left is held too",
+			state: delayed(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1}),
+			edit:  func(s *State) { s.Assigned = set(ip0[:6]) },
+			want:  "", over: true, wake: 30 * time.Second},
+		{name: "at target is not over",
+			state: delayed(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0[:5]}),
+			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:2]), t0.Add(-time.Hour) },
+			want:  "", over: false, reason: "at target"},
+		{name: "only resting addresses beyond the target is not over",
+			state: delayed(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0[:7]}),
+			edit: func(s *State) {
+				s.Assigned = set(ip0[:2])
+				s.Released = map[netip.Addr]time.Time{ip0[5]: t0.Add(-time.Second), ip0[6]: t0.Add(-time.Second)}
+			},
+			want: "", over: false, wake: 29 * time.Second},
+		{name: "growing is not over, whatever OverSince says",
+			state: delayed(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0[:4]}),
+			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:2]), t0.Add(-time.Hour) },
+			want:  "assign-ips eni-0 1", over: false},
+		{name: "OverSince in the future counts from now",
+			state: delayed(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0}),
+			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:2]), t0.Add(time.Hour) },
+			want:  "", over: true, wake: 30 * time.Second},
+		{name: "no delay releases at once, as before",
+			state: base(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0}),
+			edit:  func(s *State) { s.Assigned = set(ip0[:2]) },
+			want:  "unassign-ips eni-0 [10.0.1.18 10.0.1.17 10.0.1.16 10.0.1.15]", over: true},
+		{name: "the primary ENI and ENIs to keep stay after the delay",
+			state: delayed(Settings{WarmIPTarget: 1}, ENI{ID: "eni-0"}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1[:3], Keep: true}),
+			edit:  func(s *State) { s.OverSince = t0.Add(-time.Hour) },
+			want:  "unassign-ips eni-1 [10.0.1.32 10.0.1.31]", over: true},
+		{name: "assigned and cooling addresses stay after the delay",
+			state: delayed(Settings{WarmIPTarget: 1}, ENI{ID: "eni-0", IPs: ip0[:5]}),
+			edit: func(s *State) {
+				s.Assigned, s.OverSince = set(ip0[:2]), t0.Add(-time.Hour)
+				s.Released = map[netip.Addr]time.Time{ip0[4]: t0.Add(-time.Second)}
+			},
+			want: "unassign-ips eni-0 [10.0.1.13]", over: true, wake: 29 * time.Second},
+		{name: "an ENI emptied down to MAX_PODS is freed, not unassigned",
+			state: delayed(Settings{WarmENITarget: 1, MaxPods: 9}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1[:5]}),
+			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:4]), t0.Add(-time.Hour) },
+			want:  "free-eni eni-1", over: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.state
+			if tc.edit != nil {
+				tc.edit(&s)
+			}
+			p := Decide(s)
+			if got := show(p); got != tc.want {
+				t.Errorf("actions\n got: %s\nwant: %s\nreason: %s", got, tc.want, p.Reason)
+			}
+			if p.Over != tc.over {
+				t.Errorf("over %v, want %v (%s)", p.Over, tc.over, p.Reason)
+			}
+			var wake time.Duration
+			if !p.Wake.IsZero() {
+				wake = p.Wake.Sub(t0)
+			}
+			if wake != tc.wake {
+				t.Errorf("wake %v, want %v", wake, tc.wake)
+			}
+			if !strings.Contains(p.Reason, tc.reason) {
+				t.Errorf("reason %q does not mention %q", p.Reason, tc.reason)
+			}
+		})
+	}
+}
+
+// TestSubnetBoundedGrowth: under WARM_ENI_TARGET an ENI is filled in one call as far as the
+// subnet's known free count goes; short of that the request takes what is left, and an unknown
+// count falls back to the shortfall. The IP targets keep asking for the shortfall.
+func TestSubnetBoundedGrowth(t *testing.T) {
+	ip0 := addrs("10.0.1.10", 9)
+	eniTarget := func(known bool, free int) State {
+		s := base(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1})
+		s.Assigned = set(ip0[:3]) // 6 free of the 9 wanted: 3 short
+		s.SubnetKnown, s.SubnetFree = known, free
+		return s
+	}
+	tests := []struct {
+		name   string
+		state  State
+		edit   func(*State)
+		want   string
+		reason string
+	}{
+		{name: "subnet roomy: the ENI is filled in one call",
+			state: eniTarget(true, 200), want: "assign-ips eni-1 9"},
+		{name: "batch bounded by the subnet's free count",
+			state: eniTarget(true, 5), want: "assign-ips eni-1 5"},
+		{name: "never less than the shortfall when the subnet has it",
+			state: eniTarget(true, 3), want: "assign-ips eni-1 3"},
+		{name: "unknown subnet count falls back to the shortfall",
+			state: eniTarget(false, 0), want: "assign-ips eni-1 3"},
+		{name: "subnet smaller than the shortfall: ask for what is left",
+			state: eniTarget(true, 2), want: "assign-ips eni-1 2", reason: "no more free addresses"},
+		{name: "none known free: the shortfall is asked, EC2 has the last word",
+			state: eniTarget(true, 0), want: "assign-ips eni-1 3"},
+		{name: "MAX_PODS bounds the batch",
+			state: eniTarget(true, 200),
+			edit:  func(s *State) { s.Settings.MaxPods = 14 },
+			want:  "assign-ips eni-1 5"},
+		{name: "a fresh node fills its primary ENI",
+			state: base(Settings{WarmENITarget: 1}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.SubnetKnown, s.SubnetFree = true, 100 },
+			want:  "assign-ips eni-0 9"},
+		{name: "WARM_ENI_TARGET=0 fills the ENI a pod waits for",
+			state: base(Settings{}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.Demand, s.SubnetKnown, s.SubnetFree = 1, true, 100 },
+			want:  "assign-ips eni-0 9"},
+		{name: "the subnet's last addresses span two ENIs, then nothing more is asked",
+			state: base(Settings{WarmENITarget: 2}, ENI{ID: "eni-0", IPs: ip0[:7]}, ENI{ID: "eni-1", DeviceIndex: 1}),
+			edit:  func(s *State) { s.SubnetKnown, s.SubnetFree = true, 6 },
+			want:  "assign-ips eni-0 2; assign-ips eni-1 4", reason: "no more free addresses"},
+		{name: "a filled ENI counts against the subnet before another ENI is attached",
+			state: base(Settings{WarmENITarget: 2}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.SubnetKnown, s.SubnetFree = true, 9 },
+			want:  "assign-ips eni-0 9", reason: "no more free addresses"},
+		{name: "WARM_IP_TARGET asks for the shortfall, not the ENI's room",
+			state: base(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.SubnetKnown, s.SubnetFree = true, 200 },
+			want:  "assign-ips eni-0 3"},
+		{name: "WARM_IP_TARGET short of subnet: what is left",
+			state: base(Settings{WarmIPTarget: 5}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.SubnetKnown, s.SubnetFree = true, 2 },
+			want:  "assign-ips eni-0 2"},
+		{name: "prefix mode ignores the address count",
+			state: base(Settings{PrefixDelegation: true, WarmPrefixTarget: 1}, ENI{ID: "eni-0"}),
+			edit:  func(s *State) { s.SubnetKnown, s.SubnetFree = true, 3 },
+			want:  "assign-prefixes eni-0 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.state
+			if tc.edit != nil {
+				tc.edit(&s)
+			}
+			p := Decide(s)
+			if got := show(p); got != tc.want {
+				t.Errorf("actions\n got: %s\nwant: %s\nreason: %s", got, tc.want, p.Reason)
+			}
+			if !strings.Contains(p.Reason, tc.reason) {
+				t.Errorf("reason %q does not mention %q", p.Reason, tc.reason)
+			}
+		})
+	}
 }

@@ -23,6 +23,11 @@ type Settings struct {
 	Backoff, BackoffMax time.Duration
 	// PrefixFallback is how long prefix mode assigns single addresses after InsufficientCidrBlocks.
 	PrefixFallback time.Duration
+	// ReleaseDelay is how long the pool must stay above its target before the surplus is given
+	// back (VPCNET_POOL_RELEASE_DELAY); 0 gives it back at once. Pods that come back within it
+	// reuse the surplus instead of costing an assign, and an emptied ENI is not freed and
+	// recreated as load swings.
+	ReleaseDelay time.Duration
 }
 
 // IPTargets reports whether the IP targets replace WARM_ENI_TARGET.
@@ -84,6 +89,13 @@ type State struct {
 	Exhaustions int
 	// NoCIDRBlocks is when EC2 last said InsufficientCidrBlocks (no free aligned /28).
 	NoCIDRBlocks time.Time
+	// OverSince is since when the pool has been above its target without a break: the agent
+	// sets it when a plan first says Over and clears it when one does not. Zero: not above.
+	OverSince time.Time
+	// SubnetFree is how many addresses the node's subnet has free (EC2's
+	// AvailableIpAddressCount, less what this node took since); it counts only when SubnetKnown.
+	SubnetFree  int
+	SubnetKnown bool
 }
 
 // Kind names what an action does.
@@ -113,6 +125,10 @@ type Action struct {
 type Plan struct {
 	Actions []Action
 	Reason  string
-	// Wake is when the state changes by itself (a cooldown ends, a back-off expires); zero if never.
+	// Wake is when the state changes by itself (a cooldown ends, a back-off expires, a release
+	// delay is over); zero if never.
 	Wake time.Time
+	// Over says the pool holds more than its target, whether or not the release delay lets the
+	// surplus go yet.
+	Over bool
 }
