@@ -27,6 +27,7 @@ var settings = []setting{
 	{"WARM_PREFIX_TARGET", "1", "fully free /28 prefixes to keep in prefix mode, where WARM_ENI_TARGET does not apply; 0 adds a /28 when the last free address is taken (ignored when an IP target is set)", intVar(func(c *agent.Config) *int { return &c.Pool.WarmPrefixTarget })},
 	{"MAX_ENI", "", "most ENIs to attach, the primary included (default: the instance type's limit)", posIntVar(func(c *agent.Config) *int { return &c.Pool.MaxENI })},
 	{"IP_COOLDOWN_PERIOD", "30s", "how long a released address rests before reuse (seconds or a duration)", durVar(func(c *agent.Config) *time.Duration { return &c.Pool.Cooldown })},
+	{"VPCNET_POOL_RELEASE_DELAY", "30s", "how long the pool stays above its warm target before the surplus is released, all at once (seconds or a duration; 0 releases at once)", durVar(func(c *agent.Config) *time.Duration { return &c.Pool.ReleaseDelay })},
 	{"MAX_PODS", "", "hard cap on pod addresses the node holds (default: what its ENIs can hold)", posIntVar(func(c *agent.Config) *int { return &c.Pool.MaxPods })},
 	{"AWS_VPC_K8S_CNI_EXTERNALSNAT", "false", "SNAT happens outside the node (NAT gateway): no SNAT rules on the node", boolVar(func(c *agent.Config) *bool { return &c.ExternalSNAT })},
 	{"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "", "comma-separated CIDRs pods reach without SNAT, besides the VPC's", cidrsVar},

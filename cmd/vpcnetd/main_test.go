@@ -23,7 +23,7 @@ func TestHelpDocumentsEveryVariable(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"WARM_ENI_TARGET", "WARM_IP_TARGET", "MINIMUM_IP_TARGET", "ENABLE_PREFIX_DELEGATION", "WARM_PREFIX_TARGET",
-		"MAX_ENI", "IP_COOLDOWN_PERIOD", "MAX_PODS", "AWS_VPC_K8S_CNI_EXTERNALSNAT", "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "AWS_VPC_ENI_MTU",
+		"MAX_ENI", "IP_COOLDOWN_PERIOD", "VPCNET_POOL_RELEASE_DELAY", "MAX_PODS", "AWS_VPC_K8S_CNI_EXTERNALSNAT", "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "AWS_VPC_ENI_MTU",
 		"AWS_VPC_K8S_CNI_VETHPREFIX", "VPCNET_SOCKET", "VPCNET_STATE_DIR", "VPCNET_CNI_CONF_DIR", "VPCNET_CNI_CONF_NAME", "VPCNET_METRICS_ADDR",
 		"VPCNET_CLUSTER_NAME", "VPCNET_HOST_NETWORKING", "VPCNET_INSTANCE_TYPES", "AWS_EC2_ENDPOINT", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL",
 		"AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_REGION"} {
@@ -42,6 +42,8 @@ func TestInvalidValueStopsWithOneLine(t *testing.T) {
 		{env: []string{"WARM_ENI_TARGET=-1"}, names: "WARM_ENI_TARGET"},
 		{env: []string{"ENABLE_PREFIX_DELEGATION=maybe"}, names: "ENABLE_PREFIX_DELEGATION"},
 		{env: []string{"IP_COOLDOWN_PERIOD=soon"}, names: "IP_COOLDOWN_PERIOD"},
+		{env: []string{"VPCNET_POOL_RELEASE_DELAY=-5s"}, names: "VPCNET_POOL_RELEASE_DELAY"},
+		{args: []string{"--vpcnet-pool-release-delay=later"}, names: "VPCNET_POOL_RELEASE_DELAY"},
 		{env: []string{"AWS_VPC_ENI_MTU=100000"}, names: "AWS_VPC_ENI_MTU"},
 		{env: []string{"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS=10.0.0.0/8,bad"}, names: "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS"},
 		{env: []string{"AWS_EC2_ENDPOINT=localhost:1"}, names: "AWS_EC2_ENDPOINT"},
@@ -70,7 +72,7 @@ func TestFlagsOverEnvironment(t *testing.T) {
 	if cfg.Pool.WarmIPTarget != 7 || cfg.Pool.MaxPods != 20 || cfg.Pool.Cooldown != 5*time.Second || cfg.Pool.WarmENITarget != 1 || !cfg.HostNetworking || cfg.MTU != 9001 {
 		t.Fatalf("config %+v", cfg)
 	}
-	if cfg.Socket != "/run/vpcnet/vpcnetd.sock" || cfg.MetricsAddr != "127.0.0.1:61678" || cfg.Cloud.Cluster != "vpcnet" {
+	if cfg.Socket != "/run/vpcnet/vpcnetd.sock" || cfg.MetricsAddr != "127.0.0.1:61678" || cfg.Cloud.Cluster != "vpcnet" || cfg.Pool.ReleaseDelay != 30*time.Second {
 		t.Fatalf("defaults %+v", cfg)
 	}
 }

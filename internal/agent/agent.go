@@ -77,8 +77,18 @@ type pool struct {
 	failures     int       // cloud failures in a row
 	retryAt      time.Time // no actions before then, after a failure
 	lastPlan     ipam.Plan // for status and /v1/config
-	subnetFree   int
+	overSince    time.Time // since when the plans have said the pool is above its target
+	subnet       subnetCount
 	confWritten  bool
+}
+
+// subnetCount is the node subnet's free address count: EC2's AvailableIpAddressCount when last
+// described, kept up to date with this node's own assigns and releases since.
+type subnetCount struct {
+	free  int
+	known bool      // EC2 has answered at least once
+	tried time.Time // when EC2 was last asked
+	gen   int       // bumped by every change of the count
 }
 
 // New makes an agent; Run starts it.

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +69,49 @@ func TestSubnetExhaustionReportedAndRecovers(t *testing.T) {
 	n.settle("back to two warm", func(p poolView) bool { return p.free == 2 && p.assigned == 3 })
 	if st := n.status(); !st.Ready {
 		t.Fatalf("status %v", st)
+	}
+}
+
+// TestShortSubnetRequestRetriedSmaller: another node takes addresses after the agent counted
+// the subnet's free ones, so the agent's one-call fill of a new ENI finds the subnet short. The
+// request is retried with what EC2 now says is left, and the subnet's last address reaches a pod
+// without a back-off.
+func TestShortSubnetRequestRetriedSmaller(t *testing.T) {
+	// A /27 has 27 usable addresses: the instance takes one and the primary ENI's fill nine.
+	x := newSim(t, vpcsim.Options{}, "10.0.1.0/27", "m5.large")
+	cfg := testConfig(t, x)
+	cfg.Resync = time.Minute // the count the agent took at start stays its only one
+	n := startNode(t, x, cfg)
+	n.settle("the primary ENI filled", func(p poolView) bool { return p.total == 9 && p.enis == 1 })
+	// 15 more gone: 2 left, while the agent still counts 17.
+	x.hog(t, "", "count=14")
+	n.mustAdd("pod0") // 8 free of the 9 wanted: a second ENI, filled
+	// The second ENI took one address, its fill of nine failed and the retry got the last one;
+	// with 9 free the pool is at its target again.
+	n.settle("the subnet's last address on a second ENI", func(p poolView) bool { return p.total == 10 && p.enis == 2 && p.free == 9 })
+	if got := n.metric(`vpcnet_ec2_errors_total{action="AssignPrivateIpAddresses",code="InsufficientFreeAddressesInSubnet"}`); got != 1 {
+		t.Errorf("%v refused assigns, want the one fill", got)
+	}
+	if got := n.metric("vpcnet_subnet_exhausted_total"); got != 0 {
+		t.Errorf("%v exhaustions recorded: the smaller retry should have served", got)
+	}
+	seen := map[netip.Addr]bool{}
+	for i := 1; i < 10; i++ {
+		ip := n.mustAdd(fmt.Sprint("pod", i))
+		if seen[ip] {
+			t.Fatalf("%s handed out twice", ip)
+		}
+		seen[ip] = true
+	}
+	out, err := x.ec2.DescribeSubnets(bg, &ec2.DescribeSubnetsInput{SubnetIds: []string{x.subnet}})
+	if err != nil || aws.ToInt32(out.Subnets[0].AvailableIpAddressCount) != 0 {
+		t.Fatalf("subnet: %v %v, want no address left", out, err)
+	}
+	if got := n.metric("vpcnet_subnet_free_addresses "); got != 0 {
+		t.Errorf("the agent counts %v free addresses in an empty subnet", got)
+	}
+	if _, err := n.add("pod10"); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("eleventh ADD in an empty subnet: %v", err)
 	}
 }
 

@@ -66,7 +66,7 @@ func TestHostNetworkingInNetns(t *testing.T) {
 		"AWS_EC2_ENDPOINT="+x.s.Endpoint(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+x.imds, "AWS_REGION="+x.s.Region(),
 		"VPCNET_SOCKET="+socket, "VPCNET_STATE_DIR="+filepath.Join(dir, "state"), "VPCNET_CNI_CONF_DIR="+filepath.Join(dir, "net.d"),
 		"VPCNET_METRICS_ADDR=", "VPCNET_HOST_NETWORKING=true", "VPCNET_CLUSTER_NAME=netns",
-		"WARM_IP_TARGET=3", "IP_COOLDOWN_PERIOD=200ms", "VPCNET_RESYNC_PERIOD=1s", "VPCNET_EC2_MAX_BACKOFF=100ms")
+		"WARM_IP_TARGET=3", "IP_COOLDOWN_PERIOD=200ms", "VPCNET_POOL_RELEASE_DELAY=1s", "VPCNET_RESYNC_PERIOD=1s", "VPCNET_EC2_MAX_BACKOFF=100ms")
 	cmd := startDaemon(t, "nsenter", env, filepath.Join(dir, "log"), "--net="+netns.Path(), bin)
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 

@@ -114,6 +114,6 @@ func (a *Agent) configView() any {
 		"limits":     a.st.limits,
 		"maxPods":    a.st.maxPods,
 		"lastPlan":   a.st.lastPlan.Reason,
-		"subnetFree": a.st.subnetFree,
+		"subnetFree": a.st.subnet.free,
 	}
 }

@@ -54,16 +54,13 @@ func (a *Agent) init(ctx context.Context) error {
 			return err
 		}
 	}
-	free, err := a.cloud.SubnetFree(ctx, id.SubnetID)
-	if err != nil {
-		a.log.Warn("free addresses in the subnet unknown", "subnet", id.SubnetID, "err", err)
-	}
 	a.mu.Lock()
-	a.st.subnetFree = free
 	a.st.id, a.st.limits, a.st.maxPods = id, lim, maxPods
 	a.applyLocked(enis)
 	a.st.started, a.st.cloudErr = true, nil
 	a.mu.Unlock()
+	// The subnet's free count bounds growth; unknown, growth asks for the shortfall only.
+	_, _ = a.refreshSubnet(ctx, 0)
 	a.setupENIs() // secondary ENIs join the pool once their device and table are set up
 	a.log.Info("ready to reconcile", "enis", len(enis), "maxENIs", lim.MaxENIs, "ipv4PerENI", lim.IPv4PerENI, "maxPods", maxPods, "allocations", len(a.store.List()))
 	return nil

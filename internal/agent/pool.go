@@ -36,6 +36,9 @@ func (a *Agent) stateLocked(now time.Time) ipam.State {
 		Exhausted:    a.st.exhausted,
 		Exhaustions:  a.st.exhaustions,
 		NoCIDRBlocks: a.st.noCIDRBlocks,
+		OverSince:    a.st.overSince,
+		SubnetFree:   a.st.subnet.free,
+		SubnetKnown:  a.st.subnet.known,
 	}
 	unmanaged := len(a.st.enis) - len(a.managedLocked())
 	s.Limits.MaxENIs -= unmanaged
@@ -137,5 +140,5 @@ func (a *Agent) view() view {
 	defer a.mu.Unlock()
 	now := time.Now()
 	sum := ipam.Count(a.stateLocked(now))
-	return view{sum: sum, maxPods: a.st.maxPods, subnetFree: a.st.subnetFree, status: a.statusLocked(now, sum)}
+	return view{sum: sum, maxPods: a.st.maxPods, subnetFree: a.st.subnet.free, status: a.statusLocked(now, sum)}
 }

@@ -21,6 +21,7 @@ import (
 func TestWarmENITarget(t *testing.T) {
 	x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
 	cfg := testConfig(t, x)
+	cfg.Pool.ReleaseDelay = 2 * time.Second
 	n := startNode(t, x, cfg)
 	n.settle("one ENI's worth of free addresses", func(p poolView) bool { return p.total == 9 && p.enis == 1 && p.free == 9 })
 	conf, err := os.ReadFile(filepath.Join(cfg.CNIConfDir, cfg.CNIConfName))
@@ -34,11 +35,24 @@ func TestWarmENITarget(t *testing.T) {
 	for i := range 3 {
 		n.mustAdd(fmt.Sprint("pod", i))
 	}
-	n.settle("a second ENI for three more", func(p poolView) bool { return p.total == 12 && p.enis == 2 && p.free == 9 && p.assigned == 3 })
+	// The new ENI is filled in one call: the subnet has the room.
+	n.settle("a second ENI, filled", func(p poolView) bool { return p.total == 18 && p.enis == 2 && p.free == 15 && p.assigned == 3 })
+	if got := n.metric(`vpcnet_ec2_calls_total{action="AssignPrivateIpAddresses"}`); got != 2 {
+		t.Errorf("%v AssignPrivateIpAddresses calls for two filled ENIs, want 2", got)
+	}
 	for i := range 3 {
 		n.del(fmt.Sprint("pod", i))
 	}
-	n.settle("the second ENI freed after the cooldown", func(p poolView) bool { return p.total == 9 && p.enis == 1 && p.free == 9 })
+	gone := time.Now()
+	// The cooldown ends after 300 ms; the ENI is then held for the 2 s release delay.
+	time.Sleep(time.Second)
+	if p := n.pool(); p.enis != 2 || p.total != 18 {
+		t.Fatalf("the second ENI went before the release delay: %+v", p)
+	}
+	n.settle("the second ENI freed after cooldown and release delay", func(p poolView) bool { return p.total == 9 && p.enis == 1 && p.free == 9 })
+	if took := time.Since(gone); took < cfg.Pool.Cooldown+cfg.Pool.ReleaseDelay {
+		t.Fatalf("freed %v after the pods left", took)
+	}
 	if st := n.status(); !st.Ready || st.Reason != "" {
 		t.Fatalf("status %v", st)
 	}

@@ -28,6 +28,9 @@ func (a *Agent) loop(ctx context.Context) {
 			go a.cleanup(ctx)
 		}
 		a.setupENIs()
+		if a.subnetStaleForGrow(time.Now()) {
+			_, _ = a.refreshSubnet(ctx, 0)
+		}
 		wake := a.reconcile(ctx)
 		d := a.cfg.Resync
 		if !wake.IsZero() {
@@ -54,6 +57,12 @@ func (a *Agent) reconcile(ctx context.Context) time.Time {
 	a.pruneReleasedLocked(now)
 	s := a.stateLocked(now)
 	plan := ipam.Decide(s)
+	switch { // the release delay runs from the first plan that found the pool above its target
+	case !plan.Over:
+		a.st.overSince = time.Time{}
+	case a.st.overSince.IsZero():
+		a.st.overSince = now
+	}
 	a.st.demand = 0
 	if plan.Reason != a.st.lastPlan.Reason && len(plan.Actions) > 0 {
 		a.log.Info("pool", "reason", plan.Reason, "actions", len(plan.Actions))
@@ -92,6 +101,7 @@ func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
 			a.mu.Lock()
 			defer a.mu.Unlock()
 			p.CreatingENI = false
+			a.adjustSubnetLocked(1) // the ENI's primary address
 			a.st.enis[eni.ID] = eni
 			a.st.setUp[eni.ID] = serr == nil
 			a.log.Info("attached ENI", "eni", eni.ID, "device", dev, "mac", eni.MAC, "setUp", serr == nil)
@@ -108,7 +118,7 @@ func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
 			var pfx []netip.Prefix
 			var err error
 			if act.Kind == ipam.AssignIPs {
-				ips, err = a.cloud.AssignIPs(ctx, act.ENI, act.Count)
+				ips, err = a.assignIPs(ctx, act.ENI, act.Count)
 			} else {
 				pfx, err = a.cloud.AssignPrefixes(ctx, act.ENI, act.Count)
 			}
@@ -116,6 +126,9 @@ func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
 			defer a.mu.Unlock()
 			delete(p.Busy, act.ENI)
 			p.Addrs -= n
+			if err == nil {
+				a.adjustSubnetLocked(len(ips) + 16*len(pfx))
+			}
 			if e, ok := a.st.enis[act.ENI]; ok && err == nil {
 				e.IPs = union(e.IPs, ips)
 				e.Prefixes = union(e.Prefixes, pfx)
@@ -153,6 +166,13 @@ func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
 			for _, ip := range gone {
 				delete(a.st.leaving, ip)
 			}
+			if err == nil {
+				back := len(gone)
+				if act.Kind == ipam.FreeENI {
+					back++ // the ENI's primary address
+				}
+				a.adjustSubnetLocked(-back)
+			}
 			// On failure too the addresses leave the local view: whether EC2 still holds them is
 			// for the next Describe to say, and until then none of them is handed out.
 			if act.Kind == ipam.FreeENI {
@@ -174,6 +194,9 @@ func (a *Agent) run(ctx context.Context, f func() error) {
 	a.st.ops++
 	go func() {
 		err := f()
+		if cloud.Code(err) == cloud.ErrSubnetFull {
+			_, _ = a.refreshSubnet(ctx, 1) // the count was too high: learn the real one
+		}
 		a.mu.Lock()
 		a.st.ops--
 		a.st.changes++
@@ -227,12 +250,9 @@ func (a *Agent) refresh(ctx context.Context) bool {
 		return false
 	}
 	enis, err := a.cloud.ENIs(ctx, id.InstanceID)
-	free, ferr := a.cloud.SubnetFree(ctx, id.SubnetID)
+	_, _ = a.refreshSubnet(ctx, 0)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if ferr == nil {
-		a.st.subnetFree = free
-	}
 	if err != nil {
 		a.noteLocked(err)
 		return false

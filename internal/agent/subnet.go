@@ -1,0 +1,87 @@
+package agent
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/vpcnet/vpcnet/internal/cloud"
+	"github.com/vpcnet/vpcnet/internal/ipam"
+)
+
+// The policy bounds its requests by the subnet's free address count (EC2 assigns all or
+// nothing). The agent learns the count from DescribeSubnets at init, with each resync, before a
+// grow when the count is older than subnetMaxAge, and after EC2 said the subnet is short; in
+// between it keeps the count up to date with its own assigns and releases. Other nodes' takings
+// show only at the next Describe: a request that finds the subnet shorter than counted is
+// retried smaller (assignIPs).
+
+// subnetMaxAge is how old the count may be when a grow is about to run.
+const subnetMaxAge = 15 * time.Second
+
+// refreshSubnet asks EC2 for the subnet's free count. The count is recorded unless a change of
+// ours may have landed while the Describe was in flight (an action other than the caller's own,
+// self of them, was running, or the count was adjusted), since the answer could then be off by
+// it; an unknown count is always replaced. It returns EC2's answer.
+func (a *Agent) refreshSubnet(ctx context.Context, self int) (int, error) {
+	a.mu.Lock()
+	subnet, gen, quiet := a.st.id.SubnetID, a.st.subnet.gen, a.st.ops <= self
+	a.st.subnet.tried = time.Now()
+	a.mu.Unlock()
+	n, err := a.cloud.SubnetFree(ctx, subnet)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		a.log.Warn("free addresses in the subnet unknown", "subnet", subnet, "err", err)
+		return 0, err
+	}
+	if !a.st.subnet.known || (quiet && a.st.ops <= self && a.st.subnet.gen == gen) {
+		a.st.subnet.free, a.st.subnet.known, a.st.subnet.gen = n, true, a.st.subnet.gen+1
+	}
+	return n, nil
+}
+
+// adjustSubnetLocked records that this node took (n > 0) or gave back (n < 0) addresses.
+func (a *Agent) adjustSubnetLocked(n int) {
+	a.st.subnet.free = max(a.st.subnet.free-n, 0)
+	a.st.subnet.gen++
+}
+
+// subnetStaleForGrow reports whether the policy is about to grow the pool with a count of the
+// subnet's free addresses that is unknown or older than subnetMaxAge (and not asked for since).
+func (a *Agent) subnetStaleForGrow(now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.st.started || now.Sub(a.st.subnet.tried) < subnetMaxAge {
+		return false
+	}
+	for _, act := range ipam.Decide(a.stateLocked(now)).Actions {
+		if act.Kind == ipam.AssignIPs {
+			return true
+		}
+	}
+	return false
+}
+
+// assignIPs asks for n addresses on the ENI. When EC2 says the subnet has fewer free (another
+// node took some since they were counted), the request is retried smaller, so that the subnet's
+// last addresses are still handed out: with as many as EC2 now says are free if that is fewer,
+// else with half, down to one address.
+func (a *Agent) assignIPs(ctx context.Context, eniID string, n int) ([]netip.Addr, error) {
+	for {
+		ips, err := a.cloud.AssignIPs(ctx, eniID, n)
+		if cloud.Code(err) != cloud.ErrSubnetFull || n == 1 {
+			return ips, err
+		}
+		free, ferr := a.refreshSubnet(ctx, 1)
+		next := n / 2
+		if ferr == nil && free < n {
+			next = free
+		}
+		if next == 0 {
+			return nil, err
+		}
+		a.log.Info("the subnet is shorter than counted: asking for fewer addresses", "eni", eniID, "asked", n, "next", next)
+		n = next
+	}
+}
