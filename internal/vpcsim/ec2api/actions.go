@@ -31,6 +31,54 @@ func init() {
 	}
 }
 
+// Each action below reads as its parse, its model call and its reply; these helpers are the
+// model call and the shape the replies share.
+
+// describeList runs a describe-style action: the ID list named idParam with the shared
+// filter and paging parameters, the model's lister under the read lock, then each entry in
+// its XML form. The listers hand back copies, so the conversion runs after the lock is
+// released. The list is never nil: an empty set is still an (empty) element.
+func describeList[T, X any](b Backend, p params, idParam string,
+	list func(*model.Model, model.DescribeInput) ([]T, string, error), conv func(T) X) ([]X, string, error) {
+	in, err := p.describe(idParam)
+	if err != nil {
+		return nil, "", err
+	}
+	var items []T
+	var next string
+	err = b.Read(func(m *model.Model) error {
+		var err error
+		items, next, err = list(m, in)
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]X, 0, len(items))
+	for _, it := range items {
+		out = append(out, conv(it))
+	}
+	return out, next, nil
+}
+
+// mutate commits one change and builds the reply from the model's result, whose type (T)
+// the action knows.
+func mutate[T any](ctx context.Context, b Backend, mu model.Mutation, build func(T) reply) (reply, error) {
+	out, err := b.Mutate(ctx, mu)
+	if err != nil {
+		return nil, err
+	}
+	return build(out.(T)), nil
+}
+
+// mutateOK commits one change whose reply is EC2's bare <return>true</return>.
+func mutateOK(ctx context.Context, b Backend, mu model.Mutation) (reply, error) {
+	if _, err := b.Mutate(ctx, mu); err != nil {
+		return nil, err
+	}
+	return &returnReply{Return: true}, nil
+}
+
 type createVpcReply struct {
 	Meta
 	Vpc xVpc `xml:"vpc"`
@@ -49,11 +97,7 @@ func createVpc(ctx context.Context, b Backend, p params) (reply, error) {
 	if in.TagSpecs, err = p.tagSpecs(); err != nil {
 		return nil, err
 	}
-	out, err := b.Mutate(ctx, &in)
-	if err != nil {
-		return nil, err
-	}
-	return &createVpcReply{Vpc: toVpc(out.(*model.VPC))}, nil
+	return mutate(ctx, b, &in, func(v *model.VPC) reply { return &createVpcReply{Vpc: toVpc(v)} })
 }
 
 type describeVpcsReply struct {
@@ -63,20 +107,11 @@ type describeVpcsReply struct {
 }
 
 func describeVpcs(ctx context.Context, b Backend, p params) (reply, error) {
-	in, err := p.describe("VpcId")
+	items, next, err := describeList(b, p, "VpcId", (*model.Model).DescribeVpcs, toVpc)
 	if err != nil {
 		return nil, err
 	}
-	rep := &describeVpcsReply{Vpcs: []xVpc{}}
-	err = b.Read(func(m *model.Model) error {
-		vs, next, err := m.DescribeVpcs(in)
-		for _, v := range vs {
-			rep.Vpcs = append(rep.Vpcs, toVpc(v))
-		}
-		rep.NextToken = next
-		return err
-	})
-	return rep, err
+	return &describeVpcsReply{Vpcs: items, NextToken: next}, nil
 }
 
 type createSubnetReply struct {
@@ -101,11 +136,7 @@ func createSubnet(ctx context.Context, b Backend, p params) (reply, error) {
 	if in.TagSpecs, err = p.tagSpecs(); err != nil {
 		return nil, err
 	}
-	out, err := b.Mutate(ctx, &in)
-	if err != nil {
-		return nil, err
-	}
-	return &createSubnetReply{Subnet: toSubnet(out.(*model.SubnetView))}, nil
+	return mutate(ctx, b, &in, func(s *model.SubnetView) reply { return &createSubnetReply{Subnet: toSubnet(s)} })
 }
 
 type describeSubnetsReply struct {
@@ -115,20 +146,11 @@ type describeSubnetsReply struct {
 }
 
 func describeSubnets(ctx context.Context, b Backend, p params) (reply, error) {
-	in, err := p.describe("SubnetId")
+	items, next, err := describeList(b, p, "SubnetId", (*model.Model).DescribeSubnets, toSubnet)
 	if err != nil {
 		return nil, err
 	}
-	rep := &describeSubnetsReply{Subnets: []xSubnet{}}
-	err = b.Read(func(m *model.Model) error {
-		ss, next, err := m.DescribeSubnets(in)
-		for _, s := range ss {
-			rep.Subnets = append(rep.Subnets, toSubnet(s))
-		}
-		rep.NextToken = next
-		return err
-	})
-	return rep, err
+	return &describeSubnetsReply{Subnets: items, NextToken: next}, nil
 }
 
 type runInstancesReply struct {
@@ -198,12 +220,10 @@ func runInstances(ctx context.Context, b Backend, p params) (reply, error) {
 	if in.InstanceType == "" {
 		in.InstanceType = "t3.micro"
 	}
-	out, err := b.Mutate(ctx, &in)
-	if err != nil {
-		return nil, err
-	}
-	r := toReservation(out.(*model.Reservation))
-	return &runInstancesReply{ReservationID: r.ReservationID, OwnerID: r.OwnerID, Groups: r.Groups, Instances: r.Instances}, nil
+	return mutate(ctx, b, &in, func(res *model.Reservation) reply {
+		r := toReservation(res)
+		return &runInstancesReply{ReservationID: r.ReservationID, OwnerID: r.OwnerID, Groups: r.Groups, Instances: r.Instances}
+	})
 }
 
 func requiredInt(p params, name string) (int, error) {
@@ -220,20 +240,11 @@ type describeInstancesReply struct {
 }
 
 func describeInstances(ctx context.Context, b Backend, p params) (reply, error) {
-	in, err := p.describe("InstanceId")
+	items, next, err := describeList(b, p, "InstanceId", (*model.Model).DescribeInstances, toReservation)
 	if err != nil {
 		return nil, err
 	}
-	rep := &describeInstancesReply{Reservations: []xReservation{}}
-	err = b.Read(func(m *model.Model) error {
-		rs, next, err := m.DescribeInstances(in)
-		for _, r := range rs {
-			rep.Reservations = append(rep.Reservations, toReservation(r))
-		}
-		rep.NextToken = next
-		return err
-	})
-	return rep, err
+	return &describeInstancesReply{Reservations: items, NextToken: next}, nil
 }
 
 type xStateChange struct {
@@ -252,15 +263,13 @@ func terminateInstances(ctx context.Context, b Backend, p params) (reply, error)
 	if err != nil {
 		return nil, err
 	}
-	out, err := b.Mutate(ctx, &model.TerminateInstancesInput{InstanceIDs: ids})
-	if err != nil {
-		return nil, err
-	}
-	rep := &terminateInstancesReply{}
-	for _, c := range out.([]model.StateChange) {
-		rep.Instances = append(rep.Instances, xStateChange{InstanceID: c.InstanceID, CurrentState: state(c.Curr), PreviousState: state(c.Previous)})
-	}
-	return rep, nil
+	return mutate(ctx, b, &model.TerminateInstancesInput{InstanceIDs: ids}, func(cs []model.StateChange) reply {
+		rep := &terminateInstancesReply{}
+		for _, c := range cs {
+			rep.Instances = append(rep.Instances, xStateChange{InstanceID: c.InstanceID, CurrentState: state(c.Curr), PreviousState: state(c.Previous)})
+		}
+		return rep
+	})
 }
 
 type describeInstanceTypesReply struct {
@@ -270,20 +279,11 @@ type describeInstanceTypesReply struct {
 }
 
 func describeInstanceTypes(ctx context.Context, b Backend, p params) (reply, error) {
-	in, err := p.describe("InstanceType")
+	items, next, err := describeList(b, p, "InstanceType", (*model.Model).DescribeInstanceTypes, toInstanceType)
 	if err != nil {
 		return nil, err
 	}
-	rep := &describeInstanceTypesReply{Types: []xInstanceType{}}
-	err = b.Read(func(m *model.Model) error {
-		ts, next, err := m.DescribeInstanceTypes(in)
-		for _, t := range ts {
-			rep.Types = append(rep.Types, toInstanceType(t))
-		}
-		rep.NextToken = next
-		return err
-	})
-	return rep, err
+	return &describeInstanceTypesReply{Types: items, NextToken: next}, nil
 }
 
 type createNetworkInterfaceReply struct {
@@ -338,11 +338,7 @@ func createNetworkInterface(ctx context.Context, b Backend, p params) (reply, er
 	if in.TagSpecs, err = p.tagSpecs(); err != nil {
 		return nil, err
 	}
-	out, err := b.Mutate(ctx, &in)
-	if err != nil {
-		return nil, err
-	}
-	return &createNetworkInterfaceReply{ENI: toENI(out.(*model.ENI), false)}, nil
+	return mutate(ctx, b, &in, func(e *model.ENI) reply { return &createNetworkInterfaceReply{ENI: toENI(e, false)} })
 }
 
 func anyPrimary(objs []params) bool {
@@ -359,10 +355,7 @@ func deleteNetworkInterface(ctx context.Context, b Backend, p params) (reply, er
 	if err != nil {
 		return nil, err
 	}
-	if _, err := b.Mutate(ctx, &model.DeleteNetworkInterfaceInput{ENIID: id}); err != nil {
-		return nil, err
-	}
-	return &returnReply{Return: true}, nil
+	return mutateOK(ctx, b, &model.DeleteNetworkInterfaceInput{ENIID: id})
 }
 
 type attachReply struct {
@@ -389,11 +382,9 @@ func attachNetworkInterface(ctx context.Context, b Backend, p params) (reply, er
 	if in.NetworkCardIndex, err = p.intOpt("NetworkCardIndex"); err != nil {
 		return nil, err
 	}
-	out, err := b.Mutate(ctx, &in)
-	if err != nil {
-		return nil, err
-	}
-	return &attachReply{AttachmentID: out.(string), NetworkCardIndex: in.NetworkCardIndex}, nil
+	return mutate(ctx, b, &in, func(id string) reply {
+		return &attachReply{AttachmentID: id, NetworkCardIndex: in.NetworkCardIndex}
+	})
 }
 
 func detachNetworkInterface(ctx context.Context, b Backend, p params) (reply, error) {
@@ -405,10 +396,7 @@ func detachNetworkInterface(ctx context.Context, b Backend, p params) (reply, er
 	if in.Force, err = p.boolOpt("Force"); err != nil {
 		return nil, err
 	}
-	if _, err := b.Mutate(ctx, &in); err != nil {
-		return nil, err
-	}
-	return &returnReply{Return: true}, nil
+	return mutateOK(ctx, b, &in)
 }
 
 type describeNetworkInterfacesReply struct {
@@ -418,26 +406,12 @@ type describeNetworkInterfacesReply struct {
 }
 
 func describeNetworkInterfaces(ctx context.Context, b Backend, p params) (reply, error) {
-	in, err := p.describe("NetworkInterfaceId")
+	items, next, err := describeList(b, p, "NetworkInterfaceId", (*model.Model).DescribeNetworkInterfaces,
+		func(e *model.ENI) xENI { return toENI(e, false) })
 	if err != nil {
 		return nil, err
 	}
-	rep := &describeNetworkInterfacesReply{ENIs: []xENI{}}
-	var enis []*model.ENI
-	var next string
-	err = b.Read(func(m *model.Model) error {
-		var err error
-		enis, next, err = m.DescribeNetworkInterfaces(in)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range enis {
-		rep.ENIs = append(rep.ENIs, toENI(e, false))
-	}
-	rep.NextToken = next
-	return rep, nil
+	return &describeNetworkInterfacesReply{ENIs: items, NextToken: next}, nil
 }
 
 func modifyNetworkInterfaceAttribute(ctx context.Context, b Backend, p params) (reply, error) {
@@ -460,10 +434,7 @@ func modifyNetworkInterfaceAttribute(ctx context.Context, b Backend, p params) (
 	if in.SourceDestCheck, err = p.boolPtr("SourceDestCheck.Value"); err != nil {
 		return nil, err
 	}
-	if _, err := b.Mutate(ctx, &in); err != nil {
-		return nil, err
-	}
-	return &returnReply{Return: true}, nil
+	return mutateOK(ctx, b, &in)
 }
 
 type xAssignedIP struct {
@@ -498,19 +469,16 @@ func assignPrivateIPAddresses(ctx context.Context, b Backend, p params) (reply, 
 	if in.Addrs.AllowReassignment, err = p.boolOpt("AllowReassignment"); err != nil {
 		return nil, err
 	}
-	out, err := b.Mutate(ctx, &in)
-	if err != nil {
-		return nil, err
-	}
-	a := out.(*model.Assigned)
-	rep := &assignReply{NetworkInterfaceID: a.ENIID}
-	for _, ip := range a.Addrs {
-		rep.Addrs = append(rep.Addrs, xAssignedIP{ip.String()})
-	}
-	for _, pf := range a.Prefixes {
-		rep.Prefixes = append(rep.Prefixes, xPrefix{pf.String()})
-	}
-	return rep, nil
+	return mutate(ctx, b, &in, func(a *model.Assigned) reply {
+		rep := &assignReply{NetworkInterfaceID: a.ENIID}
+		for _, ip := range a.Addrs {
+			rep.Addrs = append(rep.Addrs, xAssignedIP{ip.String()})
+		}
+		for _, pf := range a.Prefixes {
+			rep.Prefixes = append(rep.Prefixes, xPrefix{pf.String()})
+		}
+		return rep
+	})
 }
 
 func unassignPrivateIPAddresses(ctx context.Context, b Backend, p params) (reply, error) {
@@ -525,10 +493,7 @@ func unassignPrivateIPAddresses(ctx context.Context, b Backend, p params) (reply
 	if in.Prefixes, err = p.prefixList("Ipv4Prefix"); err != nil {
 		return nil, err
 	}
-	if _, err := b.Mutate(ctx, &in); err != nil {
-		return nil, err
-	}
-	return &returnReply{Return: true}, nil
+	return mutateOK(ctx, b, &in)
 }
 
 func tagsInput(p params) (model.TagsInput, error) {
@@ -548,10 +513,7 @@ func createTags(ctx context.Context, b Backend, p params) (reply, error) {
 	}
 	in.ValueSet = nil
 	ct := model.CreateTagsInput(in)
-	if _, err := b.Mutate(ctx, &ct); err != nil {
-		return nil, err
-	}
-	return &returnReply{Return: true}, nil
+	return mutateOK(ctx, b, &ct)
 }
 
 func deleteTags(ctx context.Context, b Backend, p params) (reply, error) {
@@ -560,8 +522,5 @@ func deleteTags(ctx context.Context, b Backend, p params) (reply, error) {
 		return nil, err
 	}
 	dt := model.DeleteTagsInput(in)
-	if _, err := b.Mutate(ctx, &dt); err != nil {
-		return nil, err
-	}
-	return &returnReply{Return: true}, nil
+	return mutateOK(ctx, b, &dt)
 }
