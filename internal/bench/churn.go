@@ -22,6 +22,10 @@ type churnConfig struct {
 // a cluster's life (pods live 15 s for 150 s), so the 30 s default cooldown is scaled alike.
 const churnCooldown = "3s"
 
+// churnReleaseDelay is VPCNET_POOL_RELEASE_DELAY for the churn labs, its 30 s default scaled
+// ten times like the cooldown.
+const churnReleaseDelay = "3s"
+
 var churnConfigs = []churnConfig{
 	{"default (WARM_ENI_TARGET=1)", map[string]string{}},
 	{"WARM_IP_TARGET=3", map[string]string{"WARM_IP_TARGET": "3"}},
@@ -48,7 +52,7 @@ func runChurn(ctx context.Context, r *runner) error {
 	trace := Trace(spec)
 	var res []churnResult
 	for i, cfg := range churnConfigs {
-		agent := map[string]string{"IP_COOLDOWN_PERIOD": churnCooldown}
+		agent := map[string]string{"IP_COOLDOWN_PERIOD": churnCooldown, "VPCNET_POOL_RELEASE_DELAY": churnReleaseDelay}
 		for k, v := range cfg.agent {
 			agent[k] = v
 		}
@@ -81,8 +85,8 @@ func runChurn(ctx context.Context, r *runner) error {
 	for i, cfg := range churnConfigs {
 		per = append(per, fmt.Sprintf("%s: %d starts, %.0f EC2 calls (%s)", cfg.label, res[i].starts, res[i].calls, byAction(res[i].byAction)))
 	}
-	r.note("churn: seed %d, %d events over %s on 3 × m5.large (Poisson arrivals %.1f/s, exponential lives of mean %s, at most %d pods a node), played ten times faster than life with IP_COOLDOWN_PERIOD=%s; utilisation is ∫pods dt / ∫pod addresses held dt from the agents' /v1/enis every 250 ms (ENI primary addresses not counted); an ADD is warm when it succeeds at the first try (else it is retried every 100 ms); EC2 calls from vpcnet_ec2_calls_total over the trace (%s).",
-		spec.Seed, len(trace), spec.Duration, spec.PerSecond, spec.MeanLife, spec.MaxPerNode, churnCooldown, strings.Join(per, "; "))
+	r.note("churn: seed %d, %d events over %s on 3 × m5.large (Poisson arrivals %.1f/s, exponential lives of mean %s, at most %d pods a node), played ten times faster than life with IP_COOLDOWN_PERIOD=%s and VPCNET_POOL_RELEASE_DELAY=%s (30 s each by default); utilisation is ∫pods dt / ∫pod addresses held dt from the agents' /v1/enis every 250 ms (ENI primary addresses not counted); an ADD is warm when it succeeds at the first try (else it is retried every 100 ms); EC2 calls from vpcnet_ec2_calls_total over the trace (%s).",
+		spec.Seed, len(trace), spec.Duration, spec.PerSecond, spec.MeanLife, spec.MaxPerNode, churnCooldown, churnReleaseDelay, strings.Join(per, "; "))
 	return nil
 }
 
