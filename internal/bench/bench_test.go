@@ -92,7 +92,7 @@ var want = map[string][]string{
 	"burst":     {"10 ADDs: all ready", "per-pod ADD p99"},
 	"dataplane": {"pod-to-pod TCP", "pod-to-pod ping RTT"},
 	"footprint": {"vpcnetd RSS", "vpcnetd CPU idle", "CPU per pod ADD", "vpcnet-cni binary", "vpcnet-cni start"},
-	"scale-out": {"node start → first pod address", "node start → 5 pods"},
+	"scale-out": {"node add → first pod ready", "node add → 5 pods ready"},
 	"churn":     {"utilisation, ", "ADDs served warm, ", "EC2 calls per pod, "},
 }
 

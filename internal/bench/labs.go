@@ -31,6 +31,7 @@ type labSpec struct {
 	nodes        int
 	subnet       netip.Prefix
 	agent        map[string]string
+	latency      map[string]time.Duration // vpcsim's EC2 latency by action
 }
 
 // up brings a lab up and registers its teardown with the runner before anything can fail.
@@ -40,6 +41,12 @@ func (r *runner) up(ctx context.Context, spec labSpec) (*benchLab, error) {
 	cfg.InstanceType = spec.instanceType
 	cfg.Subnets = []netip.Prefix{spec.subnet}
 	cfg.Agent = spec.agent
+	if len(spec.latency) > 0 {
+		cfg.EC2Latency = map[string]lab.Duration{}
+		for a, d := range spec.latency {
+			cfg.EC2Latency[a] = lab.Duration(d)
+		}
+	}
 	cfg.AgentBin, cfg.CNIBin = r.agentBin, r.cniBin
 	r.teardown(name)
 	r.progress(fmt.Sprintf("lab %s: up with %d × %s, %v", name, spec.nodes, spec.instanceType, cfg.AgentEnv()))

@@ -1,6 +1,9 @@
 package lab
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // The control API between the CLI and the lab controller: JSON over HTTP on the lab's control
 // socket. Long requests answer a stream of Progress lines, one JSON object a line, the last of
@@ -112,3 +115,32 @@ type PodInfo struct {
 	IP          netip.Addr `json:"ip"`
 	ContainerID string     `json:"containerId"`
 }
+
+// EC2Call is one EC2 API call the lab's vpcsim served, as the controller recorded it: the
+// agents' calls (through the fabric's EC2 address), the controller's own (RunInstances, ...)
+// and those of tools on the EC2 socket. Start and End are when the request reached the
+// controller and when the answer was written, so they include vpcsim's configured latency.
+type EC2Call struct {
+	Seq    uint64    `json:"seq"`    // 1, 2, ... in the order the calls ended
+	Action string    `json:"action"` // e.g. AssignPrivateIpAddresses; "?" when the request named none
+	Caller string    `json:"caller"` // an instance ID, CallerController, or "" when unknown
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Code   string    `json:"code,omitempty"` // EC2's error code, e.g. RequestLimitExceeded; "" on success
+}
+
+// CallerController is EC2Call.Caller for the controller's own calls.
+const CallerController = "controller"
+
+// EC2Calls is the part of the controller's record a request asked for.
+type EC2Calls struct {
+	Calls []EC2Call `json:"calls"`
+	// Next is the Seq of the last call recorded so far: ask for calls after it to get only
+	// newer ones.
+	Next uint64 `json:"next"`
+	// Dropped counts the calls the record has forgotten (it keeps the newest EC2CallsKept).
+	Dropped uint64 `json:"dropped"`
+}
+
+// EC2CallsKept is how many calls the controller's record holds.
+const EC2CallsKept = 10000

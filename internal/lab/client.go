@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -96,6 +97,28 @@ func (c *Client) RunPod(ctx context.Context, req PodRequest, progress func(strin
 // RemovePod removes a pod.
 func (c *Client) RemovePod(ctx context.Context, name string, progress func(string)) error {
 	return c.call(ctx, http.MethodDelete, "/v1/pods/"+url.PathEscape(name), nil, progress, nil)
+}
+
+// EC2Calls returns the EC2 calls the lab recorded after the call numbered after (0: from the
+// oldest kept), only the given instance's when instance is not "".
+func (c *Client) EC2Calls(ctx context.Context, after uint64, instance string) (EC2Calls, error) {
+	var out EC2Calls
+	q := url.Values{}
+	q.Set("after", strconv.FormatUint(after, 10))
+	if instance != "" {
+		q.Set("instance", instance)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://lab/v1/ec2/calls?"+q.Encode(), nil)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return out, fmt.Errorf("lab %s: %w", c.Name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return out, fmt.Errorf("lab %s: EC2 calls: %s", c.Name, bytes.TrimSpace(b))
+	}
+	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
 
 // Shutdown asks the controller to tear the lab down and exit.

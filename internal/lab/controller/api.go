@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 
 	"github.com/vpcnet/vpcnet/internal/lab"
@@ -20,6 +22,14 @@ func (c *Controller) controlAPI() http.Handler {
 			return
 		}
 		writeJSON(w, st)
+	})
+	mux.HandleFunc("GET /v1/ec2/calls", func(w http.ResponseWriter, r *http.Request) {
+		after, err := parseAfter(r.URL.Query().Get("after"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, c.calls.list(after, r.URL.Query().Get("instance")))
 	})
 	mux.HandleFunc("POST /v1/nodes", func(w http.ResponseWriter, r *http.Request) {
 		var req lab.NodeRequest
@@ -115,6 +125,18 @@ func (c *Controller) stream(w http.ResponseWriter, r *http.Request, f func(ctx c
 		return
 	}
 	send(lab.Progress{Result: res})
+}
+
+// parseAfter reads the after parameter of the EC2 call record: a call number, "" for 0.
+func parseAfter(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("after=%q: want the number of a call (0 for all)", s)
+	}
+	return n, nil
 }
 
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {

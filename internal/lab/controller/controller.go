@@ -29,6 +29,7 @@ type Controller struct {
 	sim   *vpcsim.Server
 	fab   *fabric.Fabric
 	ec2   *ec2.Client
+	calls *callLog // every EC2 call vpcsim served
 
 	op sync.Mutex // serializes changes to nodes and pods
 
@@ -95,7 +96,8 @@ func (c *Controller) start() error {
 		return err
 	}
 	c.sim = sim
-	c.ec2 = newEC2(sim.Endpoint(), http.DefaultClient)
+	c.calls = newCallLog(lab.EC2CallsKept)
+	c.ec2 = newEC2(sim.Endpoint(), &http.Client{Transport: recordingTransport{base: http.DefaultTransport, caller: lab.CallerController, log: c.calls}})
 	if err := c.serve(); err != nil {
 		return err
 	}
@@ -105,17 +107,26 @@ func (c *Controller) start() error {
 }
 
 // serve opens the listeners: IMDS and EC2 for the nodes (router namespace), the EC2 API and
-// the control API on unix sockets for the root namespace.
+// the control API on unix sockets for the root namespace. Every EC2 call is recorded, the
+// nodes' with the instance their source address belongs to.
 func (c *Controller) serve() error {
 	simURL, _ := url.Parse(c.sim.Endpoint())
 	ec2Proxy := httputil.NewSingleHostReverseProxy(simURL)
+	bySource := func(r *http.Request) string {
+		id, err := c.sim.IdentifyBySource(r)
+		if err != nil {
+			return ""
+		}
+		return id
+	}
+	unknown := func(*http.Request) string { return "" }
 	listeners := []struct {
 		network, addr string
 		h             http.Handler
 	}{
 		{"tcp", netip.AddrPortFrom(fabric.IMDSAddr, 80).String(), c.sim.IMDSHandler(c.sim.IdentifyBySource)},
-		{"tcp", netip.AddrPortFrom(fabric.EC2Addr, 80).String(), ec2Proxy},
-		{"unix", c.paths.EC2Socket(), ec2Proxy},
+		{"tcp", netip.AddrPortFrom(fabric.EC2Addr, 80).String(), recordCalls(ec2Proxy, bySource, c.calls)},
+		{"unix", c.paths.EC2Socket(), recordCalls(ec2Proxy, unknown, c.calls)},
 		{"unix", c.paths.ControlSocket(), c.controlAPI()},
 	}
 	for _, l := range listeners {
