@@ -144,11 +144,7 @@ func newLabStatusCmd() *cobra.Command {
 			if format != "text" && format != "json" {
 				return usagef("--format must be text or json")
 			}
-			c, err := labClient()
-			if err != nil {
-				return err
-			}
-			st, err := c.Status(context.Background())
+			st, err := labStatus()
 			if err != nil {
 				return err
 			}

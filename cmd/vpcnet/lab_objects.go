@@ -13,6 +13,37 @@ import (
 	"github.com/vpcnet/vpcnet/internal/lab"
 )
 
+// withLab runs fn against the lab's controller with a context that ends on Ctrl-C: for the
+// commands that change the lab and report progress while they wait.
+func withLab(fn func(context.Context, *lab.Client) error) error {
+	c, err := labClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := labContext()
+	defer cancel()
+	return fn(ctx, c)
+}
+
+// labStatus asks the lab's controller for its status: the commands that only look.
+func labStatus() (lab.Status, error) {
+	c, err := labClient()
+	if err != nil {
+		return lab.Status{}, err
+	}
+	return c.Status(context.Background())
+}
+
+// labNode asks for the lab's status and finds a node in it by name, index or instance ID.
+func labNode(key string) (lab.Status, lab.NodeInfo, error) {
+	st, err := labStatus()
+	if err != nil {
+		return lab.Status{}, lab.NodeInfo{}, err
+	}
+	n, err := lab.FindNode(st, key)
+	return st, n, err
+}
+
 func newLabNodeCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Add or remove nodes"}
 	var itype, subnet string
@@ -21,18 +52,14 @@ func newLabNodeCmd() *cobra.Command {
 		Short: "Launch a node (instance + namespace + vpcnetd) and wait until it can serve pods",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			c, err := labClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := labContext()
-			defer cancel()
-			n, err := c.AddNode(ctx, lab.NodeRequest{InstanceType: itype, Subnet: subnet}, progress)
-			if err != nil {
-				return err
-			}
-			fmt.Printf("node %s ready (%s %s, %s, %d address(es) free)\n", n.Name, n.InstanceID, n.InstanceType, n.NS, n.Agent.Free)
-			return nil
+			return withLab(func(ctx context.Context, c *lab.Client) error {
+				n, err := c.AddNode(ctx, lab.NodeRequest{InstanceType: itype, Subnet: subnet}, progress)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("node %s ready (%s %s, %s, %d address(es) free)\n", n.Name, n.InstanceID, n.InstanceType, n.NS, n.Agent.Free)
+				return nil
+			})
 		},
 	}
 	add.Flags().StringVar(&itype, "instance-type", "", "EC2 instance type (default: the lab's)")
@@ -42,17 +69,13 @@ func newLabNodeCmd() *cobra.Command {
 		Short: "Remove a node with its pods, agent and instance",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := labClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := labContext()
-			defer cancel()
-			if err := c.RemoveNode(ctx, args[0], progress); err != nil {
-				return err
-			}
-			fmt.Printf("node %s removed\n", args[0])
-			return nil
+			return withLab(func(ctx context.Context, c *lab.Client) error {
+				if err := c.RemoveNode(ctx, args[0], progress); err != nil {
+					return err
+				}
+				fmt.Printf("node %s removed\n", args[0])
+				return nil
+			})
 		},
 	}
 	cmd.AddCommand(add, rm)
@@ -70,18 +93,14 @@ func newLabPodCmd() *cobra.Command {
 			if err := lab.ValidatePodName(args[0]); err != nil {
 				return usageError{err}
 			}
-			c, err := labClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := labContext()
-			defer cancel()
-			p, err := c.RunPod(ctx, lab.PodRequest{Name: args[0], Node: node}, progress)
-			if err != nil {
-				return err
-			}
-			fmt.Printf("pod %s running on %s with IP %s\n", p.Name, p.Node, p.IP)
-			return nil
+			return withLab(func(ctx context.Context, c *lab.Client) error {
+				p, err := c.RunPod(ctx, lab.PodRequest{Name: args[0], Node: node}, progress)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("pod %s running on %s with IP %s\n", p.Name, p.Node, p.IP)
+				return nil
+			})
 		},
 	}
 	run.Flags().StringVar(&node, "node", "", "node name, index or instance ID (default: the ready node with the fewest pods)")
@@ -106,11 +125,7 @@ func newLabPodCmd() *cobra.Command {
 		Short: "List pods with their IPs and nodes",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			c, err := labClient()
-			if err != nil {
-				return err
-			}
-			st, err := c.Status(context.Background())
+			st, err := labStatus()
 			if err != nil {
 				return err
 			}
@@ -153,11 +168,7 @@ func newLabPingCmd() *cobra.Command {
 		Short: "ICMP echo from a pod to another pod or an address (built in: no ping binary needed)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := labClient()
-			if err != nil {
-				return err
-			}
-			st, err := c.Status(context.Background())
+			st, err := labStatus()
 			if err != nil {
 				return err
 			}
@@ -187,15 +198,7 @@ func newLabLogsCmd() *cobra.Command {
 			p := lab.PathsFor(labName)
 			file := p.ControllerLog()
 			if len(args) == 1 {
-				c, err := labClient()
-				if err != nil {
-					return err
-				}
-				st, err := c.Status(context.Background())
-				if err != nil {
-					return err
-				}
-				n, err := lab.FindNode(st, args[0])
+				_, n, err := labNode(args[0])
 				if err != nil {
 					return err
 				}
@@ -218,15 +221,7 @@ func newLabDescribeCmd() *cobra.Command {
 		Short: "Instance type, ENIs, address slots, pods, max pods and what is left on a node",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := labClient()
-			if err != nil {
-				return err
-			}
-			st, err := c.Status(context.Background())
-			if err != nil {
-				return err
-			}
-			n, err := lab.FindNode(st, args[0])
+			st, n, err := labNode(args[0])
 			if err != nil {
 				return err
 			}
