@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"github.com/vpcnet/vpcnet/internal/cni"
@@ -38,28 +39,44 @@ func (c *cluster) record(t testing.TB, p *pod) cni.Record {
 	return cni.Record{}
 }
 
+// podsUntilSecondaryENI adds pods named prefix-0, prefix-1, … through list until one gets an
+// address of a secondary ENI (its state record names a routing table), 27 at the most. It
+// returns every pod added, the one on the secondary ENI and its record; it fails the test if
+// no pod got there.
+func (c *cluster) podsUntilSecondaryENI(t testing.TB, list *libcni.NetworkConfigList, prefix string) ([]*pod, *pod, cni.Record) {
+	t.Helper()
+	var pods []*pod
+	for i := 0; i < 27; i++ {
+		p := newPod(t, fmt.Sprintf("%s-%d", prefix, i))
+		if err := c.addRetry(list, p, 30*time.Second); err != nil {
+			t.Fatalf("ADD %s: %v", p.name, err)
+		}
+		pods = append(pods, p)
+		if r := c.record(t, p); r.Table != 0 {
+			return pods, p, r
+		}
+	}
+	t.Fatal("no pod got an address of a secondary ENI")
+	return nil, nil, cni.Record{}
+}
+
+// delPods runs DEL through list for each of pods.
+func (c *cluster) delPods(t testing.TB, list *libcni.NetworkConfigList, pods []*pod) {
+	t.Helper()
+	for _, p := range pods {
+		if err := c.cni.DelNetworkList(bg, list, p.rt); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // A pod given an address of a secondary ENI leaves through that ENI's routing table: the test
 // plays the fabric (a router namespace behind a veth carrying the ENI's MAC) and the agent's
 // node-level part (dataplane.SetupENI), as vpcnetd does with VPCNET_HOST_NETWORKING=true.
 func TestSecondaryENIPod(t *testing.T) {
 	c := newCluster(t, clusterOpts{})
 	list := c.conflist(t, "1.1.0")
-	var onENI *pod
-	var rec cni.Record
-	var pods []*pod
-	for i := 0; i < 27 && onENI == nil; i++ {
-		p := newPod(t, fmt.Sprintf("fill-%d", i))
-		if err := c.addRetry(list, p, 30*time.Second); err != nil {
-			t.Fatalf("ADD %s: %v", p.name, err)
-		}
-		pods = append(pods, p)
-		if r := c.record(t, p); r.Table != 0 {
-			onENI, rec = p, r
-		}
-	}
-	if onENI == nil {
-		t.Fatal("no pod got an address of a secondary ENI")
-	}
+	pods, onENI, rec := c.podsUntilSecondaryENI(t, list, "fill")
 	out, err := c.ec2.DescribeNetworkInterfaces(bg, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{rec.ENI}})
 	if err != nil || len(out.NetworkInterfaces) != 1 {
 		t.Fatalf("describe %s: %v", rec.ENI, err)
@@ -131,11 +148,7 @@ func TestSecondaryENIPod(t *testing.T) {
 		}
 		return nil
 	})
-	for _, p := range pods {
-		if err := c.cni.DelNetworkList(bg, list, p.rt); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.delPods(t, list, pods)
 	c.do(t, func() error { return dataplane.TeardownENI(eni) })
 	if left := c.leftovers(t); len(left) > 0 {
 		t.Fatalf("after DEL and TeardownENI: %v", left)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
-	"github.com/vpcnet/vpcnet/internal/cni"
 	"github.com/vpcnet/vpcnet/internal/dataplane"
 	"github.com/vpcnet/vpcnet/internal/probe"
 )
@@ -44,22 +43,7 @@ func TestAgentHostNetworking(t *testing.T) {
 	})
 
 	list := c.conflist(t, "1.1.0")
-	var onENI *pod
-	var rec cni.Record
-	var pods []*pod
-	for i := 0; i < 27 && onENI == nil; i++ {
-		p := newPod(t, fmt.Sprintf("hn-%d", i))
-		if err := c.addRetry(list, p, 30*time.Second); err != nil {
-			t.Fatalf("ADD %s: %v", p.name, err)
-		}
-		pods = append(pods, p)
-		if r := c.record(t, p); r.Table != 0 {
-			onENI, rec = p, r
-		}
-	}
-	if onENI == nil {
-		t.Fatal("no pod got an address of a secondary ENI")
-	}
+	pods, onENI, rec := c.podsUntilSecondaryENI(t, list, "hn")
 	c.fabricMu.Lock()
 	ferr := c.fabricErr
 	var eniPrimary netip.Addr
@@ -118,11 +102,7 @@ func TestAgentHostNetworking(t *testing.T) {
 			t.Errorf("pod %s -> %s arrived %v from %v, want from the node's %s", p.ip, inetHost, ok, from, c.primaryIP)
 		}
 	}
-	for _, p := range pods {
-		if err := c.cni.DelNetworkList(bg, list, p.rt); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.delPods(t, list, pods)
 	if left := c.leftovers(t); len(left) > 0 {
 		t.Fatalf("after DEL: %v", left)
 	}
