@@ -1,8 +1,11 @@
 package cloud
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -34,6 +37,8 @@ type Config struct {
 	CacheTTL     time.Duration // how long a Describe answer serves (2s)
 	AttachWait   time.Duration // how long to wait for an attachment to complete (60s)
 	Observer     Observer      `json:"-"`
+
+	transport func(*http.Transport) // tests: adjusts the HTTP transport
 }
 
 // EndpointFromEnv returns the EC2 endpoint the environment names, or "" for AWS's own.
@@ -89,6 +94,9 @@ func New(ctx context.Context, c Config) (*Client, error) {
 	c.CacheTTL = or(c.CacheTTL, 2*time.Second)
 	c.AttachWait = or(c.AttachWait, 60*time.Second)
 	httpClient := awshttp.NewBuildableClient().WithTimeout(30 * time.Second)
+	if c.transport != nil {
+		httpClient = httpClient.WithTransportOptions(c.transport)
+	}
 	cl := &Client{
 		cfg:     c,
 		limiter: rate.NewLimiter(rate.Limit(c.RatePerSec), c.Burst),
@@ -130,9 +138,35 @@ func New(ctx context.Context, c Config) (*Client, error) {
 		if c.EC2Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.EC2Endpoint)
 		}
+		o.HTTPClient = ownBody{o.HTTPClient}
 		o.APIOptions = append(o.APIOptions, cl.paceAttempts)
 	})
 	return cl, nil
+}
+
+// ownBody gives the transport its own copy of each request body. The SDK closes the body it
+// built as soon as the answer's headers arrive, and its closed body fails a read with io.EOF
+// through WriteTo; when net/http's write loop had sent the body but not yet made its last read
+// of it (a busy machine), that read failed, the transport closed the connection under the
+// answer being read ("use of closed network connection") and the SDK retried after a jittered
+// backoff of up to 2 s. EC2 Query bodies are small forms, so the copy costs nothing.
+type ownBody struct {
+	c interface {
+		Do(*http.Request) (*http.Response, error)
+	}
+}
+
+func (o ownBody) Do(r *http.Request) (*http.Response, error) {
+	if r.Body != nil && r.Body != http.NoBody {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, fmt.Errorf("request body: %w", err)
+		}
+		r = r.Clone(r.Context())
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	}
+	return o.c.Do(r)
 }
 
 func plainHTTP(endpoint string) bool { return strings.HasPrefix(endpoint, "http://") }
