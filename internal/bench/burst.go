@@ -12,20 +12,12 @@ import (
 // host-local, through libcni from the node's namespace, and measures the time until all are
 // ready and each pod's ADD latency. Namespaces are made before the clock starts.
 func runBurst(ctx context.Context, r *runner) error {
-	l, err := r.mainLab(ctx)
-	if err != nil {
-		return err
-	}
-	nodes, err := l.nodes(ctx)
+	l, nodes, err := r.mainNodes(ctx)
 	if err != nil {
 		return err
 	}
 	node := nodes[len(nodes)-1]
-	ours, err := vpcnetRuntime(l, node)
-	if err != nil {
-		return err
-	}
-	ref, err := refRuntime(l, node)
+	ours, ref, err := bothPlugins(l, node)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/vpcnet/vpcnet/internal/lab"
 )
 
 // runSetup measures sequential ADD+DEL latency of vpcnet-cni with a warm pool against ptp +
@@ -11,20 +13,12 @@ import (
 // that drift hits both alike. Pod namespaces are made before and removed after each ADD+DEL,
 // outside the timed part, the same for both.
 func runSetup(ctx context.Context, r *runner) error {
-	l, err := r.mainLab(ctx)
-	if err != nil {
-		return err
-	}
-	nodes, err := l.nodes(ctx)
+	l, nodes, err := r.mainNodes(ctx)
 	if err != nil {
 		return err
 	}
 	node := nodes[0]
-	ours, err := vpcnetRuntime(l, node)
-	if err != nil {
-		return err
-	}
-	ref, err := refRuntime(l, node)
+	ours, ref, err := bothPlugins(l, node)
 	if err != nil {
 		return err
 	}
@@ -102,6 +96,28 @@ func tag(rt, ours *cniNet) string {
 		return "v"
 	}
 	return "r"
+}
+
+// mainNodes opens the main lab and lists its nodes.
+func (r *runner) mainNodes(ctx context.Context) (*benchLab, []lab.NodeInfo, error) {
+	l, err := r.mainLab(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	nodes, err := l.nodes(ctx)
+	return l, nodes, err
+}
+
+// bothPlugins makes the two plugins setup and burst compare on node: vpcnet-cni as the
+// node's vpcnetd configured it (ours) and ptp + host-local (ref).
+func bothPlugins(l *benchLab, node lab.NodeInfo) (ours, ref *cniNet, err error) {
+	if ours, err = vpcnetRuntime(l, node); err != nil {
+		return nil, nil, err
+	}
+	if ref, err = refRuntime(l, node); err != nil {
+		return nil, nil, err
+	}
+	return ours, ref, nil
 }
 
 // rpcStats is the agent's request-duration histogram: sum (seconds) and count by operation.
