@@ -198,7 +198,7 @@ func ThisMachine() Machine {
 }
 
 // LabSuffixes are what the bench appends to its name for each lab it may build: the main lab,
-// the scale-out harness and the three churn labs.
+// the scale-out lab and the three churn labs.
 var LabSuffixes = []string{"m", "s", "c0", "c1", "c2"}
 
 // Leftovers lists the namespaces and state directories of the named bench's labs that still exist.
