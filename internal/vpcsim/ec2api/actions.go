@@ -34,31 +34,34 @@ func init() {
 // Each action below reads as its parse, its model call and its reply; these helpers are the
 // model call and the shape the replies share.
 
-// describeList runs a describe-style action: the ID list named idParam with the shared
-// filter and paging parameters, the model's lister under the read lock, then each entry in
-// its XML form. The listers hand back copies, so the conversion runs after the lock is
-// released. The list is never nil: an empty set is still an (empty) element.
-func describeList[T, X any](b Backend, p params, idParam string,
-	list func(*model.Model, model.DescribeInput) ([]T, string, error), conv func(T) X) ([]X, string, error) {
-	in, err := p.describe(idParam)
-	if err != nil {
-		return nil, "", err
+// describeAction makes a describe-style action: the ID list named idParam with the shared
+// filter and paging parameters, the model's lister under the read lock, each entry in its XML
+// form, and wrap to put the list and the next-page token in the action's reply. The listers
+// hand back copies, so the conversion runs after the lock is released. The list is never nil:
+// an empty set is still an (empty) element.
+func describeAction[T, X any](idParam string, list func(*model.Model, model.DescribeInput) ([]T, string, error),
+	conv func(T) X, wrap func([]X, string) reply) action {
+	return func(_ context.Context, b Backend, p params) (reply, error) {
+		in, err := p.describe(idParam)
+		if err != nil {
+			return nil, err
+		}
+		var items []T
+		var next string
+		err = b.Read(func(m *model.Model) error {
+			var err error
+			items, next, err = list(m, in)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		out := make([]X, 0, len(items))
+		for _, it := range items {
+			out = append(out, conv(it))
+		}
+		return wrap(out, next), nil
 	}
-	var items []T
-	var next string
-	err = b.Read(func(m *model.Model) error {
-		var err error
-		items, next, err = list(m, in)
-		return err
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]X, 0, len(items))
-	for _, it := range items {
-		out = append(out, conv(it))
-	}
-	return out, next, nil
 }
 
 // mutate commits one change and builds the reply from the model's result, whose type (T)
@@ -106,13 +109,8 @@ type describeVpcsReply struct {
 	NextToken string `xml:"nextToken,omitempty"`
 }
 
-func describeVpcs(ctx context.Context, b Backend, p params) (reply, error) {
-	items, next, err := describeList(b, p, "VpcId", (*model.Model).DescribeVpcs, toVpc)
-	if err != nil {
-		return nil, err
-	}
-	return &describeVpcsReply{Vpcs: items, NextToken: next}, nil
-}
+var describeVpcs = describeAction("VpcId", (*model.Model).DescribeVpcs, toVpc,
+	func(xs []xVpc, next string) reply { return &describeVpcsReply{Vpcs: xs, NextToken: next} })
 
 type createSubnetReply struct {
 	Meta
@@ -145,13 +143,8 @@ type describeSubnetsReply struct {
 	NextToken string    `xml:"nextToken,omitempty"`
 }
 
-func describeSubnets(ctx context.Context, b Backend, p params) (reply, error) {
-	items, next, err := describeList(b, p, "SubnetId", (*model.Model).DescribeSubnets, toSubnet)
-	if err != nil {
-		return nil, err
-	}
-	return &describeSubnetsReply{Subnets: items, NextToken: next}, nil
-}
+var describeSubnets = describeAction("SubnetId", (*model.Model).DescribeSubnets, toSubnet,
+	func(xs []xSubnet, next string) reply { return &describeSubnetsReply{Subnets: xs, NextToken: next} })
 
 type runInstancesReply struct {
 	Meta
@@ -239,13 +232,10 @@ type describeInstancesReply struct {
 	NextToken    string         `xml:"nextToken,omitempty"`
 }
 
-func describeInstances(ctx context.Context, b Backend, p params) (reply, error) {
-	items, next, err := describeList(b, p, "InstanceId", (*model.Model).DescribeInstances, toReservation)
-	if err != nil {
-		return nil, err
-	}
-	return &describeInstancesReply{Reservations: items, NextToken: next}, nil
-}
+var describeInstances = describeAction("InstanceId", (*model.Model).DescribeInstances, toReservation,
+	func(xs []xReservation, next string) reply {
+		return &describeInstancesReply{Reservations: xs, NextToken: next}
+	})
 
 type xStateChange struct {
 	InstanceID    string `xml:"instanceId"`
@@ -278,13 +268,10 @@ type describeInstanceTypesReply struct {
 	NextToken string          `xml:"nextToken,omitempty"`
 }
 
-func describeInstanceTypes(ctx context.Context, b Backend, p params) (reply, error) {
-	items, next, err := describeList(b, p, "InstanceType", (*model.Model).DescribeInstanceTypes, toInstanceType)
-	if err != nil {
-		return nil, err
-	}
-	return &describeInstanceTypesReply{Types: items, NextToken: next}, nil
-}
+var describeInstanceTypes = describeAction("InstanceType", (*model.Model).DescribeInstanceTypes, toInstanceType,
+	func(xs []xInstanceType, next string) reply {
+		return &describeInstanceTypesReply{Types: xs, NextToken: next}
+	})
 
 type createNetworkInterfaceReply struct {
 	Meta
@@ -405,14 +392,9 @@ type describeNetworkInterfacesReply struct {
 	NextToken string `xml:"nextToken,omitempty"`
 }
 
-func describeNetworkInterfaces(ctx context.Context, b Backend, p params) (reply, error) {
-	items, next, err := describeList(b, p, "NetworkInterfaceId", (*model.Model).DescribeNetworkInterfaces,
-		func(e *model.ENI) xENI { return toENI(e, false) })
-	if err != nil {
-		return nil, err
-	}
-	return &describeNetworkInterfacesReply{ENIs: items, NextToken: next}, nil
-}
+var describeNetworkInterfaces = describeAction("NetworkInterfaceId", (*model.Model).DescribeNetworkInterfaces,
+	func(e *model.ENI) xENI { return toENI(e, false) },
+	func(xs []xENI, next string) reply { return &describeNetworkInterfacesReply{ENIs: xs, NextToken: next} })
 
 func modifyNetworkInterfaceAttribute(ctx context.Context, b Backend, p params) (reply, error) {
 	var in model.ModifyNetworkInterfaceAttributeInput
