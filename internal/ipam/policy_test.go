@@ -88,7 +88,7 @@ func TestDecide(t *testing.T) {
 			state: base(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0}),
 			edit:  func(s *State) { s.Assigned = set(ip0[:3]) },
 			want:  "create-eni"},
-		{name: "WARM_ENI_TARGET=1 fills the new ENI only as far as the target",
+		{name: "WARM_ENI_TARGET=1 with the subnet's free count unknown asks for the shortfall only",
 			state: base(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1}),
 			edit:  func(s *State) { s.Assigned = set(ip0[:3]) },
 			want:  "assign-ips eni-1 3"},
