@@ -1,8 +1,8 @@
 package bench
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -166,7 +166,10 @@ func scaleOut(ctx context.Context, l *benchLab, itype string, pods []*benchPod) 
 	}
 	wg.Wait()
 	stopWatch()
-	if err := errors.Join(errs...); err != nil {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("pods waiting for the new node: %w", err)
+	}
+	if err := firstError(errs); err != nil {
 		return nil, err
 	}
 	for _, n := range tries {
@@ -185,6 +188,21 @@ func scaleOut(ctx context.Context, l *benchLab, itype string, pods []*benchPod) 
 	}
 	m.node = res.node // the progress callback is done: AddNode has returned
 	return m, nil
+}
+
+// firstError returns the first of errs, saying how many more there were.
+func firstError(errs []error) error {
+	n, first := 0, error(nil)
+	for _, err := range errs {
+		if err != nil {
+			n++
+			first = cmp.Or(first, err)
+		}
+	}
+	if n > 1 {
+		return fmt.Errorf("%w (and %d more pods failed)", first, n-1)
+	}
+	return first
 }
 
 // freeSignal wakes pods waiting for an address: its channel is closed and replaced whenever
