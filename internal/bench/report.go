@@ -57,7 +57,7 @@ type Row struct {
 	Value     float64 `json:"value"`
 	Reference string  `json:"reference"` // what the reference is
 	RefValue  float64 `json:"refValue"`
-	Ratio     float64 `json:"ratio"` // Value / RefValue
+	Ratio     float64 `json:"ratio"` // Value / RefValue, or the median of per-round ratios where rounds pair them (dataplane)
 	Target    *Target `json:"target,omitempty"`
 	Pass      *bool   `json:"pass,omitempty"`
 }
