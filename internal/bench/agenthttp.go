@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/vpcnet/vpcnet/internal/lab/probe"
+	"github.com/vpcnet/vpcnet/internal/probe"
 )
 
 // agentMetrics fetches vpcnetd's /metrics from its default loopback address in the namespace.

@@ -14,8 +14,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
-	"github.com/vpcnet/vpcnet/internal/lab/probe"
 	"github.com/vpcnet/vpcnet/internal/netnsx"
+	"github.com/vpcnet/vpcnet/internal/probe"
 )
 
 // path is one way across the fabric: from a client namespace to a server address held in the
@@ -93,7 +93,7 @@ func runDataplane(ctx context.Context, r *runner) error {
 		{"VXLAN node-to-node", a.NS, b.NS, vxlanB},
 	}
 	for _, p := range paths { // the first packets on a fresh path may go to ARP
-		if _, err := probe.Ping(p.clientNS, netip.Addr{}, p.server, 5*time.Second); err != nil {
+		if _, err := probe.Echo(p.clientNS, netip.Addr{}, p.server, 5*time.Second); err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
 	}
@@ -189,7 +189,7 @@ func measureRTT(paths []path, plan dataplanePlan) (series, error) {
 		round := map[string][]float64{}
 		for range plan.pingsPerRound {
 			for _, p := range rotated(paths, i) {
-				d, err := probe.Ping(p.clientNS, netip.Addr{}, p.server, 2*time.Second)
+				d, err := probe.Echo(p.clientNS, netip.Addr{}, p.server, 2*time.Second)
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", p.name, err)
 				}

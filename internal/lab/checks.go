@@ -13,8 +13,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vpcnet/vpcnet/internal/lab/fabric"
-	"github.com/vpcnet/vpcnet/internal/lab/probe"
 	"github.com/vpcnet/vpcnet/internal/netnsx"
+	"github.com/vpcnet/vpcnet/internal/probe"
 )
 
 // Checks the demo and the tests make against the namespaces themselves, not the controller's word.
@@ -52,11 +52,11 @@ func PodHasAddr(ns string, ip netip.Addr) error {
 // CrossNode pings b from a and a from b, and sends a MiB over TCP from a to b, checking that
 // b sees a's own address (no NAT between pods).
 func CrossNode(a, b PodInfo) (string, error) {
-	rtt1, err := probe.Ping(a.NS, netip.Addr{}, b.IP, probeTimeout)
+	rtt1, err := probe.Echo(a.NS, netip.Addr{}, b.IP, probeTimeout)
 	if err != nil {
 		return "", err
 	}
-	rtt2, err := probe.Ping(b.NS, netip.Addr{}, a.IP, probeTimeout)
+	rtt2, err := probe.Echo(b.NS, netip.Addr{}, a.IP, probeTimeout)
 	if err != nil {
 		return "", err
 	}

@@ -24,8 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/vpcnet/vpcnet/internal/lab"
 	"github.com/vpcnet/vpcnet/internal/lab/fabric"
-	"github.com/vpcnet/vpcnet/internal/lab/probe"
 	"github.com/vpcnet/vpcnet/internal/netnsx"
+	"github.com/vpcnet/vpcnet/internal/probe"
 	"github.com/vpcnet/vpcnet/internal/testenv"
 )
 

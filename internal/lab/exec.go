@@ -8,8 +8,8 @@ import (
 	"os/exec"
 	"time"
 
-	"github.com/vpcnet/vpcnet/internal/lab/probe"
 	"github.com/vpcnet/vpcnet/internal/netnsx"
+	"github.com/vpcnet/vpcnet/internal/probe"
 )
 
 // Exec runs a command inside a pod's network namespace with this process's standard streams
@@ -54,6 +54,6 @@ func Ping(st Status, pod, target string, timeout time.Duration) (netip.Addr, tim
 	if err != nil {
 		return dst, 0, fmt.Errorf("target %q is neither a pod of lab %s nor an IPv4 address", target, st.Name)
 	}
-	rtt, err := probe.Ping(from.NS, netip.Addr{}, dst, timeout)
+	rtt, err := probe.Echo(from.NS, netip.Addr{}, dst, timeout)
 	return dst, rtt, err
 }

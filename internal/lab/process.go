@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vpcnet/vpcnet/internal/lab/probe"
+	"github.com/vpcnet/vpcnet/internal/probe"
 )
 
 // StartIn starts cmd detached (its own session) inside the named network namespace: the

@@ -1,5 +1,9 @@
-// Package probe sends and receives test traffic from inside network namespaces, in Go (ICMP echo
-// and UDP datagrams), so namespace tests and the lab need no ping or nc binaries.
+// Package probe sends and receives test traffic from inside network namespaces, in Go only, so
+// namespace tests, the lab and its bench need no ping, nc or tcpdump: ICMP echoes (counted, or
+// one timed), UDP datagrams, a TCP transfer with a checksum, a SYN watch, a scan for tunnel
+// devices, and dialing from a namespace. A namespace is named by its path or, without a slash, by
+// its name under /run/netns. Sockets are opened with the calling thread inside the namespace and
+// used from anywhere after.
 package probe
 
 import (
@@ -8,16 +12,22 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vpcnet/vpcnet/internal/netnsx"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 )
 
-// In runs f with the calling goroutine's thread inside the namespace at path. Sockets opened in f
-// stay in that namespace after f returns.
-func In(path string, f func() error) error {
+// In runs f with the calling goroutine's thread inside the namespace (a path, or a name under
+// /run/netns). Sockets opened in f stay in that namespace after f returns.
+func In(nsPathOrName string, f func() error) error {
+	path := nsPathOrName
+	if !strings.Contains(path, "/") {
+		path = netnsx.Path(path)
+	}
 	h, err := ns.GetNS(path)
 	if err != nil {
 		return err

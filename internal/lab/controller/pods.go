@@ -18,8 +18,8 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/vpcnet/vpcnet/internal/lab"
-	"github.com/vpcnet/vpcnet/internal/lab/probe"
 	"github.com/vpcnet/vpcnet/internal/netnsx"
+	"github.com/vpcnet/vpcnet/internal/probe"
 )
 
 // pod is one lab pod: a namespace wired by the node's CNI plugin.

@@ -7,8 +7,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vpcnet/vpcnet/internal/lab/fabric"
-	"github.com/vpcnet/vpcnet/internal/lab/probe"
 	"github.com/vpcnet/vpcnet/internal/netnsx"
+	"github.com/vpcnet/vpcnet/internal/probe"
 	"github.com/vpcnet/vpcnet/internal/testenv"
 )
 
@@ -75,13 +75,13 @@ func TestFabricInNamespaces(t *testing.T) {
 	const wait = 3 * time.Second
 	mustPing := func(ns string, src, dst netip.Addr) {
 		t.Helper()
-		if _, err := probe.Ping(ns, src, dst, wait); err != nil {
+		if _, err := probe.Echo(ns, src, dst, wait); err != nil {
 			t.Error(err)
 		}
 	}
 	mustNotPing := func(ns string, src, dst netip.Addr) {
 		t.Helper()
-		if _, err := probe.Ping(ns, src, dst, time.Second); err == nil {
+		if _, err := probe.Echo(ns, src, dst, time.Second); err == nil {
 			t.Errorf("ping %s -> %s from %s answered; want it dropped", src, dst, ns)
 		}
 	}

@@ -11,10 +11,10 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// Ping sends ICMP echo requests from the named namespace to dst until one is answered or
-// timeout passes, and returns the round-trip time of the answered one. A valid src binds the
+// Echo sends ICMP echo requests from the namespace to dst until one is answered or timeout
+// passes, and returns the round-trip time of the answered one. A valid src binds the
 // request's source address.
-func Ping(nsName string, src, dst netip.Addr, timeout time.Duration) (time.Duration, error) {
+func Echo(nsName string, src, dst netip.Addr, timeout time.Duration) (time.Duration, error) {
 	var conn *icmp.PacketConn
 	err := In(nsName, func() error {
 		bind := "0.0.0.0"
