@@ -154,10 +154,33 @@ func grow(s State, c Summary, g goal, need int, p Plan) Plan {
 	case len(s.ENIs) >= maxENI:
 		p.Reason += fmt.Sprintf("; all %d ENIs are full (limit %d)", len(s.ENIs), maxENI)
 	default:
-		p.Actions = append(p.Actions, Action{Kind: CreateENI})
-		p.Reason += "; attaching another ENI"
+		podCap := -1
+		if podRoom >= 0 {
+			podCap = max(podRoom-asked, 0)
+		}
+		k := createCount(s.Limits.Slots(), slots-busyRoom, left, podCap, g.fill)
+		p.Actions = append(p.Actions, Action{Kind: CreateENI, Count: k, ByPrefix: g.prefixes})
+		what := "addresses"
+		if g.prefixes {
+			what = "prefixes"
+		}
+		p.Reason += fmt.Sprintf("; attaching another ENI with %d %s", k, what)
 	}
 	return p
+}
+
+// createCount is how many slots a new ENI is created with, in the same CreateNetworkInterface
+// call: the shortfall still open (share), filled up to the ENI's room under fill as an assign on
+// an existing ENI would be (see batch). The ENI's own primary address takes one of the subnet's
+// free addresses (left, -1 when unknown); since EC2 creates all or nothing, a known count bounds
+// the request, down to none: the ENI alone is still progress.
+func createCount(room, share, left, podRoom int, fill bool) int {
+	share = min(share, room)
+	if left < 0 {
+		return batch(share, room, -1, podRoom, fill)
+	}
+	rest := max(left-1, 0)
+	return min(batch(share, room, rest, podRoom, fill), rest)
 }
 
 // batch is how many slots to ask for on one ENI. share is the shortfall's part on it. With

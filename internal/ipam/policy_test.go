@@ -53,7 +53,9 @@ func show(p Plan) string {
 			s += " " + a.ENI
 		}
 		switch {
-		case a.Count > 0:
+		case a.Kind == CreateENI && a.ByPrefix:
+			s += fmt.Sprint(" ", a.Count, " prefixes")
+		case a.Kind == CreateENI || a.Count > 0:
 			s += fmt.Sprint(" ", a.Count)
 		case len(a.IPs) > 0:
 			s += fmt.Sprint(" ", a.IPs)
@@ -83,11 +85,11 @@ func TestDecide(t *testing.T) {
 			want:  "assign-ips eni-0 9"},
 		{name: "WARM_ENI_TARGET=2 asks for two ENIs' worth",
 			state: base(Settings{WarmENITarget: 2}, ENI{ID: "eni-0"}),
-			want:  "assign-ips eni-0 9; create-eni", reason: "attaching another ENI"},
+			want:  "assign-ips eni-0 9; create-eni 9", reason: "attaching another ENI with 9 addresses"},
 		{name: "WARM_ENI_TARGET=1 primary full and in use attaches an ENI",
 			state: base(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0}),
 			edit:  func(s *State) { s.Assigned = set(ip0[:3]) },
-			want:  "create-eni"},
+			want:  "create-eni 3"},
 		{name: "WARM_ENI_TARGET=1 with the subnet's free count unknown asks for the shortfall only",
 			state: base(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1}),
 			edit:  func(s *State) { s.Assigned = set(ip0[:3]) },
@@ -127,7 +129,7 @@ func TestDecide(t *testing.T) {
 			want:  "", reason: "at target"},
 		{name: "MINIMUM_IP_TARGET=10 WARM_IP_TARGET=2 spans two ENIs",
 			state: base(Settings{WarmIPTarget: 2, MinimumIPTarget: 10}, ENI{ID: "eni-0"}),
-			want:  "assign-ips eni-0 9; create-eni"},
+			want:  "assign-ips eni-0 9; create-eni 1"},
 		{name: "MINIMUM_IP_TARGET=4 alone keeps four",
 			state: base(Settings{MinimumIPTarget: 4}, ENI{ID: "eni-0", IPs: ip0[:4]}),
 			want:  ""},
@@ -303,6 +305,7 @@ func TestCooldownWake(t *testing.T) {
 // TestDecideNeverReleasesInUse runs the policy on random pools and checks its safety rules.
 func TestDecideNeverReleasesInUse(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
+	creates, bounded := 0, 0
 	for i := range 20000 {
 		s := randomState(r)
 		p := Decide(s)
@@ -339,12 +342,28 @@ func TestDecideNeverReleasesInUse(t *testing.T) {
 				}
 			}
 		}
-		released, assigned := false, 0
+		released, assigned, created := false, 0, -1
 		for _, a := range p.Actions {
 			released = released || a.Kind == UnassignIPs || a.Kind == UnassignPrefixes || a.Kind == FreeENI
-			if a.Kind == AssignIPs {
+			switch {
+			case a.Kind == AssignIPs:
 				assigned += a.Count
+			case a.Kind == CreateENI:
+				if a.Count < 0 || a.Count > s.Limits.Slots() {
+					t.Fatalf("case %d: creates an ENI with %d slots, the limit is %d", i, a.Count, s.Limits.Slots())
+				}
+				if !a.ByPrefix {
+					created = a.Count
+				}
+				creates++
+				if s.SubnetKnown && !a.ByPrefix {
+					bounded++
+				}
 			}
+		}
+		// A new ENI's primary address and its secondaries come out of the subnet too.
+		if s.SubnetKnown && created >= 0 && created > max(s.SubnetFree-assigned-1, 0) {
+			t.Fatalf("case %d: creates an ENI with %d addresses after asking for %d of a subnet with %d free", i, created, assigned, s.SubnetFree)
 		}
 		if released && !p.Over {
 			t.Fatalf("case %d: releases without saying the pool is over", i)
@@ -359,12 +378,19 @@ func TestDecideNeverReleasesInUse(t *testing.T) {
 		if s.Settings.MaxPods > 0 && after.Total <= s.Settings.MaxPods {
 			n := 0
 			for _, a := range p.Actions {
-				n += a.Count * map[Kind]int{AssignIPs: 1, AssignPrefixes: 16}[a.Kind]
+				unit := map[Kind]int{AssignIPs: 1, AssignPrefixes: 16, CreateENI: 1}[a.Kind]
+				if a.ByPrefix {
+					unit = 16
+				}
+				n += a.Count * unit
 			}
 			if a := after.Total + n; a > s.Settings.MaxPods+15 {
 				t.Fatalf("case %d: grows to %d past MAX_PODS=%d", i, a, s.Settings.MaxPods)
 			}
 		}
+	}
+	if creates < 100 || bounded < 100 {
+		t.Fatalf("only %d random cases create an ENI, %d with a known subnet count: the test misses the create path", creates, bounded)
 	}
 }
 
@@ -547,6 +573,16 @@ func TestReleaseDelay(t *testing.T) {
 	}
 }
 
+// fullPrimary is a node whose primary ENI's nine addresses are taken by pods, with the subnet's
+// free count known or not.
+func fullPrimary(st Settings, known bool, free int) State {
+	ip0 := addrs("10.0.1.10", 9)
+	s := base(st, ENI{ID: "eni-0", IPs: ip0})
+	s.Assigned = set(ip0[:3]) // 6 free
+	s.SubnetKnown, s.SubnetFree = known, free
+	return s
+}
+
 // TestSubnetBoundedGrowth: under WARM_ENI_TARGET an ENI is filled in one call as far as the
 // subnet's known free count goes; short of that the request takes what is left, and an unknown
 // count falls back to the shortfall. The IP targets keep asking for the shortfall.
@@ -609,6 +645,54 @@ func TestSubnetBoundedGrowth(t *testing.T) {
 			state: base(Settings{PrefixDelegation: true, WarmPrefixTarget: 1}, ENI{ID: "eni-0"}),
 			edit:  func(s *State) { s.SubnetKnown, s.SubnetFree = true, 3 },
 			want:  "assign-prefixes eni-0 1"},
+		// A new ENI comes with its addresses, sized as an assign on it would be.
+		{name: "new ENI: filled in its create call",
+			state: fullPrimary(Settings{WarmENITarget: 1}, true, 200),
+			want:  "create-eni 9", reason: "attaching another ENI with 9 addresses"},
+		{name: "new ENI: its primary address counts against the subnet",
+			state: fullPrimary(Settings{WarmENITarget: 1}, true, 6),
+			want:  "create-eni 5"},
+		{name: "new ENI: a subnet short of the shortfall gives what is left after the primary",
+			state: fullPrimary(Settings{WarmENITarget: 1}, true, 3),
+			want:  "create-eni 2"},
+		{name: "new ENI: room for its primary only",
+			state: fullPrimary(Settings{WarmENITarget: 1}, true, 1),
+			want:  "create-eni 0"},
+		{name: "new ENI: none known free, no address asked with it",
+			state: fullPrimary(Settings{WarmENITarget: 1}, true, 0),
+			want:  "create-eni 0"},
+		{name: "new ENI: unknown subnet count, the shortfall",
+			state: fullPrimary(Settings{WarmENITarget: 1}, false, 0),
+			want:  "create-eni 3"},
+		{name: "new ENI: MAX_PODS bounds the fill",
+			state: fullPrimary(Settings{WarmENITarget: 1, MaxPods: 14}, true, 200),
+			want:  "create-eni 5"},
+		{name: "new ENI: MAX_PODS below the shortfall",
+			state: fullPrimary(Settings{WarmENITarget: 1, MaxPods: 11}, false, 0),
+			want:  "create-eni 2"},
+		{name: "new ENI: WARM_IP_TARGET asks for the shortfall",
+			state: fullPrimary(Settings{WarmIPTarget: 9}, true, 200),
+			want:  "create-eni 3"},
+		{name: "new ENI: the shortfall beyond what existing ENIs take",
+			state: base(Settings{WarmIPTarget: 4}, ENI{ID: "eni-0", IPs: ip0[:7]}),
+			edit: func(s *State) {
+				s.Assigned = set(ip0[:7])
+				s.SubnetKnown, s.SubnetFree = true, 200
+			},
+			want: "assign-ips eni-0 2; create-eni 2"},
+		{name: "new ENI: the subnet's count is shared with the assigns before it",
+			state: base(Settings{WarmIPTarget: 6}, ENI{ID: "eni-0", IPs: ip0[:7]}),
+			edit: func(s *State) {
+				s.Assigned = set(ip0[:7])
+				s.SubnetKnown, s.SubnetFree = true, 5
+			},
+			want: "assign-ips eni-0 2; create-eni 2"},
+		{name: "new ENI: no more than an ENI holds",
+			state: fullPrimary(Settings{WarmIPTarget: 30}, true, 200),
+			want:  "create-eni 9"},
+		{name: "new ENI: prefix mode asks for the prefixes still missing",
+			state: fullPrimary(Settings{PrefixDelegation: true, WarmPrefixTarget: 2}, true, 3),
+			want:  "create-eni 2 prefixes", reason: "with 2 prefixes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -69,7 +69,7 @@ func (e ENI) Addrs() []netip.Addr {
 type Pending struct {
 	CreatingENI bool            // an ENI create+attach is under way
 	Busy        map[string]bool // ENI IDs with an assign, unassign or free in flight
-	Addrs       int             // addresses being assigned
+	Addrs       int             // addresses being assigned, those a new ENI is created with included
 }
 
 // State is everything the policy looks at.
@@ -102,7 +102,7 @@ type State struct {
 type Kind string
 
 const (
-	CreateENI        Kind = "create-eni"        // create an ENI in the node's subnet and attach it
+	CreateENI        Kind = "create-eni"        // create an ENI with Count addresses (or prefixes) and attach it
 	AssignIPs        Kind = "assign-ips"        // assign Count secondary addresses on ENI
 	AssignPrefixes   Kind = "assign-prefixes"   // assign Count /28 prefixes on ENI
 	UnassignIPs      Kind = "unassign-ips"      // give IPs on ENI back to the subnet
@@ -113,9 +113,11 @@ const (
 
 // Action is one step towards the targets.
 type Action struct {
-	Kind     Kind
-	ENI      string
-	Count    int
+	Kind  Kind
+	ENI   string
+	Count int
+	// ByPrefix says a CreateENI's Count is /28 prefixes, not secondary addresses.
+	ByPrefix bool
 	IPs      []netip.Addr
 	Prefixes []netip.Prefix
 	Until    time.Time
