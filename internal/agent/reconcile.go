@@ -89,7 +89,7 @@ func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
 		p.CreatingENI = true
 		dev := a.nextDeviceLocked()
 		a.run(ctx, func() error {
-			eni, err := a.cloud.CreateENI(ctx, a.st.id, dev)
+			eni, err := a.cloud.CreateENI(ctx, a.st.id, dev, 0, 0)
 			if err != nil {
 				a.mu.Lock()
 				p.CreatingENI = false

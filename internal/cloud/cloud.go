@@ -24,9 +24,10 @@ type Cloud interface {
 	// SubnetFree is the number of free addresses in the subnet (AvailableIpAddressCount). Cached
 	// briefly, dropped by our own changes; concurrent callers share one Describe call.
 	SubnetFree(ctx context.Context, subnetID string) (int, error)
-	// CreateENI creates a tagged ENI in the instance's subnet and attaches it at deviceIndex,
-	// returning once it is attached.
-	CreateENI(ctx context.Context, id Identity, deviceIndex int) (ENI, error)
+	// CreateENI creates a tagged ENI in the instance's subnet with ips secondary addresses or
+	// prefixes /28 prefixes (in the same call; EC2 gives all or none), attaches it at
+	// deviceIndex, and returns it with its addresses once it is attached.
+	CreateENI(ctx context.Context, id Identity, deviceIndex, ips, prefixes int) (ENI, error)
 	// FreeENI detaches an ENI of ours and deletes it.
 	FreeENI(ctx context.Context, eni ENI) error
 	AssignIPs(ctx context.Context, eniID string, n int) ([]netip.Addr, error)

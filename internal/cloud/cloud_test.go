@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -149,7 +150,7 @@ func mustPrimary(t *testing.T, c *cloud.Client, id cloud.Identity) cloud.ENI {
 
 func TestCreatedENIsTaggedAndFreed(t *testing.T) {
 	c, _, id, _ := setup(t)
-	eni, err := c.CreateENI(bg, id, 1)
+	eni, err := c.CreateENI(bg, id, 1, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,5 +193,65 @@ func TestCleanupDetached(t *testing.T) {
 	deleted, err := c.CleanupDetached(bg, time.Minute)
 	if err != nil || len(deleted) != 1 || deleted[0] != old {
 		t.Fatalf("deleted %v (%v), want only %s", deleted, err, old)
+	}
+}
+
+// TestCreateENIWithAddresses: a new ENI's addresses or prefixes come in its
+// CreateNetworkInterface call, with no assign after it; a subnet short of them refuses all.
+func TestCreateENIWithAddresses(t *testing.T) {
+	c, raw, id, calls := setup(t)
+	eni, err := c.CreateENI(bg, id, 1, 5, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(eni.IPs) != 5 || len(eni.Prefixes) != 0 || eni.AttachmentID == "" || !eni.PrimaryIP.IsValid() || slices.Contains(eni.IPs, eni.PrimaryIP) {
+		t.Fatalf("ENI %+v, want attached with 5 secondary addresses", eni)
+	}
+	pfx, err := c.CreateENI(bg, id, 2, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pfx.Prefixes) != 2 || len(pfx.IPs) != 0 || pfx.DeviceIndex != 2 {
+		t.Fatalf("ENI %+v, want two prefixes", pfx)
+	}
+	if n := count(calls, "CreateNetworkInterface"); n != 2 || count(calls, "AssignPrivateIpAddresses") != 0 {
+		t.Fatalf("%d creates and %d assigns, want 2 and none", n, count(calls, "AssignPrivateIpAddresses"))
+	}
+	if enis, _ := c.ENIs(bg, id.InstanceID); len(enis) != 3 || !slices.Equal(enis[1].IPs, eni.IPs) || !slices.Equal(enis[2].Prefixes, pfx.Prefixes) {
+		t.Fatalf("EC2 describes %+v", enis)
+	}
+
+	if err := c.FreeENI(bg, pfx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Leave three addresses: an ENI with three secondaries needs four.
+	free, err := c.SubnetFree(bg, id.SubnetID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for hog := free - 3; hog > 0; hog -= min(hog, 10) {
+		in := &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(id.SubnetID)}
+		if k := min(hog, 10) - 1; k > 0 {
+			in.SecondaryPrivateIpAddressCount = aws.Int32(int32(k))
+		}
+		if _, err := raw.CreateNetworkInterface(bg, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.CreateENI(bg, id, 2, 3, 0); cloud.Code(err) != cloud.ErrSubnetFull {
+		t.Fatalf("create with 3 addresses in a subnet with 3 free: %v, want %s", err, cloud.ErrSubnetFull)
+	}
+	if _, err := c.CreateENI(bg, id, 2, 0, 1); cloud.Code(err) != cloud.ErrNoCIDRBlocks {
+		t.Fatalf("create with a prefix in a full subnet: %v, want %s", err, cloud.ErrNoCIDRBlocks)
+	}
+	last, err := c.CreateENI(bg, id, 2, 2, 0)
+	if err != nil || len(last.IPs) != 2 {
+		t.Fatalf("create with the last 2 addresses: %+v %v", last, err)
+	}
+	for _, bad := range [][2]int{{-1, 0}, {0, -1}, {1, 1}} {
+		if _, err := c.CreateENI(bg, id, 2, bad[0], bad[1]); err == nil || cloud.Code(err) != "" {
+			t.Errorf("create with %d addresses and %d prefixes: %v, want refused before EC2", bad[0], bad[1], err)
+		}
 	}
 }

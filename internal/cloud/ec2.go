@@ -168,28 +168,38 @@ func (c *Client) describeSubnetFree(ctx context.Context, subnetID string) (n int
 	return int(aws.ToInt32(out.Subnets[0].AvailableIpAddressCount)), nil
 }
 
-// CreateENI creates a tagged ENI and attaches it. If the attach fails the ENI is deleted; if
-// that fails too, CleanupDetached finds it later by its tags.
-func (c *Client) CreateENI(ctx context.Context, id Identity, deviceIndex int) (ENI, error) {
+// CreateENI creates a tagged ENI with its addresses and attaches it. If the attach fails the
+// ENI is deleted; if that fails too, CleanupDetached finds it later by its tags.
+func (c *Client) CreateENI(ctx context.Context, id Identity, deviceIndex, ips, prefixes int) (ENI, error) {
+	if ips < 0 || prefixes < 0 || (ips > 0 && prefixes > 0) {
+		return ENI{}, fmt.Errorf("create ENI with %d addresses and %d prefixes: one kind, not negative", ips, prefixes)
+	}
 	defer c.invalidate()
 	tags := []types.Tag{
 		{Key: aws.String(TagInstanceID), Value: aws.String(id.InstanceID)},
 		{Key: aws.String(TagCreatedAt), Value: aws.String(time.Now().UTC().Format(time.RFC3339))},
 		{Key: aws.String(TagCluster), Value: aws.String(c.cfg.Cluster)},
 	}
+	in := &ec2.CreateNetworkInterfaceInput{
+		SubnetId:          aws.String(id.SubnetID),
+		Groups:            id.SecurityGroups,
+		Description:       aws.String("vpcnet pod addresses for " + id.InstanceID),
+		ClientToken:       aws.String(fmt.Sprintf("vpcnet-%s-%d-%d", id.InstanceID, deviceIndex, time.Now().UnixNano())),
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeNetworkInterface, Tags: tags}},
+	}
+	if ips > 0 {
+		in.SecondaryPrivateIpAddressCount = aws.Int32(int32(ips))
+	}
+	if prefixes > 0 {
+		in.Ipv4PrefixCount = aws.Int32(int32(prefixes))
+	}
 	var out *ec2.CreateNetworkInterfaceOutput
 	err := c.call(ctx, "CreateNetworkInterface", func() (err error) {
-		out, err = c.ec2.CreateNetworkInterface(ctx, &ec2.CreateNetworkInterfaceInput{
-			SubnetId:          aws.String(id.SubnetID),
-			Groups:            id.SecurityGroups,
-			Description:       aws.String("vpcnet pod addresses for " + id.InstanceID),
-			ClientToken:       aws.String(fmt.Sprintf("vpcnet-%s-%d-%d", id.InstanceID, deviceIndex, time.Now().UnixNano())),
-			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeNetworkInterface, Tags: tags}},
-		})
+		out, err = c.ec2.CreateNetworkInterface(ctx, in)
 		return err
 	})
 	if err != nil {
-		return ENI{}, fmt.Errorf("create ENI in %s: %w", id.SubnetID, err)
+		return ENI{}, fmt.Errorf("create ENI in %s with %d addresses, %d prefixes: %w", id.SubnetID, ips, prefixes, err)
 	}
 	eni := fromEC2(*out.NetworkInterface)
 	var att *ec2.AttachNetworkInterfaceOutput
