@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -72,9 +73,57 @@ func TestSubnetExhaustionReportedAndRecovers(t *testing.T) {
 	}
 }
 
+// TestNewENIComesWithItsAddresses: when the pool needs another ENI, the ENI is created with its
+// addresses in one CreateNetworkInterface call, and no assign follows for them.
+func TestNewENIComesWithItsAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		edit   func(*agent.Config)
+		before int // addresses on the primary ENI before the second is needed
+		total  int // addresses once the second ENI is attached
+	}{
+		{"WARM_ENI_TARGET=1 fills the new ENI", func(*agent.Config) {}, 9, 18},
+		{"WARM_IP_TARGET=9 asks for the shortfall", func(c *agent.Config) { c.Pool.WarmIPTarget = 9 }, 9, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
+			cfg := testConfig(t, x)
+			tc.edit(&cfg)
+			n := startNode(t, x, cfg)
+			n.settle("the primary ENI filled", func(p poolView) bool { return p.total == tc.before && p.enis == 1 })
+			assigns := n.metric(`vpcnet_ec2_calls_total{action="AssignPrivateIpAddresses"}`)
+			n.mustAdd("pod0") // one free short of the target: a second ENI
+			n.settle("a second ENI with its addresses", func(p poolView) bool { return p.total == tc.total && p.enis == 2 })
+			if got := n.metric(`vpcnet_ec2_calls_total{action="CreateNetworkInterface"}`); got != 1 {
+				t.Errorf("%v CreateNetworkInterface calls, want 1", got)
+			}
+			if got := n.metric(`vpcnet_ec2_calls_total{action="AssignPrivateIpAddresses"}`) - assigns; got != 0 {
+				t.Errorf("%v assigns after the ENI was created with its addresses", got)
+			}
+			// The new ENI's addresses reach pods once the primary's are taken.
+			on := map[netip.Addr]bool{}
+			out, err := x.ec2.DescribeNetworkInterfaces(bg, &ec2.DescribeNetworkInterfacesInput{Filters: []types.Filter{{Name: aws.String("attachment.device-index"), Values: []string{"1"}}}})
+			if err != nil || len(out.NetworkInterfaces) != 1 {
+				t.Fatalf("the second ENI: %v %v", out, err)
+			}
+			for _, a := range out.NetworkInterfaces[0].PrivateIpAddresses {
+				if !aws.ToBool(a.Primary) {
+					on[netip.MustParseAddr(aws.ToString(a.PrivateIpAddress))] = true
+				}
+			}
+			for i := 1; i < tc.before; i++ {
+				n.mustAdd(fmt.Sprint("pod", i))
+			}
+			if ip := n.mustAdd("pod-on-eni1"); !on[ip] {
+				t.Fatalf("pod %d got %s, not one of the second ENI's %v", tc.before+1, ip, on)
+			}
+		})
+	}
+}
+
 // TestShortSubnetRequestRetriedSmaller: another node takes addresses after the agent counted
 // the subnet's free ones, so the agent's one-call fill of a new ENI finds the subnet short. The
-// request is retried with what EC2 now says is left, and the subnet's last address reaches a pod
+// create is retried with what EC2 now says is left, and the subnet's last address reaches a pod
 // without a back-off.
 func TestShortSubnetRequestRetriedSmaller(t *testing.T) {
 	// A /27 has 27 usable addresses: the instance takes one and the primary ENI's fill nine.
@@ -86,11 +135,14 @@ func TestShortSubnetRequestRetriedSmaller(t *testing.T) {
 	// 15 more gone: 2 left, while the agent still counts 17.
 	x.hog(t, "", "count=14")
 	n.mustAdd("pod0") // 8 free of the 9 wanted: a second ENI, filled
-	// The second ENI took one address, its fill of nine failed and the retry got the last one;
-	// with 9 free the pool is at its target again.
+	// The second ENI's create with nine addresses failed and the retry got the last two: its
+	// primary and one for pods. With 9 free the pool is at its target again.
 	n.settle("the subnet's last address on a second ENI", func(p poolView) bool { return p.total == 10 && p.enis == 2 && p.free == 9 })
-	if got := n.metric(`vpcnet_ec2_errors_total{action="AssignPrivateIpAddresses",code="InsufficientFreeAddressesInSubnet"}`); got != 1 {
-		t.Errorf("%v refused assigns, want the one fill", got)
+	if got := n.metric(`vpcnet_ec2_errors_total{action="CreateNetworkInterface",code="InsufficientFreeAddressesInSubnet"}`); got != 1 {
+		t.Errorf("%v refused creates, want the one with the fill", got)
+	}
+	if got := n.metric(`vpcnet_ec2_calls_total{action="AssignPrivateIpAddresses"}`); got != 1 {
+		t.Errorf("%v assigns, want only the primary ENI's fill", got)
 	}
 	if got := n.metric("vpcnet_subnet_exhausted_total"); got != 0 {
 		t.Errorf("%v exhaustions recorded: the smaller retry should have served", got)

@@ -86,25 +86,35 @@ func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
 	case ipam.Backoff:
 		return
 	case ipam.CreateENI:
-		p.CreatingENI = true
-		dev := a.nextDeviceLocked()
+		// The ENI comes with its addresses: they count as being assigned until it is attached.
+		n := act.Count
+		if act.ByPrefix {
+			n *= 16
+		}
+		p.CreatingENI, p.Addrs = true, p.Addrs+n
+		dev, id := a.nextDeviceLocked(), a.st.id
 		a.run(ctx, func() error {
-			eni, err := a.cloud.CreateENI(ctx, a.st.id, dev, 0, 0)
+			eni, err := a.createENI(ctx, id, dev, act.Count, act.ByPrefix)
 			if err != nil {
 				a.mu.Lock()
-				p.CreatingENI = false
+				p.CreatingENI, p.Addrs = false, p.Addrs-n
 				a.mu.Unlock()
 				return err
 			}
 			// Attached: the ENI is ours to track even if its set-up fails (retried each pass).
+			// Its addresses are handed out once it is set up (managedLocked).
 			serr := a.setupENI(eni)
 			a.mu.Lock()
 			defer a.mu.Unlock()
-			p.CreatingENI = false
-			a.adjustSubnetLocked(1) // the ENI's primary address
+			p.CreatingENI, p.Addrs = false, p.Addrs-n
+			got := len(eni.IPs) + 16*len(eni.Prefixes)
+			a.adjustSubnetLocked(1 + got) // the ENI's primary address and the ones it came with
 			a.st.enis[eni.ID] = eni
 			a.st.setUp[eni.ID] = serr == nil
-			a.log.Info("attached ENI", "eni", eni.ID, "device", dev, "mac", eni.MAC, "setUp", serr == nil)
+			if got > 0 {
+				a.st.exhaustions, a.st.exhausted = 0, time.Time{}
+			}
+			a.log.Info("attached ENI", "eni", eni.ID, "device", dev, "mac", eni.MAC, "addresses", len(eni.IPs), "prefixes", len(eni.Prefixes), "setUp", serr == nil)
 			return serr
 		})
 	case ipam.AssignIPs, ipam.AssignPrefixes:

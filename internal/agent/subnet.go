@@ -12,9 +12,9 @@ import (
 // The policy bounds its requests by the subnet's free address count (EC2 assigns all or
 // nothing). The agent learns the count from DescribeSubnets at init, with each resync, before a
 // grow when the count is older than subnetMaxAge, and after EC2 said the subnet is short; in
-// between it keeps the count up to date with its own assigns and releases. Other nodes' takings
-// show only at the next Describe: a request that finds the subnet shorter than counted is
-// retried smaller (assignIPs).
+// between it keeps the count up to date with its own assigns, creates and releases. Other nodes'
+// takings show only at the next Describe: a request that finds the subnet shorter than counted
+// is retried smaller (assignIPs, createENI).
 
 // subnetMaxAge is how old the count may be when a grow is about to run.
 const subnetMaxAge = 15 * time.Second
@@ -56,7 +56,7 @@ func (a *Agent) subnetStaleForGrow(now time.Time) bool {
 		return false
 	}
 	for _, act := range ipam.Decide(a.stateLocked(now)).Actions {
-		if act.Kind == ipam.AssignIPs {
+		if act.Kind == ipam.AssignIPs || (act.Kind == ipam.CreateENI && !act.ByPrefix) {
 			return true
 		}
 	}
@@ -82,6 +82,40 @@ func (a *Agent) assignIPs(ctx context.Context, eniID string, n int) ([]netip.Add
 			return nil, err
 		}
 		a.log.Info("the subnet is shorter than counted: asking for fewer addresses", "eni", eniID, "asked", n, "next", next)
+		n = next
+	}
+}
+
+// createENI creates and attaches an ENI with n secondary addresses (or n /28 prefixes) in the
+// same call. EC2 creates all or nothing, so when it says the subnet is short of them the create
+// is retried smaller, as assignIPs does, so that the subnet's last addresses still reach pods:
+// with as many as EC2 now says are left beside the ENI's primary address if that is fewer, else
+// with half, down to the ENI alone. A refusal for want of aligned /28s is recorded at once, so
+// that the pool falls back to single addresses however the retry ends.
+func (a *Agent) createENI(ctx context.Context, id cloud.Identity, dev, n int, byPrefix bool) (cloud.ENI, error) {
+	for {
+		ips, pfx := n, 0
+		if byPrefix {
+			ips, pfx = 0, n
+		}
+		eni, err := a.cloud.CreateENI(ctx, id, dev, ips, pfx)
+		code := cloud.Code(err)
+		if n == 0 || (code != cloud.ErrSubnetFull && code != cloud.ErrNoCIDRBlocks) {
+			return eni, err
+		}
+		next := n / 2
+		switch code {
+		case cloud.ErrNoCIDRBlocks:
+			a.mu.Lock()
+			a.st.noCIDRBlocks = time.Now()
+			a.mu.Unlock()
+		case cloud.ErrSubnetFull:
+			free, ferr := a.refreshSubnet(ctx, 1)
+			if ferr == nil && !byPrefix && free-1 < n {
+				next = max(free-1, 0)
+			}
+		}
+		a.log.Info("the subnet is shorter than counted: creating the ENI with fewer", "device", dev, "asked", n, "next", next, "prefixes", byPrefix, "code", code)
 		n = next
 	}
 }
