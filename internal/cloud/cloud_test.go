@@ -1,6 +1,7 @@
 package cloud_test
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -24,6 +25,15 @@ var bg = context.Background()
 // setup starts a vpcsim with a VPC, a subnet and an m5.large, and a client counting its calls.
 func setup(t *testing.T) (*cloud.Client, *ec2.Client, cloud.Identity, *sync.Map) {
 	t.Helper()
+	s, raw, imds := setupSim(t)
+	c, id, calls := newClient(t, s, imds, cloud.Config{})
+	return c, raw, id, calls
+}
+
+// setupSim starts a vpcsim with a VPC, a subnet and an m5.large; it returns the instance's IMDS
+// endpoint.
+func setupSim(t *testing.T) (*vpcsim.Server, *ec2.Client, string) {
+	t.Helper()
 	s, err := vpcsim.Start("127.0.0.1:0", vpcsim.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -46,20 +56,34 @@ func setup(t *testing.T) (*cloud.Client, *ec2.Client, cloud.Identity, *sync.Map)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, raw, imds
+}
+
+// newClient makes a client of the vpcsim counting its EC2 attempts by action; cfg may set
+// AttachWait and IMDSEndpoint (default: imds).
+func newClient(t *testing.T, s *vpcsim.Server, imds string, cfg cloud.Config) (*cloud.Client, cloud.Identity, *sync.Map) {
+	t.Helper()
 	calls := &sync.Map{}
-	c, err := cloud.New(bg, cloud.Config{EC2Endpoint: s.Endpoint(), IMDSEndpoint: imds, Cluster: "unit", CacheTTL: time.Minute,
-		Observer: cloud.Observer{Attempt: func(action string) {
-			n, _ := calls.LoadOrStore(action, new(atomic.Int64))
-			n.(*atomic.Int64).Add(1)
-		}}})
+	cfg.EC2Endpoint, cfg.Region, cfg.Cluster, cfg.CacheTTL = s.Endpoint(), s.Region(), "unit", time.Minute
+	cfg.IMDSEndpoint = cmp.Or(cfg.IMDSEndpoint, imds)
+	cfg.Observer = cloud.Observer{Attempt: func(action string) {
+		n, _ := calls.LoadOrStore(action, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+	}}
+	c, err := cloud.New(bg, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := c.Identity(bg)
+	// The identity comes from the instance's own IMDS, whichever the client is given.
+	ic, err := cloud.New(bg, cloud.Config{EC2Endpoint: s.Endpoint(), IMDSEndpoint: imds, Region: s.Region()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, raw, id, calls
+	id, err := ic.Identity(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, id, calls
 }
 
 func count(calls *sync.Map, action string) int64 {
@@ -217,6 +241,9 @@ func TestCreateENIWithAddresses(t *testing.T) {
 	if n := count(calls, "CreateNetworkInterface"); n != 2 || count(calls, "AssignPrivateIpAddresses") != 0 {
 		t.Fatalf("%d creates and %d assigns, want 2 and none", n, count(calls, "AssignPrivateIpAddresses"))
 	}
+	if n := count(calls, "DescribeNetworkInterfaces"); n != 0 {
+		t.Fatalf("%d DescribeNetworkInterfaces while waiting for attachments, want none (IMDS shows them)", n)
+	}
 	if enis, _ := c.ENIs(bg, id.InstanceID); len(enis) != 3 || !slices.Equal(enis[1].IPs, eni.IPs) || !slices.Equal(enis[2].Prefixes, pfx.Prefixes) {
 		t.Fatalf("EC2 describes %+v", enis)
 	}
@@ -253,5 +280,23 @@ func TestCreateENIWithAddresses(t *testing.T) {
 		if _, err := c.CreateENI(bg, id, 2, bad[0], bad[1]); err == nil || cloud.Code(err) != "" {
 			t.Errorf("create with %d addresses and %d prefixes: %v, want refused before EC2", bad[0], bad[1], err)
 		}
+	}
+}
+
+// TestAttachWaitFallsBackToDescribe: with IMDS unreachable, an attachment is learnt from
+// DescribeNetworkInterfaces.
+func TestAttachWaitFallsBackToDescribe(t *testing.T) {
+	s, _, imds := setupSim(t)
+	// Nothing listens on port 1 of the loopback address: every IMDS read fails at once.
+	c, id, calls := newClient(t, s, imds, cloud.Config{IMDSEndpoint: "http://127.0.0.1:1", AttachWait: 10 * time.Second})
+	eni, err := c.CreateENI(bg, id, 1, 3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eni.AttachmentID == "" || eni.DeviceIndex != 1 || len(eni.IPs) != 3 {
+		t.Fatalf("ENI %+v, want attached at device 1 with 3 addresses", eni)
+	}
+	if n := count(calls, "DescribeNetworkInterfaces"); n < 1 {
+		t.Fatalf("attached %s without IMDS and without a Describe", eni.ID)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -217,18 +218,29 @@ func (c *Client) CreateENI(ctx context.Context, id Identity, deviceIndex, ips, p
 	return c.waitAttached(ctx, eni)
 }
 
-// waitAttached polls until the attachment is complete and returns the ENI as EC2 describes it.
+// waitAttached waits until the attachment is complete. It watches IMDS, where an ENI's MAC
+// appears under network/interfaces/macs/ once it is attached, so the wait costs no EC2 call (EC2
+// rate limits count Describes too); the ENI is then as its create and attach calls described it.
+// Should IMDS fail, or not show the MAC within the first quarter of AttachWait, the ENI is also
+// looked for with DescribeNetworkInterfaces, whose answer is then returned.
 func (c *Client) waitAttached(ctx context.Context, eni ENI) (ENI, error) {
 	start := time.Now()
 	deadline := start.Add(c.cfg.AttachWait)
+	mac := strings.ToLower(eni.MAC)
 	for {
 		// Poll at an eighth of the time waited so far (50 ms to 1 s): an attach is noticed at
 		// most ~12% late, and a slow one costs a poll a second, not a doubling backoff's
 		// overshoot (a 1 s attach seen at 1.55 s).
 		delay := min(max(time.Since(start)/8, 50*time.Millisecond), time.Second)
-		got, err := c.describeENIs(ctx, []types.Filter{{Name: aws.String("network-interface-id"), Values: []string{eni.ID}}})
-		if err == nil && len(got) == 1 && got[0].AttachmentID != "" {
-			return got[0], nil
+		seen, err := c.macAttached(ctx, mac)
+		if seen {
+			return eni, nil
+		}
+		if err != nil || time.Since(start) >= c.cfg.AttachWait/4 {
+			got, err := c.describeENIs(ctx, []types.Filter{{Name: aws.String("network-interface-id"), Values: []string{eni.ID}}})
+			if err == nil && len(got) == 1 && got[0].AttachmentID != "" {
+				return got[0], nil
+			}
 		}
 		if time.Now().After(deadline) {
 			return ENI{}, fmt.Errorf("ENI %s not attached after %s", eni.ID, c.cfg.AttachWait)
@@ -239,6 +251,23 @@ func (c *Client) waitAttached(ctx context.Context, eni ENI) (ENI, error) {
 		case <-time.After(delay):
 		}
 	}
+}
+
+// macAttached reports whether IMDS lists the MAC among the instance's attached interfaces.
+func (c *Client) macAttached(ctx context.Context, mac string) (bool, error) {
+	if mac == "" {
+		return false, fmt.Errorf("no MAC to look for in IMDS")
+	}
+	macs, err := c.metadata(ctx, "network/interfaces/macs/")
+	if err != nil {
+		return false, err
+	}
+	for _, m := range lines(macs) {
+		if strings.EqualFold(strings.TrimSuffix(m, "/"), mac) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // FreeENI detaches and deletes an ENI we created; it refuses others.
