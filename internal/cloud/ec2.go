@@ -219,24 +219,23 @@ func (c *Client) CreateENI(ctx context.Context, id Identity, deviceIndex, ips, p
 }
 
 // waitAttached waits until the attachment is complete. It watches IMDS, where an ENI's MAC
-// appears under network/interfaces/macs/ once it is attached, so the wait costs no EC2 call (EC2
-// rate limits count Describes too); the ENI is then as its create and attach calls described it.
-// Should IMDS fail, or not show the MAC within the first quarter of AttachWait, the ENI is also
-// looked for with DescribeNetworkInterfaces, whose answer is then returned.
+// appears under network/interfaces/macs/ once it is attached, every 50 ms: IMDS is local to the
+// instance and outside EC2's rate limits, so the wait costs no EC2 call and notices the attach
+// at most 50 ms late. The ENI is then as its create and attach calls described it. Should IMDS
+// fail, or not show the MAC within a quarter of AttachWait, DescribeNetworkInterfaces is polled
+// as well, at an eighth of the time waited so far (50 ms to 1 s), and its answer returned.
 func (c *Client) waitAttached(ctx context.Context, eni ENI) (ENI, error) {
 	start := time.Now()
 	deadline := start.Add(c.cfg.AttachWait)
-	mac := strings.ToLower(eni.MAC)
+	fallback := start.Add(c.cfg.AttachWait / 4)
+	nextDescribe := start
 	for {
-		// Poll at an eighth of the time waited so far (50 ms to 1 s): an attach is noticed at
-		// most ~12% late, and a slow one costs a poll a second, not a doubling backoff's
-		// overshoot (a 1 s attach seen at 1.55 s).
-		delay := min(max(time.Since(start)/8, 50*time.Millisecond), time.Second)
-		seen, err := c.macAttached(ctx, mac)
+		seen, err := c.macAttached(ctx, eni.MAC)
 		if seen {
 			return eni, nil
 		}
-		if err != nil || time.Since(start) >= c.cfg.AttachWait/4 {
+		if now := time.Now(); (err != nil || !now.Before(fallback)) && !now.Before(nextDescribe) {
+			nextDescribe = now.Add(min(max(now.Sub(start)/8, 50*time.Millisecond), time.Second))
 			got, err := c.describeENIs(ctx, []types.Filter{{Name: aws.String("network-interface-id"), Values: []string{eni.ID}}})
 			if err == nil && len(got) == 1 && got[0].AttachmentID != "" {
 				return got[0], nil
@@ -248,7 +247,7 @@ func (c *Client) waitAttached(ctx context.Context, eni ENI) (ENI, error) {
 		select {
 		case <-ctx.Done():
 			return ENI{}, ctx.Err()
-		case <-time.After(delay):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
