@@ -69,17 +69,39 @@ func show(p Plan) string {
 	return strings.Join(parts, "; ")
 }
 
+// planCase is one table row for Decide: a state, an optional edit of it, the actions wanted (as
+// show prints them) and a phrase the plan's reason must contain.
+type planCase struct {
+	name   string
+	state  State
+	edit   func(*State)
+	want   string
+	reason string
+}
+
+// check runs Decide on the case's state, reports a difference in actions or reason, and returns
+// the plan for further checks.
+func (tc planCase) check(t *testing.T) Plan {
+	t.Helper()
+	s := tc.state
+	if tc.edit != nil {
+		tc.edit(&s)
+	}
+	p := Decide(s)
+	if got := show(p); got != tc.want {
+		t.Errorf("actions\n got: %s\nwant: %s\nreason: %s", got, tc.want, p.Reason)
+	}
+	if !strings.Contains(p.Reason, tc.reason) {
+		t.Errorf("reason %q does not mention %q", p.Reason, tc.reason)
+	}
+	return p
+}
+
 func TestDecide(t *testing.T) {
 	ip0 := addrs("10.0.1.10", 9) // a full primary ENI at 10 IPs per ENI
 	ip1 := addrs("10.0.1.30", 9)
 	prefixLimits := Limits{MaxENIs: 4, IPv4PerENI: 30}
-	tests := []struct {
-		name   string
-		state  State
-		edit   func(*State)
-		want   string
-		reason string
-	}{
+	tests := []planCase{
 		{name: "WARM_ENI_TARGET=1 fresh node fills one ENI's worth",
 			state: base(Settings{WarmENITarget: 1}, ENI{ID: "eni-0"}),
 			want:  "assign-ips eni-0 9"},
@@ -278,19 +300,7 @@ func TestDecide(t *testing.T) {
 			want:  "assign-prefixes eni-0 2"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := tc.state
-			if tc.edit != nil {
-				tc.edit(&s)
-			}
-			p := Decide(s)
-			if got := show(p); got != tc.want {
-				t.Errorf("actions\n got: %s\nwant: %s\nreason: %s", got, tc.want, p.Reason)
-			}
-			if !strings.Contains(p.Reason, tc.reason) {
-				t.Errorf("reason %q does not mention %q", p.Reason, tc.reason)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { tc.check(t) })
 	}
 }
 
@@ -548,14 +558,7 @@ func TestReleaseDelay(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := tc.state
-			if tc.edit != nil {
-				tc.edit(&s)
-			}
-			p := Decide(s)
-			if got := show(p); got != tc.want {
-				t.Errorf("actions\n got: %s\nwant: %s\nreason: %s", got, tc.want, p.Reason)
-			}
+			p := planCase{tc.name, tc.state, tc.edit, tc.want, tc.reason}.check(t)
 			if p.Over != tc.over {
 				t.Errorf("over %v, want %v (%s)", p.Over, tc.over, p.Reason)
 			}
@@ -565,9 +568,6 @@ func TestReleaseDelay(t *testing.T) {
 			}
 			if wake != tc.wake {
 				t.Errorf("wake %v, want %v", wake, tc.wake)
-			}
-			if !strings.Contains(p.Reason, tc.reason) {
-				t.Errorf("reason %q does not mention %q", p.Reason, tc.reason)
 			}
 		})
 	}
@@ -594,13 +594,7 @@ func TestSubnetBoundedGrowth(t *testing.T) {
 		s.SubnetKnown, s.SubnetFree = known, free
 		return s
 	}
-	tests := []struct {
-		name   string
-		state  State
-		edit   func(*State)
-		want   string
-		reason string
-	}{
+	tests := []planCase{
 		{name: "subnet roomy: the ENI is filled in one call",
 			state: eniTarget(true, 200), want: "assign-ips eni-1 9"},
 		{name: "batch bounded by the subnet's free count",
@@ -695,18 +689,6 @@ func TestSubnetBoundedGrowth(t *testing.T) {
 			want:  "create-eni 2 prefixes", reason: "with 2 prefixes"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := tc.state
-			if tc.edit != nil {
-				tc.edit(&s)
-			}
-			p := Decide(s)
-			if got := show(p); got != tc.want {
-				t.Errorf("actions\n got: %s\nwant: %s\nreason: %s", got, tc.want, p.Reason)
-			}
-			if !strings.Contains(p.Reason, tc.reason) {
-				t.Errorf("reason %q does not mention %q", p.Reason, tc.reason)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { tc.check(t) })
 	}
 }
