@@ -59,16 +59,21 @@ func setupSim(t *testing.T) (*vpcsim.Server, *ec2.Client, string) {
 	return s, raw, imds
 }
 
-// newClient makes a client of the vpcsim counting its EC2 attempts by action; cfg may set
-// AttachWait and IMDSEndpoint (default: imds).
+// newClient makes a client of the vpcsim counting its EC2 attempts by action, and its IMDS reads
+// as "IMDS"; cfg may set AttachWait and IMDSEndpoint (default: imds).
 func newClient(t *testing.T, s *vpcsim.Server, imds string, cfg cloud.Config) (*cloud.Client, cloud.Identity, *sync.Map) {
 	t.Helper()
 	calls := &sync.Map{}
 	cfg.EC2Endpoint, cfg.Region, cfg.Cluster, cfg.CacheTTL = s.Endpoint(), s.Region(), "unit", time.Minute
 	cfg.IMDSEndpoint = cmp.Or(cfg.IMDSEndpoint, imds)
-	cfg.Observer = cloud.Observer{Attempt: func(action string) {
+	add := func(action string) {
 		n, _ := calls.LoadOrStore(action, new(atomic.Int64))
 		n.(*atomic.Int64).Add(1)
+	}
+	cfg.Observer = cloud.Observer{Attempt: add, Call: func(action string, _ time.Duration, _ error) {
+		if action == "IMDS" { // IMDS reads are not EC2 attempts; they are counted as calls
+			add(action)
+		}
 	}}
 	c, err := cloud.New(bg, cfg)
 	if err != nil {
@@ -243,6 +248,9 @@ func TestCreateENIWithAddresses(t *testing.T) {
 	}
 	if n := count(calls, "DescribeNetworkInterfaces"); n != 0 {
 		t.Fatalf("%d DescribeNetworkInterfaces while waiting for attachments, want none (IMDS shows them)", n)
+	}
+	if count(calls, "IMDS") == 0 {
+		t.Fatal("the attach waits read IMDS without reporting it to the observer")
 	}
 	if enis, _ := c.ENIs(bg, id.InstanceID); len(enis) != 3 || !slices.Equal(enis[1].IPs, eni.IPs) || !slices.Equal(enis[2].Prefixes, pfx.Prefixes) {
 		t.Fatalf("EC2 describes %+v", enis)

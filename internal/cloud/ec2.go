@@ -252,8 +252,10 @@ func (c *Client) waitAttached(ctx context.Context, eni ENI) (ENI, error) {
 	}
 }
 
-// macAttached reports whether IMDS lists the MAC among the instance's attached interfaces.
-func (c *Client) macAttached(ctx context.Context, mac string) (bool, error) {
+// macAttached reports whether IMDS lists the MAC among the instance's attached interfaces. Each
+// read is observed as an "IMDS" call, so the wait shows in metrics without counting as EC2.
+func (c *Client) macAttached(ctx context.Context, mac string) (_ bool, err error) {
+	defer c.observe("IMDS", time.Now(), &err)
 	if mac == "" {
 		return false, fmt.Errorf("no MAC to look for in IMDS")
 	}
