@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -129,7 +130,13 @@ func strVar(f func(*agent.Config) *string) func(*agent.Config, string) error {
 func durVar(f func(*agent.Config) *time.Duration) func(*agent.Config, string) error {
 	return func(c *agent.Config, v string) error {
 		v = strings.TrimSpace(v)
-		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		if strings.HasPrefix(v, "-") {
+			return fmt.Errorf("must not be negative")
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			if n > math.MaxInt64/int64(time.Second) {
+				return fmt.Errorf("is too long (at most %d seconds)", math.MaxInt64/int64(time.Second))
+			}
 			*f(c) = time.Duration(n) * time.Second
 			return nil
 		}

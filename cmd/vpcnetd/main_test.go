@@ -37,12 +37,15 @@ func TestInvalidValueStopsWithOneLine(t *testing.T) {
 	for _, tc := range []struct {
 		args, env []string
 		names     string
+		says      string // and the line says this, if set
 	}{
 		{env: []string{"WARM_IP_TARGET=lots"}, names: "WARM_IP_TARGET"},
 		{env: []string{"WARM_ENI_TARGET=-1"}, names: "WARM_ENI_TARGET"},
 		{env: []string{"ENABLE_PREFIX_DELEGATION=maybe"}, names: "ENABLE_PREFIX_DELEGATION"},
 		{env: []string{"IP_COOLDOWN_PERIOD=soon"}, names: "IP_COOLDOWN_PERIOD"},
-		{env: []string{"VPCNET_POOL_RELEASE_DELAY=-5s"}, names: "VPCNET_POOL_RELEASE_DELAY"},
+		{env: []string{"VPCNET_POOL_RELEASE_DELAY=-5s"}, names: "VPCNET_POOL_RELEASE_DELAY", says: "must not be negative"},
+		{env: []string{"IP_COOLDOWN_PERIOD=-5"}, names: "IP_COOLDOWN_PERIOD", says: "must not be negative"},
+		{env: []string{"IP_COOLDOWN_PERIOD=99999999999"}, names: "IP_COOLDOWN_PERIOD", says: "too long"},
 		{args: []string{"--vpcnet-pool-release-delay=later"}, names: "VPCNET_POOL_RELEASE_DELAY"},
 		{env: []string{"AWS_VPC_ENI_MTU=100000"}, names: "AWS_VPC_ENI_MTU"},
 		{env: []string{"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS=10.0.0.0/8,bad"}, names: "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS"},
@@ -54,7 +57,7 @@ func TestInvalidValueStopsWithOneLine(t *testing.T) {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), tc.args, tc.env, &out, &errb)
 		lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
-		if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], tc.names) {
+		if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], tc.names) || !strings.Contains(lines[0], tc.says) {
 			t.Errorf("%v %v: exit %d, stderr %q", tc.args, tc.env, code, errb.String())
 		}
 	}
