@@ -141,6 +141,10 @@ func runSimServe(cmd *cobra.Command, f *simServeFlags) error {
 			go announce(e.InstanceID) // the hook runs under the server's lock
 		}
 	}
+	// Signals are caught before anything is served or announced: a SIGTERM that follows the
+	// first line a caller reads must still close the state cleanly.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	s, err := vpcsim.Start(f.listen, opts)
 	if err != nil {
 		return err
@@ -168,8 +172,6 @@ func runSimServe(cmd *cobra.Command, f *simServeFlags) error {
 	for _, id := range s.RunningInstances() {
 		announce(id)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	<-ctx.Done()
 	fmt.Fprintln(cmd.ErrOrStderr(), "vpcsim: shutting down")
 	return nil
