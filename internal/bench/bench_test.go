@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,12 +21,6 @@ import (
 // These tests run the real CLI (`vpcnet lab bench --short`) as root and check the harness:
 // every scenario's rows are there, figures and references are measured and sane, and nothing
 // of the bench's labs is left behind, also after an interrupt. They do not judge the speed.
-
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
 
 func vpcnetBin(t *testing.T) string {
 	t.Helper()
@@ -46,25 +39,7 @@ func vpcnetBin(t *testing.T) string {
 		}
 		t.Skip("iperf3 missing")
 	}
-	buildOnce.Do(func() {
-		root, err := testenv.ModuleRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		if binDir, buildErr = os.MkdirTemp("", "vpcnet-bench-test"); buildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/vpcnet", "./cmd/vpcnetd", "./cmd/vpcnet-cni")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "vpcnet")
+	return testenv.CLI(t)
 }
 
 // noLeftovers checks that no namespace, state directory or process of the bench's labs remains.

@@ -32,37 +32,13 @@ import (
 // The end-to-end tests drive the real CLI, built with vpcnetd and vpcnet-cni beside it, and
 // check what it claims against the namespaces, vpcsim's EC2 API and the processes.
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-	labSeq    atomic.Int64
-)
+var labSeq atomic.Int64
 
 // cli builds the three binaries once per test process and returns the vpcnet path.
 func cli(t *testing.T) string {
 	t.Helper()
 	testenv.RequireNetns(t)
-	buildOnce.Do(func() {
-		root, err := testenv.ModuleRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binDir, buildErr = os.MkdirTemp("", "vpcnet-lab-bin")
-		if buildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/vpcnet", "./cmd/vpcnetd", "./cmd/vpcnet-cni")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "vpcnet")
+	return testenv.CLI(t)
 }
 
 // testLab is one lab owned by a test, always taken down at its end.

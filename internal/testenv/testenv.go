@@ -1,13 +1,15 @@
 // Package testenv holds what tests share: the root/namespace gate, named test namespaces that
-// are always removed, and the path of the shared test data.
+// are always removed, the path of the shared test data, and the project's binaries built once.
 package testenv
 
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -126,4 +128,36 @@ func sweepOnce() {
 
 func processAlive(pid int) bool {
 	return syscall.Kill(pid, 0) == nil
+}
+
+// built holds the binaries CLI builds, once per test process.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// CLI builds vpcnet, vpcnetd and vpcnet-cni from the module into one directory, once per test
+// process (the lab finds its agent and plugin beside the CLI), and returns the vpcnet path.
+func CLI(t testing.TB) string {
+	t.Helper()
+	built.once.Do(func() {
+		root, err := ModuleRoot()
+		if err != nil {
+			built.err = err
+			return
+		}
+		if built.dir, built.err = os.MkdirTemp("", "vpcnet-test-bin"); built.err != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", built.dir+"/", "./cmd/vpcnet", "./cmd/vpcnetd", "./cmd/vpcnet-cni")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return filepath.Join(built.dir, "vpcnet")
 }
