@@ -111,11 +111,17 @@ func newFixture(t testing.TB, opts vpcsim.Options, vpcCIDR, subnetCIDR string) *
 	t.Helper()
 	s, c := start(t, opts)
 	f := &fixture{s: s, c: c}
-	vpc := must[*ec2.CreateVpcOutput](t)(c.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String(vpcCIDR)}))
-	f.vpc = *vpc.Vpc.VpcId
-	sn := must[*ec2.CreateSubnetOutput](t)(c.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: aws.String(f.vpc), CidrBlock: aws.String(subnetCIDR)}))
-	f.subnet = *sn.Subnet.SubnetId
+	f.network(t, vpcCIDR, subnetCIDR)
 	return f
+}
+
+// network creates the fixture's VPC and its subnet.
+func (f *fixture) network(t testing.TB, vpcCIDR, subnetCIDR string) {
+	t.Helper()
+	vpc := must[*ec2.CreateVpcOutput](t)(f.c.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String(vpcCIDR)}))
+	f.vpc = *vpc.Vpc.VpcId
+	sn := must[*ec2.CreateSubnetOutput](t)(f.c.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: aws.String(f.vpc), CidrBlock: aws.String(subnetCIDR)}))
+	f.subnet = *sn.Subnet.SubnetId
 }
 
 func (f *fixture) run(t testing.TB, typ string) types.Instance {

@@ -22,8 +22,7 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &fixture{s: s1, c: client(s1, nil)}
-	f.vpc = *must[*ec2.CreateVpcOutput](t)(f.c.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/16")})).Vpc.VpcId
-	f.subnet = *must[*ec2.CreateSubnetOutput](t)(f.c.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: aws.String(f.vpc), CidrBlock: aws.String("10.0.1.0/24")})).Subnet.SubnetId
+	f.network(t, "10.0.0.0/16", "10.0.1.0/24")
 	inst := f.run(t, "m5.large")
 	e := f.eni(t)
 	must[*ec2.AttachNetworkInterfaceOutput](t)(f.c.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: e.NetworkInterfaceId, InstanceId: inst.InstanceId, DeviceIndex: aws.Int32(1)}))
@@ -106,8 +105,7 @@ func TestPendingAttachCompletesAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &fixture{s: s1, c: client(s1, nil)}
-	f.vpc = *must[*ec2.CreateVpcOutput](t)(f.c.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/16")})).Vpc.VpcId
-	f.subnet = *must[*ec2.CreateSubnetOutput](t)(f.c.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: aws.String(f.vpc), CidrBlock: aws.String("10.0.1.0/24")})).Subnet.SubnetId
+	f.network(t, "10.0.0.0/16", "10.0.1.0/24")
 	inst := f.run(t, "m5.large")
 	e := f.eni(t)
 	must[*ec2.AttachNetworkInterfaceOutput](t)(f.c.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: e.NetworkInterfaceId, InstanceId: inst.InstanceId, DeviceIndex: aws.Int32(1)}))
