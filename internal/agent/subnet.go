@@ -74,10 +74,7 @@ func (a *Agent) assignIPs(ctx context.Context, eniID string, n int) ([]netip.Add
 			return ips, err
 		}
 		free, ferr := a.refreshSubnet(ctx, 1)
-		next := n / 2
-		if ferr == nil && free < n {
-			next = free
-		}
+		next := smaller(n, free, 0, ferr == nil)
 		if next == 0 {
 			return nil, err
 		}
@@ -111,11 +108,19 @@ func (a *Agent) createENI(ctx context.Context, id cloud.Identity, dev, n int, by
 			a.mu.Unlock()
 		case cloud.ErrSubnetFull:
 			free, ferr := a.refreshSubnet(ctx, 1)
-			if ferr == nil && !byPrefix && free-1 < n {
-				next = max(free-1, 0)
-			}
+			next = smaller(n, free, 1, ferr == nil && !byPrefix) // 1: the ENI's primary address
 		}
 		a.log.Info("the subnet is shorter than counted: creating the ENI with fewer", "device", dev, "asked", n, "next", next, "prefixes", byPrefix, "code", code)
 		n = next
 	}
+}
+
+// smaller is the next size of a request for n addresses that EC2 refused for want of free ones:
+// what the subnet has left beside the reserve the request also takes, when that count is known
+// and fewer, else half.
+func smaller(n, free, reserve int, known bool) int {
+	if known && free-reserve < n {
+		return max(free-reserve, 0)
+	}
+	return n / 2
 }
