@@ -398,3 +398,72 @@ func TestTags(t *testing.T) {
 		t.Fatal("unreachable")
 	}
 }
+
+// Issue 11 fault 7: an ENI whose attachment has DeleteOnTermination (set after attach, as the
+// agent does) is deleted with its instance and its addresses go back to the subnet; one without
+// it is detached to "available" with its addresses kept.
+func TestTerminateHonoursDeleteOnTermination(t *testing.T) {
+	f := newFixture(t, vpcsim.Options{}, "10.0.0.0/16", "10.0.1.0/24")
+	c := f.c
+	free := func() int32 {
+		out := must[*ec2.DescribeSubnetsOutput](t)(c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: []string{f.subnet}}))
+		return *out.Subnets[0].AvailableIpAddressCount
+	}
+	before := free()
+	inst := f.run(t, "m5.large")
+	attach := func(dev int32) (string, string) {
+		e := f.eni(t)
+		must[*ec2.AssignPrivateIpAddressesOutput](t)(c.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
+			NetworkInterfaceId: e.NetworkInterfaceId, SecondaryPrivateIpAddressCount: aws.Int32(3)}))
+		att := must[*ec2.AttachNetworkInterfaceOutput](t)(c.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{
+			NetworkInterfaceId: e.NetworkInterfaceId, InstanceId: inst.InstanceId, DeviceIndex: aws.Int32(dev)}))
+		if got := f.describeENI(t, *e.NetworkInterfaceId); got.Attachment.DeleteOnTermination == nil || *got.Attachment.DeleteOnTermination {
+			t.Fatalf("a newly attached ENI shows DeleteOnTermination %v, want false", got.Attachment.DeleteOnTermination)
+		}
+		return *e.NetworkInterfaceId, *att.AttachmentId
+	}
+	deleted, delAtt := attach(1)
+	kept, keptAtt := attach(2)
+
+	// Bad attachment IDs change nothing.
+	for _, tc := range []struct{ id, code string }{
+		{"attach-1", "InvalidNetworkInterfaceAttachmentId.Malformed"},
+		{"eni-attach-0000000000000000f", "InvalidAttachmentID.NotFound"},
+		{keptAtt, "InvalidAttachmentID.NotFound"}, // another ENI's attachment
+	} {
+		_, err := c.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{NetworkInterfaceId: &deleted,
+			Attachment: &types.NetworkInterfaceAttachmentChanges{AttachmentId: aws.String(tc.id), DeleteOnTermination: aws.Bool(true)}})
+		wantCode(t, err, tc.code)
+	}
+	_, err := c.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{NetworkInterfaceId: &deleted,
+		Attachment: &types.NetworkInterfaceAttachmentChanges{DeleteOnTermination: aws.Bool(true)}})
+	wantCode(t, err, "MissingParameter")
+	if got := f.describeENI(t, kept); *got.Attachment.DeleteOnTermination {
+		t.Fatalf("a refused modify changed %s", kept)
+	}
+
+	must[*ec2.ModifyNetworkInterfaceAttributeOutput](t)(c.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{
+		NetworkInterfaceId: &deleted, Attachment: &types.NetworkInterfaceAttachmentChanges{AttachmentId: &delAtt, DeleteOnTermination: aws.Bool(true)}}))
+	if got := f.describeENI(t, deleted); !*got.Attachment.DeleteOnTermination {
+		t.Fatalf("DeleteOnTermination not shown after modify: %+v", got.Attachment)
+	}
+	byFilter := must[*ec2.DescribeNetworkInterfacesOutput](t)(c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{
+		Filters: []types.Filter{{Name: aws.String("attachment.delete-on-termination"), Values: []string{"true"}},
+			{Name: aws.String("attachment.instance-id"), Values: []string{*inst.InstanceId}}}}))
+	if len(byFilter.NetworkInterfaces) != 2 { // the primary and the modified one
+		t.Fatalf("delete-on-termination filter found %d ENIs, want 2", len(byFilter.NetworkInterfaces))
+	}
+	keptIPs := f.describeENI(t, kept).PrivateIpAddresses
+
+	must[*ec2.TerminateInstancesOutput](t)(c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{*inst.InstanceId}}))
+	_, err = c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{deleted}})
+	wantCode(t, err, "InvalidNetworkInterfaceID.NotFound")
+	got := f.describeENI(t, kept)
+	if got.Status != types.NetworkInterfaceStatusAvailable || got.Attachment != nil || len(got.PrivateIpAddresses) != len(keptIPs) {
+		t.Fatalf("ENI without DeleteOnTermination after terminate: %+v", got)
+	}
+	// Only the kept ENI's 4 addresses are still taken: the primary ENI's and the deleted one's are free.
+	if after := free(); after != before-4 {
+		t.Fatalf("subnet has %d free addresses after terminate, want %d", after, before-4)
+	}
+}

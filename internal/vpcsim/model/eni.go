@@ -307,7 +307,11 @@ func (m *Model) ModifyNetworkInterfaceAttribute(in ModifyNetworkInterfaceAttribu
 		if in.DeleteOnTermination == nil {
 			return Missing("Attachment.DeleteOnTermination")
 		}
+		if err := checkID("attachment", in.AttachmentID); err != nil {
+			return err
+		}
 		if e.Attachment == nil || e.Attachment.ID != in.AttachmentID {
+			// EC2 answers the same for an unknown ID and for another ENI's attachment.
 			return notFound("attachment", in.AttachmentID)
 		}
 		e.Attachment.DeleteOnTermination = *in.DeleteOnTermination

@@ -53,7 +53,7 @@ const (
 	CodeNoSuchVersion              = "NoSuchVersion"
 	CodeInvalidPaginationToken     = "InvalidPaginationToken"
 	CodeInvalidFilter              = "InvalidFilter"
-	CodeInvalidNetworkInterfaceAtt = "InvalidNetworkInterfaceAttachmentID.Malformed"
+	CodeInvalidNetworkInterfaceAtt = "InvalidNetworkInterfaceAttachmentId.Malformed"
 )
 
 // Errf builds a client error (HTTP 400) with the given code.
