@@ -78,6 +78,7 @@ type cluster struct {
 	agent      *exec.Cmd
 	agentDone  chan struct{}
 	agentLog   string
+	metrics    string // the agent's metrics and introspection address
 	pluginConf map[string]any // the plugin entry of the conflist the agent wrote
 	cni        *libcni.CNIConfig
 
@@ -184,6 +185,7 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.metrics = metrics
 	c.agentEnv = append([]string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + c.dir,
 		"AWS_ACCESS_KEY_ID=AKIDVPCSIM", "AWS_SECRET_ACCESS_KEY=secret",

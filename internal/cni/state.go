@@ -121,7 +121,59 @@ func (s store) dropPending(containerID, ifname string) error {
 	return err
 }
 
-func readAll[T any](dir string) ([]T, error) {
+// Attachments returns the attachment records of every network in stateDir (the plugin's
+// stateDir config field): one per pod the plugin wired and has not unwired. A record that cannot
+// be read or decoded is an error naming its file.
+func Attachments(stateDir string) ([]Record, error) {
+	return eachNetwork(stateDir, func(s store) ([]Record, error) {
+		return readAllStrict[Record](filepath.Join(s.dir, "attachments"), true)
+	})
+}
+
+// PendingRelease is a release DEL or GC queued in the state dir while the agent was unreachable.
+type PendingRelease struct {
+	Network, ContainerID, IfName string
+}
+
+// PendingReleases returns the releases queued in stateDir, every network.
+func PendingReleases(stateDir string) ([]PendingRelease, error) {
+	return eachNetwork(stateDir, func(s store) ([]PendingRelease, error) {
+		ps, err := readAllStrict[pendingRelease](filepath.Join(s.dir, "pending"), true)
+		out := make([]PendingRelease, len(ps))
+		for i, p := range ps {
+			out[i] = PendingRelease{filepath.Base(s.dir), p.ContainerID, p.IfName}
+		}
+		return out, err
+	})
+}
+
+func eachNetwork[T any](stateDir string, f func(store) ([]T, error)) ([]T, error) {
+	entries, err := os.ReadDir(stateDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []T
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		v, err := f(newStore(stateDir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v...)
+	}
+	return out, nil
+}
+
+func readAll[T any](dir string) ([]T, error) { return readAllStrict[T](dir, false) }
+
+// readAllStrict decodes every *.json file in dir; strict makes an undecodable file an error
+// instead of skipping it.
+func readAllStrict[T any](dir string, strict bool) ([]T, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -143,6 +195,9 @@ func readAll[T any](dir string) ([]T, error) {
 		}
 		var v T
 		if err := json.Unmarshal(b, &v); err != nil {
+			if strict {
+				return nil, fmt.Errorf("state file %s: %w", filepath.Join(dir, e.Name()), err)
+			}
 			continue // a torn write cannot happen (rename), so this is not ours; skip it
 		}
 		out = append(out, v)
