@@ -78,7 +78,7 @@ type cluster struct {
 	agent      *exec.Cmd
 	agentDone  chan struct{}
 	agentLog   string
-	metrics    string // the agent's metrics and introspection address
+	metrics    string         // the agent's metrics and introspection address
 	pluginConf map[string]any // the plugin entry of the conflist the agent wrote
 	cni        *libcni.CNIConfig
 
