@@ -38,8 +38,15 @@ var labSeq atomic.Int64
 func cli(t *testing.T) string {
 	t.Helper()
 	testenv.RequireNetns(t)
+	if p := os.Getenv(builtCLI); p != "" {
+		return p
+	}
 	return testenv.CLI(t)
 }
+
+// builtCLI hands the CLI built by a test process to a copy of itself that it runs in a private
+// mount namespace.
+const builtCLI = "VPCNET_LAB_TEST_CLI"
 
 // testLab is one lab owned by a test, always taken down at its end.
 type testLab struct {
@@ -434,4 +441,41 @@ func TestUpRecoversFromACrashedLab(t *testing.T) {
 		t.Fatalf("after recovery: %+v", st.Nodes)
 	}
 	l.must("pod", "run", "x")
+}
+
+// TestDownAfterIPNetnsAdd: `ip netns add` runs while a lab is up (it makes /run/netns a bind
+// mount of itself unless it already is one), and `lab down` must still remove every namespace
+// of the lab. It runs in a private mount namespace on a fresh tmpfs at /run, so /run/netns
+// starts as the plain directory a freshly booted node has (and the host's is not touched).
+func TestDownAfterIPNetnsAdd(t *testing.T) {
+	const inside = "VPCNET_LAB_TEST_PRIVATE_MNTNS"
+	bin := cli(t)
+	if os.Getenv(inside) == "" {
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private",
+			os.Args[0], "-test.run=^TestDownAfterIPNetnsAdd$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), inside+"=1", builtCLI+"="+bin)
+		out, err := cmd.CombinedOutput()
+		t.Logf("inside a private mount namespace:\n%s", out)
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestDownAfterIPNetnsAdd") {
+			t.Fatalf("the test inside the private mount namespace failed: %v", err)
+		}
+		return
+	}
+	if err := syscall.Mount("tmpfs", "/run", "tmpfs", 0, "size=64m"); err != nil {
+		t.Fatal(err)
+	}
+	theirs := testenv.NSName("ip")
+	ipNetns := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", append([]string{"netns"}, args...)...).CombinedOutput(); err != nil {
+			t.Errorf("ip netns %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	t.Cleanup(func() { ipNetns("del", theirs) }) // runs after the lab's own cleanup (lab down)
+	l := newLab(t, "--nodes", "1")
+	ipNetns("add", theirs)
+	if nss, _ := netnsx.List(lab.NSPrefix(l.name)); len(nss) == 0 {
+		t.Fatalf("the lab has no namespaces to remove")
+	}
+	// newLab's cleanup runs lab down and fails the test on an error or anything left behind.
 }
