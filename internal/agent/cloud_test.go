@@ -216,24 +216,56 @@ func TestFlakyCloudConverges(t *testing.T) {
 	}
 }
 
+// TestCloudFailureReported: a failing cloud is cloud-unreachable, a refused permission is
+// cloud-unauthorized naming the IAM permission (issue 12 item 10); both back off and recover.
 func TestCloudFailureReported(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		knob   func(s *vpcsim.Server, on bool)
+		reason string
+		says   string // in the status message and the ADD error
+	}{
+		{"denied", func(s *vpcsim.Server, on bool) { s.SetDeny("*", on) }, agent.ReasonCloudUnauthorized, "ec2:AssignPrivateIpAddresses"},
+		{"failing", func(s *vpcsim.Server, on bool) { s.SetFailRate("*", map[bool]float64{true: 1}[on]) }, agent.ReasonCloudUnreachable, "InternalError"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
+			cfg := testConfig(t, x)
+			cfg.Pool.WarmIPTarget = 1
+			cfg.Cloud.MaxAttempts = 2
+			n := startNode(t, x, cfg)
+			n.settle("one warm", func(p poolView) bool { return p.total == 1 })
+			tc.knob(x.s, true)
+			n.mustAdd("a")
+			waitFor(t, 10*time.Second, "status "+tc.reason, func() bool { return n.status().Reason == tc.reason }, func() string { return n.get("/v1/status") })
+			if st := n.status(); !strings.Contains(st.Message, tc.says) {
+				t.Errorf("status message %q does not say %s", st.Message, tc.says)
+			}
+			if _, err := n.add("b"); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("ADD: %v", err)
+			}
+			before := n.metric(`vpcnet_ec2_calls_total{action="AssignPrivateIpAddresses"}`)
+			time.Sleep(2 * time.Second) // a window to count calls in, not a wait for a condition
+			if calls := n.metric(`vpcnet_ec2_calls_total{action="AssignPrivateIpAddresses"}`) - before; calls > 6 {
+				t.Errorf("%v calls in 2s to a failing cloud: no back-off", calls)
+			}
+			tc.knob(x.s, false)
+			n.mustAdd("b")
+		})
+	}
+}
+
+// TestUnauthorizedAtStart: a node whose role may not describe its ENIs says so while starting,
+// naming the permission, not that the cloud is unreachable.
+func TestUnauthorizedAtStart(t *testing.T) {
 	x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
-	cfg := testConfig(t, x)
-	cfg.Pool.WarmIPTarget = 1
-	cfg.Cloud.MaxAttempts = 2
-	n := startNode(t, x, cfg)
-	n.settle("one warm", func(p poolView) bool { return p.total == 1 })
-	x.s.SetDeny("*", true)
+	x.s.SetDeny("DescribeNetworkInterfaces", true)
+	n := startNode(t, x, testConfig(t, x))
+	st := n.status()
+	if st.Reason != agent.ReasonCloudUnauthorized || !strings.Contains(st.Message, "ec2:DescribeNetworkInterfaces") {
+		t.Fatalf("status %v", st)
+	}
+	x.s.SetDeny("DescribeNetworkInterfaces", false)
+	waitFor(t, 10*time.Second, "ready once allowed", func() bool { return n.status().Ready }, func() string { return n.get("/v1/status") })
 	n.mustAdd("a")
-	waitFor(t, 10*time.Second, "status cloud-unreachable", func() bool { return n.status().Reason == agent.ReasonCloudUnreachable })
-	if _, err := n.add("b"); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "UnauthorizedOperation") {
-		t.Fatalf("ADD: %v", err)
-	}
-	before := n.metric(`vpcnet_ec2_calls_total{action="AssignPrivateIpAddresses"}`)
-	time.Sleep(2 * time.Second)
-	if calls := n.metric(`vpcnet_ec2_calls_total{action="AssignPrivateIpAddresses"}`) - before; calls > 6 {
-		t.Errorf("%v calls in 2s to a failing cloud: no back-off", calls)
-	}
-	x.s.SetDeny("*", false)
-	n.mustAdd("b")
 }

@@ -43,7 +43,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		st := a.view().status
-		if st.Reason == ReasonStarting || (st.Reason == ReasonCloudUnreachable && !a.started()) {
+		if st.Reason == ReasonStarting || ((st.Reason == ReasonCloudUnreachable || st.Reason == ReasonCloudUnauthorized) && !a.started()) {
 			http.Error(w, st.Reason+": "+st.Message, http.StatusServiceUnavailable)
 			return
 		}

@@ -204,7 +204,7 @@ func (a *Agent) run(ctx context.Context, f func() error) {
 	a.st.ops++
 	go func() {
 		err := f()
-		if cloud.Code(err) == cloud.ErrSubnetFull {
+		if err != nil && cloud.KindOf(err) == cloud.KindSubnetFull {
 			_, _ = a.refreshSubnet(ctx, 1) // the count was too high: learn the real one
 		}
 		a.mu.Lock()
@@ -223,12 +223,12 @@ func (a *Agent) noteLocked(err error) {
 		return
 	}
 	a.st.stale = true
-	switch code := cloud.Code(err); code {
-	case cloud.ErrSubnetFull:
+	switch cloud.KindOf(err) {
+	case cloud.KindSubnetFull: // InsufficientFreeAddressesInSubnet, or EC2's InvalidParameterValue saying so
 		a.st.exhausted, a.st.exhaustions = time.Now(), a.st.exhaustions+1
 		a.m.exhausted.Inc()
 		a.log.Warn("subnet exhausted", "subnet", a.st.id.SubnetID, "err", err)
-	case cloud.ErrNoCIDRBlocks:
+	case cloud.KindNoCIDRBlocks: // InsufficientCidrBlocks, or the same InvalidParameterValue for prefixes
 		a.st.noCIDRBlocks = time.Now()
 		a.log.Warn("no free aligned /28 in the subnet: single addresses for now", "subnet", a.st.id.SubnetID, "err", err)
 	default:
@@ -240,7 +240,7 @@ func (a *Agent) noteLocked(err error) {
 		a.st.cloudErr = err
 		a.st.failures++
 		a.st.retryAt = time.Now().Add(min(100*time.Millisecond<<min(a.st.failures, 10), 30*time.Second))
-		a.log.Error("cloud call failed", "code", code, "err", err, "retryIn", time.Until(a.st.retryAt).Round(time.Millisecond))
+		a.log.Error("cloud call failed", "code", cloud.Code(err), "kind", cloud.KindOf(err), "err", err, "retryIn", time.Until(a.st.retryAt).Round(time.Millisecond))
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 // Status says whether Add can hand out an address now, and if not why.
 type Status struct {
 	Ready    bool   `json:"ready"`
-	Reason   string `json:"reason,omitempty"` // starting, no-addresses, subnet-exhausted, cloud-unreachable, max-pods
+	Reason   string `json:"reason,omitempty"` // starting, no-addresses, subnet-exhausted, cloud-unreachable, cloud-unauthorized, max-pods
 	Message  string `json:"message"`
 	Free     int    `json:"free"`
 	Assigned int    `json:"assigned"`
@@ -23,6 +23,9 @@ const (
 	ReasonNoAddresses      = "no-addresses"
 	ReasonSubnetExhausted  = "subnet-exhausted"
 	ReasonCloudUnreachable = "cloud-unreachable"
+	// ReasonCloudUnauthorized: EC2 refused a call's permission or the node's credentials
+	// (UnauthorizedOperation, AuthFailure, ...); the message names the IAM action.
+	ReasonCloudUnauthorized = "cloud-unauthorized"
 	ReasonMaxPods          = "max-pods"
 )
 
@@ -30,7 +33,7 @@ func (a *Agent) statusLocked(now time.Time, sum ipam.Summary) Status {
 	st := Status{Free: sum.Free, Assigned: sum.Assigned, MaxPods: a.st.maxPods}
 	switch {
 	case !a.st.started && a.st.cloudErr != nil:
-		st.Reason, st.Message = ReasonCloudUnreachable, fmt.Sprintf("starting: cannot reach the cloud: %v", a.st.cloudErr)
+		st.Reason, st.Message = cloudFailure("starting: ", a.st.cloudErr)
 	case !a.st.started:
 		st.Reason, st.Message = ReasonStarting, "starting: reading the instance's identity and ENIs"
 	case sum.Free > 0:
@@ -47,7 +50,7 @@ func (a *Agent) statusLocked(now time.Time, sum ipam.Summary) Status {
 		st.Message = fmt.Sprintf("subnet %s (%s) has no free addresses (InsufficientFreeAddressesInSubnet, %d in a row, last at %s): free addresses in it, grow it, add a subnet or enable prefix mode",
 			a.st.id.SubnetID, a.st.id.SubnetCIDR, a.st.exhaustions, a.st.exhausted.UTC().Format(time.TimeOnly))
 	case a.st.cloudErr != nil:
-		st.Reason, st.Message = ReasonCloudUnreachable, fmt.Sprintf("no free address and the cloud is failing: %v", a.st.cloudErr)
+		st.Reason, st.Message = cloudFailure("no free address: ", a.st.cloudErr)
 	default:
 		st.Reason = ReasonNoAddresses
 		st.Message = fmt.Sprintf("no free address now (%d assigned, %d cooling down); the pool is growing: %s", sum.Assigned, sum.Cooldown, a.st.lastPlan.Reason)

@@ -70,7 +70,7 @@ func (a *Agent) subnetStaleForGrow(now time.Time) bool {
 func (a *Agent) assignIPs(ctx context.Context, eniID string, n int) ([]netip.Addr, error) {
 	for {
 		ips, err := a.cloud.AssignIPs(ctx, eniID, n)
-		if cloud.Code(err) != cloud.ErrSubnetFull || n == 1 {
+		if err == nil || cloud.KindOf(err) != cloud.KindSubnetFull || n == 1 {
 			return ips, err
 		}
 		free, ferr := a.refreshSubnet(ctx, 1)
@@ -96,21 +96,21 @@ func (a *Agent) createENI(ctx context.Context, id cloud.Identity, dev, n int, by
 			ips, pfx = 0, n
 		}
 		eni, err := a.cloud.CreateENI(ctx, id, dev, ips, pfx)
-		code := cloud.Code(err)
-		if n == 0 || (code != cloud.ErrSubnetFull && code != cloud.ErrNoCIDRBlocks) {
+		kind := cloud.KindOf(err)
+		if err == nil || n == 0 || (kind != cloud.KindSubnetFull && kind != cloud.KindNoCIDRBlocks) {
 			return eni, err
 		}
 		next := n / 2
-		switch code {
-		case cloud.ErrNoCIDRBlocks:
+		switch kind {
+		case cloud.KindNoCIDRBlocks:
 			a.mu.Lock()
 			a.st.noCIDRBlocks = time.Now()
 			a.mu.Unlock()
-		case cloud.ErrSubnetFull:
+		case cloud.KindSubnetFull:
 			free, ferr := a.refreshSubnet(ctx, 1)
 			next = smaller(n, free, 1, ferr == nil && !byPrefix) // 1: the ENI's primary address
 		}
-		a.log.Info("the subnet is shorter than counted: creating the ENI with fewer", "device", dev, "asked", n, "next", next, "prefixes", byPrefix, "code", code)
+		a.log.Info("the subnet is shorter than counted: creating the ENI with fewer", "device", dev, "asked", n, "next", next, "prefixes", byPrefix, "code", cloud.Code(err))
 		n = next
 	}
 }

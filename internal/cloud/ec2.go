@@ -23,7 +23,7 @@ func (c *Client) Limits(ctx context.Context, instanceType string) (l Limits, err
 	}
 	defer c.observe("DescribeInstanceTypes", time.Now(), &err)
 	out, err := c.ec2.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: []types.InstanceType{types.InstanceType(instanceType)}})
-	if err != nil {
+	if err = classified("DescribeInstanceTypes", false, err); err != nil {
 		return Limits{}, fmt.Errorf("DescribeInstanceTypes %s: %w", instanceType, err)
 	}
 	if len(out.InstanceTypes) == 0 || out.InstanceTypes[0].NetworkInfo == nil {
@@ -78,7 +78,7 @@ func (c *Client) describeENIs(ctx context.Context, filters []types.Filter) (enis
 	p := ec2.NewDescribeNetworkInterfacesPaginator(c.ec2, &ec2.DescribeNetworkInterfacesInput{Filters: filters})
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
-		if err != nil {
+		if err = classified("DescribeNetworkInterfaces", false, err); err != nil {
 			return nil, fmt.Errorf("DescribeNetworkInterfaces: %w", err)
 		}
 		for _, ni := range out.NetworkInterfaces {
@@ -160,7 +160,7 @@ func (c *Client) SubnetFree(ctx context.Context, subnetID string) (int, error) {
 func (c *Client) describeSubnetFree(ctx context.Context, subnetID string) (n int, err error) {
 	defer c.observe("DescribeSubnets", time.Now(), &err)
 	out, err := c.ec2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: []string{subnetID}})
-	if err != nil {
+	if err = classified("DescribeSubnets", false, err); err != nil {
 		return 0, fmt.Errorf("DescribeSubnets %s: %w", subnetID, err)
 	}
 	if len(out.Subnets) == 0 {
@@ -195,7 +195,7 @@ func (c *Client) CreateENI(ctx context.Context, id Identity, deviceIndex, ips, p
 		in.Ipv4PrefixCount = aws.Int32(int32(prefixes))
 	}
 	var out *ec2.CreateNetworkInterfaceOutput
-	err := c.call(ctx, "CreateNetworkInterface", func() (err error) {
+	err := c.call(ctx, "CreateNetworkInterface", prefixes > 0, func() (err error) {
 		out, err = c.ec2.CreateNetworkInterface(ctx, in)
 		return err
 	})
@@ -204,7 +204,7 @@ func (c *Client) CreateENI(ctx context.Context, id Identity, deviceIndex, ips, p
 	}
 	eni := fromEC2(*out.NetworkInterface)
 	var att *ec2.AttachNetworkInterfaceOutput
-	err = c.call(ctx, "AttachNetworkInterface", func() (err error) {
+	err = c.call(ctx, "AttachNetworkInterface", prefixes > 0, func() (err error) {
 		att, err = c.ec2.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{
 			DeviceIndex: aws.Int32(int32(deviceIndex)), InstanceId: aws.String(id.InstanceID), NetworkInterfaceId: aws.String(eni.ID),
 		})
@@ -278,7 +278,7 @@ func (c *Client) FreeENI(ctx context.Context, eni ENI) error {
 	}
 	defer c.invalidate()
 	if eni.AttachmentID != "" {
-		err := c.call(ctx, "DetachNetworkInterface", func() error {
+		err := c.call(ctx, "DetachNetworkInterface", false, func() error {
 			_, err := c.ec2.DetachNetworkInterface(ctx, &ec2.DetachNetworkInterfaceInput{AttachmentId: aws.String(eni.AttachmentID)})
 			return err
 		})
@@ -305,7 +305,7 @@ func (c *Client) FreeENI(ctx context.Context, eni ENI) error {
 }
 
 func (c *Client) deleteENI(ctx context.Context, id string) error {
-	return c.call(ctx, "DeleteNetworkInterface", func() error {
+	return c.call(ctx, "DeleteNetworkInterface", false, func() error {
 		_, err := c.ec2.DeleteNetworkInterface(ctx, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: aws.String(id)})
 		return err
 	})
@@ -315,7 +315,7 @@ func (c *Client) deleteENI(ctx context.Context, id string) error {
 func (c *Client) AssignIPs(ctx context.Context, eniID string, n int) ([]netip.Addr, error) {
 	defer c.invalidate()
 	var out *ec2.AssignPrivateIpAddressesOutput
-	err := c.call(ctx, "AssignPrivateIpAddresses", func() (err error) {
+	err := c.call(ctx, "AssignPrivateIpAddresses", false, func() (err error) {
 		out, err = c.ec2.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(eniID), SecondaryPrivateIpAddressCount: aws.Int32(int32(n))})
 		return err
 	})
@@ -335,7 +335,7 @@ func (c *Client) AssignIPs(ctx context.Context, eniID string, n int) ([]netip.Ad
 func (c *Client) AssignPrefixes(ctx context.Context, eniID string, n int) ([]netip.Prefix, error) {
 	defer c.invalidate()
 	var out *ec2.AssignPrivateIpAddressesOutput
-	err := c.call(ctx, "AssignPrivateIpAddresses", func() (err error) {
+	err := c.call(ctx, "AssignPrivateIpAddresses", true, func() (err error) {
 		out, err = c.ec2.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(eniID), Ipv4PrefixCount: aws.Int32(int32(n))})
 		return err
 	})
@@ -358,7 +358,7 @@ func (c *Client) UnassignIPs(ctx context.Context, eniID string, ips []netip.Addr
 	for _, a := range ips {
 		s = append(s, a.String())
 	}
-	err := c.call(ctx, "UnassignPrivateIpAddresses", func() error {
+	err := c.call(ctx, "UnassignPrivateIpAddresses", false, func() error {
 		_, err := c.ec2.UnassignPrivateIpAddresses(ctx, &ec2.UnassignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(eniID), PrivateIpAddresses: s})
 		return err
 	})
@@ -375,7 +375,7 @@ func (c *Client) UnassignPrefixes(ctx context.Context, eniID string, prefixes []
 	for _, p := range prefixes {
 		s = append(s, p.String())
 	}
-	err := c.call(ctx, "UnassignPrivateIpAddresses", func() error {
+	err := c.call(ctx, "UnassignPrivateIpAddresses", false, func() error {
 		_, err := c.ec2.UnassignPrivateIpAddresses(ctx, &ec2.UnassignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(eniID), Ipv4Prefixes: s})
 		return err
 	})
@@ -410,10 +410,11 @@ func (c *Client) CleanupDetached(ctx context.Context, grace time.Duration) ([]st
 	return deleted, nil
 }
 
-// call runs one EC2 call and reports it to the observer.
-func (c *Client) call(_ context.Context, action string, f func() error) (err error) {
+// call runs one EC2 call, reports it to the observer and classifies its error (an *Error);
+// prefixes says whether the request asks for /28 prefixes.
+func (c *Client) call(_ context.Context, action string, prefixes bool, f func() error) (err error) {
 	defer c.observe(action, time.Now(), &err)
-	return f()
+	return classified(action, prefixes, f())
 }
 
 var _ Cloud = (*Client)(nil)
