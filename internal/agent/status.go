@@ -26,7 +26,7 @@ const (
 	// ReasonCloudUnauthorized: EC2 refused a call's permission or the node's credentials
 	// (UnauthorizedOperation, AuthFailure, ...); the message names the IAM action.
 	ReasonCloudUnauthorized = "cloud-unauthorized"
-	ReasonMaxPods          = "max-pods"
+	ReasonMaxPods           = "max-pods"
 )
 
 func (a *Agent) statusLocked(now time.Time, sum ipam.Summary) Status {
