@@ -34,7 +34,7 @@ Start with:  vpcnet lab demo`,
 	cmd.PersistentFlags().StringVar(&labName, "name", lab.DefaultName, "which lab (state in "+lab.Root()+"/NAME)")
 	cmd.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabNodeCmd(), newLabPodCmd(), newLabExecCmd(),
 		newLabDescribeCmd(), newLabPingCmd(), newLabLogsCmd(), newLabDownCmd(), newLabDemoCmd(), newLabControllerCmd(),
-		newLabBenchCmd())
+		newLabBenchCmd(), newLabK8sCmd())
 	return cmd
 }
 
