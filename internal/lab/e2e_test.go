@@ -479,3 +479,55 @@ func TestDownAfterIPNetnsAdd(t *testing.T) {
 	}
 	// newLab's cleanup runs lab down and fails the test on an error or anything left behind.
 }
+
+// TestUpStopsAtAnAgentThatExitsAtStart: a node's vpcnetd that exits before it is ever ready is
+// not restarted until a 90 s deadline: `lab up` fails at once with the agent's exit and the end
+// of its log, and the log stays where the error says. The agent is the real vpcnetd, started
+// through a wrapper that gives it a state directory it cannot create (its settings check, run
+// by lab up beforehand, still sees the lab's own settings).
+func TestUpStopsAtAnAgentThatExitsAtStart(t *testing.T) {
+	bin := cli(t)
+	sweepDeadTestLabs()
+	dir := t.TempDir()
+	agent := filepath.Join(dir, "vpcnetd")
+	script := "#!/bin/sh\ncase \"$1\" in --check-settings) exec " + filepath.Join(filepath.Dir(bin), "vpcnetd") + " \"$@\";; esac\n" +
+		"VPCNET_STATE_DIR=/proc/vpcnet-none/state exec " + filepath.Join(filepath.Dir(bin), "vpcnetd") + " \"$@\"\n"
+	if err := os.WriteFile(agent, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := lab.DefaultConfig(fmt.Sprintf("e%dx%d", os.Getpid(), labSeq.Add(1)))
+	cfg.AgentBin, cfg.CNIBin = agent, filepath.Join(filepath.Dir(bin), "vpcnet-cni")
+	t.Cleanup(func() {
+		if err := lab.Down(context.Background(), cfg.Name, func(string) {}); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+		if left, err := lab.Leftovers(cfg.Name); err != nil || len(left) > 0 {
+			t.Errorf("after lab down: left %v (%v)", left, err)
+		}
+	})
+	start := time.Now()
+	_, err := lab.Up(context.Background(), lab.UpOptions{Config: cfg, Nodes: 1,
+		Controller: func(name string) *exec.Cmd { return exec.Command(bin, "lab", "controller", "--name", name) }})
+	took := time.Since(start)
+	if err == nil {
+		t.Fatalf("lab up with an agent that cannot start succeeded")
+	}
+	t.Logf("lab up failed after %v: %v", took, err)
+	if took > 45*time.Second {
+		t.Errorf("lab up took %v to give up on an agent that exits at start; want well under its 90 s readiness deadline", took)
+	}
+	if !strings.Contains(err.Error(), "exited before it was ready") || !strings.Contains(err.Error(), "/proc/vpcnet-none") {
+		t.Errorf("the error does not say the agent exited and does not show its log's last lines:\n%v", err)
+	}
+	logPath := lab.PathsFor(cfg.Name).Node(1).AgentLog() // nodes count from 1
+	if !strings.Contains(err.Error(), logPath) {
+		t.Errorf("the error does not name the agent's log %s", logPath)
+	}
+	b, rerr := os.ReadFile(logPath)
+	if rerr != nil || !strings.Contains(string(b), "/proc/vpcnet-none") {
+		t.Errorf("the agent's log %s is gone or does not hold its error (%v): %q", logPath, rerr, b)
+	}
+	if n := strings.Count(string(b), "opening the allocation store"); n != 1 {
+		t.Errorf("the agent started %d times; want once, not restarted before it was ever ready", n)
+	}
+}

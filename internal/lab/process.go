@@ -117,3 +117,20 @@ func isController(pid int, name string) bool {
 	}
 	return bytes.HasSuffix(b, []byte("\x00lab\x00controller\x00--name\x00"+name+"\x00"))
 }
+
+// TailFile returns the last n lines of the file at path, each indented by two spaces, or a
+// line saying why it cannot be read. Errors that point at a log show its end with it.
+func TailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "  (" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	if len(lines) == 1 && lines[0] == "" {
+		return "  (empty)"
+	}
+	return "  " + strings.Join(lines, "\n  ")
+}

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,42 +12,33 @@ import (
 
 	"github.com/vpcnet/vpcnet/internal/agentapi"
 	"github.com/vpcnet/vpcnet/internal/lab"
-	"github.com/vpcnet/vpcnet/internal/lab/fabric"
 )
 
 // CNIConfName is the file the agent writes its CNI config list to, once ready.
-const CNIConfName = "10-vpcnet.conflist"
+const CNIConfName = lab.AgentCNIConfName
 
 // agentProc supervises one node's vpcnetd as kubelet does a DaemonSet pod: restarted a second
-// after it exits, until the node goes away.
+// after it exits, until the node goes away. An agent that exits before it was ever ready
+// (bad settings, a second agent on the node, a crash at start) is not restarted: restarting
+// cannot fix it, and the node add fails at once with the agent's last log lines.
 type agentProc struct {
-	mu       sync.Mutex
-	pid      int
-	restarts int
-	stopping bool
-	cmd      *exec.Cmd
-	exited   chan struct{} // closed when the supervisor gives up the process for good
+	mu        sync.Mutex
+	pid       int
+	restarts  int
+	stopping  bool
+	ready     bool  // the agent was ready once: from then on an exit is restarted
+	startExit error // why the agent exited before it was ever ready
+	cmd       *exec.Cmd
+	exited    chan struct{} // closed when the supervisor gives up the process for good
 }
 
-// agentEnv is vpcnetd's whole environment: the lab's paths and endpoints, and the settings.
+// agentEnv is vpcnetd's whole environment: lab.AgentEnv (paths, endpoints, settings) and
+// the node's cloud credentials.
 func (c *Controller) agentEnv(n *node) []string {
-	env := []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=/root",
-		"VPCNET_STATE_DIR=" + n.paths.AgentState(),
-		"VPCNET_SOCKET=" + n.paths.AgentSocket(),
-		"VPCNET_CNI_CONF_DIR=" + n.paths.CNIConfDir(),
-		"VPCNET_CNI_CONF_NAME=" + CNIConfName,
-		"VPCNET_HOST_NETWORKING=true",
-		"VPCNET_METRICS_ADDR=" + lab.AgentMetricsAddr,
-		"VPCNET_CLUSTER_NAME=" + c.cfg.Name,
-		"AWS_EC2_ENDPOINT=http://" + fabric.EC2Addr.String(),
-		"AWS_ENDPOINT_URL_EC2=http://" + fabric.EC2Addr.String(),
-		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://" + fabric.IMDSAddr.String(),
-		"AWS_ACCESS_KEY_ID=" + accessKey,
-		"AWS_SECRET_ACCESS_KEY=" + secretKey,
-	}
-	return append(env, c.cfg.AgentEnv()...)
+	return append(lab.AgentEnv(c.cfg, n.paths),
+		"AWS_ACCESS_KEY_ID="+accessKey,
+		"AWS_SECRET_ACCESS_KEY="+secretKey,
+	)
 }
 
 // startAgent starts the node's vpcnetd in the node's namespace and keeps it running.
@@ -93,9 +85,16 @@ func (c *Controller) superviseAgent(n *node, a *agentProc) {
 		a.mu.Unlock()
 		err := cmd.Wait()
 		a.mu.Lock()
-		stopping := a.stopping
+		stopping, ready := a.stopping, a.ready
+		if !stopping && !ready {
+			a.startExit = fmt.Errorf("vpcnetd (pid %d) exited before it was ready: %v", cmd.Process.Pid, err)
+		}
 		a.mu.Unlock()
 		if stopping {
+			return
+		}
+		if !ready {
+			c.logf("node %s: vpcnetd (pid %d) exited before it was ready: %v; not restarting it", n.name, cmd.Process.Pid, err)
 			return
 		}
 		c.logf("node %s: vpcnetd (pid %d) exited: %v; restarting in 1s", n.name, cmd.Process.Pid, err)
@@ -166,14 +165,19 @@ func (c *Controller) agentStatus(ctx context.Context, n *node) lab.AgentInfo {
 }
 
 // waitAgentReady waits until the node's agent can hand out an address, telling step what it
-// is waiting for whenever that changes.
+// is waiting for whenever that changes. An agent that exits first ends the wait at once with
+// its exit and the last lines of its log.
 func (c *Controller) waitAgentReady(ctx context.Context, n *node, step func(string)) error {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
+	a := n.agent
 	last := ""
 	for {
 		st := c.agentStatus(ctx, n)
 		if st.Ready {
+			a.mu.Lock()
+			a.ready = true
+			a.mu.Unlock()
 			return nil
 		}
 		if st.Reason != last {
@@ -181,9 +185,24 @@ func (c *Controller) waitAgentReady(ctx context.Context, n *node, step func(stri
 			step(fmt.Sprintf("waiting for vpcnetd on %s: %s", n.name, st.Reason))
 		}
 		select {
+		case <-a.exited:
+			a.mu.Lock()
+			why := a.startExit
+			a.mu.Unlock()
+			if why == nil {
+				why = errors.New("vpcnetd stopped before it was ready")
+			}
+			n.keepLog = true
+			return fmt.Errorf("node %s: %v; the end of its log %s:\n%s", n.name, why, n.paths.AgentLog(),
+				lab.TailFile(n.paths.AgentLog(), agentLogLines))
 		case <-ctx.Done():
-			return fmt.Errorf("vpcnetd on %s not ready (%v): %s (%s); see %s", n.name, ctx.Err(), st.Reason, st.Message, n.paths.AgentLog())
+			n.keepLog = true
+			return fmt.Errorf("vpcnetd on %s not ready (%v): %s (%s); the end of its log %s:\n%s", n.name, ctx.Err(), st.Reason, st.Message,
+				n.paths.AgentLog(), lab.TailFile(n.paths.AgentLog(), agentLogLines))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
+
+// agentLogLines is how much of a failed agent's log an error shows.
+const agentLogLines = 15

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -28,6 +29,7 @@ type node struct {
 	primary      netip.Addr
 	paths        lab.NodePaths
 	agent        *agentProc
+	keepLog      bool // the agent failed to start: removeNode keeps its log for the error to point at
 }
 
 // codedError is an error with a control API code (lab.Code*).
@@ -154,7 +156,7 @@ func (c *Controller) removeNode(n *node) {
 			c.logf("node %s: %v", n.name, err)
 		}
 	}
-	_ = os.RemoveAll(n.paths.Dir)
+	removeNodeDir(n)
 	c.mu.Lock()
 	for i, m := range c.nodes {
 		if m == n {
@@ -163,6 +165,21 @@ func (c *Controller) removeNode(n *node) {
 		}
 	}
 	c.mu.Unlock()
+}
+
+// removeNodeDir removes the node's directory, all but the agent's log when n.keepLog says an
+// error points at it (lab down removes it with the lab's directory).
+func removeNodeDir(n *node) {
+	if !n.keepLog {
+		_ = os.RemoveAll(n.paths.Dir)
+		return
+	}
+	entries, _ := os.ReadDir(n.paths.Dir)
+	for _, e := range entries {
+		if p := filepath.Join(n.paths.Dir, e.Name()); p != n.paths.AgentLog() {
+			_ = os.RemoveAll(p)
+		}
+	}
 }
 
 // terminate ends the instance and deletes the ENIs that stay behind once it is gone.
