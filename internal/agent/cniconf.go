@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"path/filepath"
+	"time"
 
 	"github.com/vpcnet/vpcnet/internal/atomicfile"
 	"github.com/vpcnet/vpcnet/internal/ipam"
@@ -24,10 +25,16 @@ func (c Config) ConfList() []byte {
 	return append(b, '\n')
 }
 
-// maybeWriteConfLocked writes the CNI config once the agent can first hand out an address: the
-// container runtime starts sending pods only then.
+// maybeWriteConfLocked writes the CNI config once the agent has started and its first growth is
+// over: an address is free, or the pool does not grow now (its target is 0, it is at a limit,
+// the subnet or the cloud fails). The container runtime starts sending pods only then; an ADD
+// that finds no free address makes the pool grow and gets try-again. Readiness never waits for a
+// free address the policy will not fetch (issue 12 item 1).
 func (a *Agent) maybeWriteConfLocked(sum ipam.Summary) {
-	if a.st.confWritten || !a.st.started || sum.Free == 0 || a.cfg.CNIConfDir == "" {
+	if a.st.confWritten || !a.st.started || a.cfg.CNIConfDir == "" {
+		return
+	}
+	if sum.Free == 0 && a.growingLocked(time.Now()) {
 		return
 	}
 	path := filepath.Join(a.cfg.CNIConfDir, a.cfg.CNIConfName)

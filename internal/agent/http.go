@@ -78,19 +78,27 @@ type ENIView struct {
 	Unmanaged   bool              `json:"unmanaged,omitempty"`
 	Busy        bool              `json:"busy,omitempty"`
 	Prefixes    []netip.Prefix    `json:"prefixes,omitempty"`
-	Addresses   map[string]string `json:"addresses"` // address -> assigned, free, cooldown or leaving
+	Addresses   map[string]string `json:"addresses"` // address -> assigned, free, cooldown, leaving, no_manage or setting-up
 }
 
 func (a *Agent) enisView() []ENIView {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.stateLocked(time.Now())
+	usable := map[string]bool{}
+	for _, e := range a.managedLocked() {
+		usable[e.ID] = true
+	}
 	var out []ENIView
 	for _, e := range a.st.enis {
 		v := ENIView{ID: e.ID, MAC: e.MAC, DeviceIndex: e.DeviceIndex, PrimaryIP: e.PrimaryIP, Unmanaged: e.Unmanaged, Busy: a.st.pending.Busy[e.ID], Prefixes: e.Prefixes, Addresses: map[string]string{}}
 		for _, ip := range (ipam.ENI{IPs: e.IPs, Prefixes: e.Prefixes}).Addrs() {
 			state := "free"
 			switch {
+			case e.Unmanaged:
+				state = "no_manage" // never handed out: not ours to use
+			case !usable[e.ID]:
+				state = "setting-up" // handed out once the ENI's device is set up
 			case a.st.leaving[ip]:
 				state = "leaving"
 			case s.Assigned[ip]:
@@ -108,11 +116,13 @@ func (a *Agent) enisView() []ENIView {
 func (a *Agent) configView() any {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	c := ipam.CapacityOf(a.stateLocked(time.Now()))
 	return map[string]any{
 		"settings":   a.cfg,
 		"instance":   a.st.id,
 		"limits":     a.st.limits,
-		"maxPods":    a.st.maxPods,
+		"maxPods":    c.Pods,
+		"capacity":   c,
 		"lastPlan":   a.st.lastPlan.Reason,
 		"subnetFree": a.st.subnet.free,
 	}

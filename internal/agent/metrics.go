@@ -75,9 +75,9 @@ func (r *Registry) watch(a *Agent) {
 	gauge("vpcnet_addresses_warm", "Pod addresses free to hand out now.", func(v view) float64 { return float64(v.sum.Free) })
 	gauge("vpcnet_addresses_cooldown", "Released addresses resting for IP_COOLDOWN_PERIOD.", func(v view) float64 { return float64(v.sum.Cooldown) })
 	gauge("vpcnet_prefixes", "Delegated /28 prefixes the node holds.", func(v view) float64 { return float64(v.sum.Prefixes) })
-	gauge("vpcnet_max_pods", "The cap on pod addresses.", func(v view) float64 { return float64(v.maxPods) })
+	gauge("vpcnet_max_pods", "Pod addresses the node can hold (its ENIs it may manage, their free slots, prefix mode, MAX_PODS); kubelet's maxPods is this plus its host-network pods.", func(v view) float64 { return float64(v.capacity.Pods) })
 	gauge("vpcnet_subnet_free_addresses", "Free addresses in the node's subnet, as EC2 last said.", func(v view) float64 { return float64(v.subnetFree) })
-	gauge("vpcnet_ready", "1 when the agent can hand out an address now.", func(v view) float64 {
+	gauge("vpcnet_ready", "1 when the node's pod network works (the agent started); an address may still have to be fetched.", func(v view) float64 {
 		if v.status.Ready {
 			return 1
 		}
@@ -89,13 +89,13 @@ func (r *Registry) watch(a *Agent) {
 // statusCollector reports vpcnet_status{reason} = 1 for the current reason.
 type statusCollector struct{ a *Agent }
 
-var statusDesc = prometheus.NewDesc("vpcnet_status", "1 for the agent's current status reason (\"ready\" when ready).", []string{"reason"}, nil)
+var statusDesc = prometheus.NewDesc("vpcnet_status", "1 for the agent's current status reason (\"ready\" when an ADD gets an address now).", []string{"reason"}, nil)
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) { ch <- statusDesc }
 func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.a.view().status
 	reason := st.Reason
-	if st.Ready {
+	if reason == "" {
 		reason = "ready"
 	}
 	ch <- prometheus.MustNewConstMetric(statusDesc, prometheus.GaugeValue, 1, reason)

@@ -40,10 +40,13 @@ func (a *Agent) stateLocked(now time.Time) ipam.State {
 		SubnetFree:   a.st.subnet.free,
 		SubnetKnown:  a.st.subnet.known,
 	}
-	unmanaged := len(a.st.enis) - len(a.managedLocked())
-	s.Limits.MaxENIs -= unmanaged
-	if s.Settings.MaxENI > 0 {
-		s.Settings.MaxENI = max(s.Settings.MaxENI-unmanaged, 1)
+	for _, e := range a.st.enis {
+		switch {
+		case e.Unmanaged:
+			s.Unmanaged++
+		case e.DeviceIndex != 0 && a.cfg.HostNetworking && !a.st.setUp[e.ID]:
+			s.SettingUp++
+		}
 	}
 	for _, e := range a.managedLocked() {
 		ie := ipam.ENI{ID: e.ID, DeviceIndex: e.DeviceIndex, Keep: !e.Ours()}
@@ -68,9 +71,20 @@ func (a *Agent) stateLocked(now time.Time) ipam.State {
 	return s
 }
 
+// capacityLocked is what the node can hold (ipam.CapacityOf) and the pool as counted now.
+func (a *Agent) capacityLocked(now time.Time) (ipam.Capacity, ipam.Summary) {
+	s := a.stateLocked(now)
+	return ipam.CapacityOf(s), ipam.Count(s)
+}
+
 // pickLocked finds an address Add may hand out now: on the lowest ENI, not held, reserved,
-// leaving or cooling down.
+// leaving or cooling down. It finds none once pods hold as many addresses as the node can hold
+// (ipam.CapacityOf, MAX_PODS included): a lowered MAX_PODS is enforced at once, whatever the
+// pool still holds until its release delay is over.
 func (a *Agent) pickLocked(now time.Time) (netip.Addr, cloud.ENI, bool) {
+	if c, sum := a.capacityLocked(now); sum.Assigned >= c.Pods {
+		return netip.Addr{}, cloud.ENI{}, false
+	}
 	s := ipam.State{Now: now, Settings: a.cfg.Pool, Released: a.st.released}
 	for _, e := range a.managedLocked() {
 		for _, ip := range (ipam.ENI{IPs: e.IPs, Prefixes: e.Prefixes}).Addrs() {
@@ -130,7 +144,7 @@ func (a *Agent) nextDeviceLocked() int {
 // view is a consistent snapshot for metrics and status.
 type view struct {
 	sum        ipam.Summary
-	maxPods    int
+	capacity   ipam.Capacity
 	subnetFree int
 	status     Status
 }
@@ -139,6 +153,6 @@ func (a *Agent) view() view {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := time.Now()
-	sum := ipam.Count(a.stateLocked(now))
-	return view{sum: sum, maxPods: a.st.maxPods, subnetFree: a.st.subnet.free, status: a.statusLocked(now, sum)}
+	c, sum := a.capacityLocked(now)
+	return view{sum: sum, capacity: c, subnetFree: a.st.subnet.free, status: a.statusLocked(now, sum)}
 }

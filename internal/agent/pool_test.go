@@ -137,7 +137,7 @@ func TestMaxPods(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("sixth ADD: %v, want RESOURCE_EXHAUSTED", err)
 	}
-	if st := n.status(); st.Ready || st.Reason != agent.ReasonMaxPods || st.MaxPods != 5 {
+	if st := n.status(); !st.Ready || st.Reason != agent.ReasonMaxPods || st.MaxPods != 5 {
 		t.Fatalf("status %v", st)
 	}
 	n.settle("still 5", func(p poolView) bool { return p.total == 5 })

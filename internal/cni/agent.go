@@ -56,8 +56,9 @@ func (a *agent) agentError(verb string, err error) *types.Error {
 	st, _ := status.FromError(err)
 	switch st.Code() {
 	case codes.ResourceExhausted:
-		// The agent words the cause (subnet dry, max pods, cloud failing); the runtime retries.
-		return types.NewError(types.ErrTryAgainLater, st.Message(), "try again later: the node agent keeps asking the cloud for addresses")
+		// The agent words the cause and what frees an address (the pool growing, a full node, a
+		// dry subnet, the cloud failing); the runtime retries.
+		return types.NewError(types.ErrTryAgainLater, st.Message(), "try again later: no address is free on this node now; the message says why")
 	case codes.Unavailable, codes.DeadlineExceeded:
 		msg := fmt.Sprintf("node agent at %s is not reachable or not ready", a.socket)
 		if _, serr := os.Stat(a.socket); errors.Is(serr, os.ErrNotExist) {

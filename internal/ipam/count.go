@@ -1,7 +1,9 @@
 package ipam
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -73,4 +75,75 @@ func nextCooldownEnd(s State) time.Time {
 		}
 	}
 	return t
+}
+
+// Capacity is how many pods a node can hold addresses for, and what bounds that number. It is
+// the one answer to "how many pods fit here": the agent's status, its max-pods refusal at ADD,
+// its metric and introspection, the lab's views and the planner's max pods all read it.
+type Capacity struct {
+	// Pods is the most pod addresses the node can hold at once: on each ENI it may manage, the
+	// addresses it holds plus its free slots, each slot worth one address, or one /28 prefix (16
+	// addresses) in prefix mode while no prefix fallback is in force; capped by MAX_PODS.
+	// kubelet's maxPods for the node is Pods plus its host-network pods (see docs/planning.md).
+	Pods int
+	// ENIs is how many ENIs pods may use, the primary included: the instance type's limit or
+	// MAX_ENI, whichever is lower, less the attached ENIs tagged no_manage.
+	ENIs int
+	// ByMaxPods says MAX_PODS is what bounds Pods; otherwise the ENIs are.
+	ByMaxPods bool
+	// Limit says what bounds Pods, for people: "MAX_PODS=2", or the ENIs and slots behind it.
+	Limit string
+}
+
+// ManagedENIs is how many ENIs pods may use (Capacity.ENIs), never less than zero.
+func ManagedENIs(s State) int {
+	n := s.Limits.MaxENIs
+	if s.Settings.MaxENI > 0 {
+		n = min(n, s.Settings.MaxENI)
+	}
+	return max(n-s.Unmanaged, 0)
+}
+
+// prefixFallback reports whether prefix mode assigns single addresses now: EC2 said
+// InsufficientCidrBlocks (no free aligned /28 in the subnet) less than PrefixFallback ago.
+func prefixFallback(s State) bool {
+	st := s.Settings
+	return st.PrefixDelegation && !s.NoCIDRBlocks.IsZero() && s.Now.Before(s.NoCIDRBlocks.Add(st.PrefixFallback))
+}
+
+// CapacityOf computes the node's Capacity from the pool's state. It is pure.
+func CapacityOf(s State) Capacity {
+	slots := s.Limits.Slots()
+	unit := 1
+	if s.Settings.PrefixDelegation && !prefixFallback(s) {
+		unit = 16
+	}
+	c := Capacity{ENIs: ManagedENIs(s)}
+	attached := len(s.ENIs) + s.SettingUp
+	for _, e := range s.ENIs {
+		c.Pods += len(e.Addrs()) + max(slots-e.Slots(), 0)*unit
+	}
+	c.Pods += (s.SettingUp + max(c.ENIs-attached, 0)) * slots * unit
+	per := "addresses"
+	if unit == 16 {
+		per = "/28 prefixes of 16"
+	}
+	c.Limit = fmt.Sprintf("%d ENIs x %d %s", c.ENIs, slots, per)
+	var why []string
+	if s.Settings.MaxENI > 0 && s.Settings.MaxENI < s.Limits.MaxENIs {
+		why = append(why, fmt.Sprintf("MAX_ENI=%d", s.Settings.MaxENI))
+	} else {
+		why = append(why, fmt.Sprintf("the instance type's %d", s.Limits.MaxENIs))
+	}
+	if s.Unmanaged > 0 {
+		why = append(why, fmt.Sprintf("less %d tagged no_manage", s.Unmanaged))
+	}
+	if s.Settings.PrefixDelegation && unit == 1 {
+		why = append(why, "single addresses while no aligned /28 is free")
+	}
+	c.Limit += " (" + strings.Join(why, ", ") + ")"
+	if mp := s.Settings.MaxPods; mp > 0 && mp < c.Pods {
+		c.Pods, c.ByMaxPods, c.Limit = mp, true, fmt.Sprintf("MAX_PODS=%d", mp)
+	}
+	return c
 }

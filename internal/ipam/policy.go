@@ -35,7 +35,7 @@ type goal struct {
 func goalFor(s State, c Summary) goal {
 	st := s.Settings
 	g := goal{unit: 1}
-	fallback := st.PrefixDelegation && !s.NoCIDRBlocks.IsZero() && s.Now.Before(s.NoCIDRBlocks.Add(st.PrefixFallback))
+	fallback := prefixFallback(s)
 	if st.PrefixDelegation && !fallback {
 		g.prefixes, g.unit = true, 16
 	}
@@ -142,17 +142,15 @@ func grow(s State, c Summary, g goal, need int, p Plan) Plan {
 	if slots <= 0 || slots <= busyRoom {
 		return p
 	}
-	maxENI := s.Limits.MaxENIs
-	if st.MaxENI > 0 {
-		maxENI = min(maxENI, st.MaxENI)
-	}
+	maxENI := ManagedENIs(s)
+	attached := len(s.ENIs) + s.SettingUp
 	switch {
 	case left == 0 && asked > 0:
 		p.Reason += fmt.Sprintf("; the subnet has no more free addresses (%d asked for)", asked)
 	case s.Pending.CreatingENI:
 		p.Reason += "; an ENI is being attached"
-	case len(s.ENIs) >= maxENI:
-		p.Reason += fmt.Sprintf("; all %d ENIs are full (limit %d)", len(s.ENIs), maxENI)
+	case attached >= maxENI:
+		p.Reason += fmt.Sprintf("; all %d ENIs pods may use are full (%s)", attached, CapacityOf(s).Limit)
 	default:
 		podCap := -1
 		if podRoom >= 0 {

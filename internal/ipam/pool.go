@@ -78,9 +78,15 @@ type State struct {
 	Settings Settings
 	Limits   Limits
 	ENIs     []ENI
-	Assigned map[netip.Addr]bool      // addresses held by pods
-	Released map[netip.Addr]time.Time // when each recently released address was freed
-	Pending  Pending
+	// Unmanaged counts attached ENIs pods may never use (tagged node.k8s.amazonaws.com/no_manage=true):
+	// they take an attachment from the instance's limit and from MAX_ENI.
+	Unmanaged int
+	// SettingUp counts ENIs of ours that are attached but not ready for pods yet (their device is
+	// being set up); they are not in ENIs, yet they count as attached and as capacity.
+	SettingUp int
+	Assigned  map[netip.Addr]bool      // addresses held by pods
+	Released  map[netip.Addr]time.Time // when each recently released address was freed
+	Pending   Pending
 	// Demand counts Add calls that found no free address since the last reconcile.
 	Demand int
 	// Exhausted is when EC2 last said InsufficientFreeAddressesInSubnet, and Exhaustions how

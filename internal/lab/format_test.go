@@ -10,7 +10,7 @@ import (
 func TestWriteDescribeNode(t *testing.T) {
 	a := netip.MustParseAddr
 	n := NodeInfo{Name: "ip-10-10-1-4.ec2.internal", InstanceID: "i-1", InstanceType: "t3.medium", PrimaryIP: a("10.10.1.4"),
-		MaxENIs: 3, IPv4PerENI: 6, MaxPods: 17, Pods: []string{"web"},
+		MaxENIs: 3, IPv4PerENI: 6, MaxPods: 15, Pods: []string{"web"},
 		Agent: AgentInfo{PID: 42, Ready: true, Free: 4, Assigned: 1},
 		ENIs: []ENIInfo{
 			{ID: "eni-a", DeviceIndex: 0, PrimaryIP: a("10.10.1.4"), Secondary: []netip.Addr{a("10.10.1.5"), a("10.10.1.6")}},
@@ -26,7 +26,7 @@ func TestWriteDescribeNode(t *testing.T) {
 		"10.10.1.16/28",
 		"2 of 3 attached",
 		"5 of 18 used",
-		"Max pods:          17",
+		"Max pods:          15 (pod addresses",
 		"1 running, 14 more fit",
 		"web   10.10.1.5",
 	} {

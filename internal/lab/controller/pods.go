@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -110,7 +111,7 @@ func (c *Controller) runPod(ctx context.Context, req lab.PodRequest, step func(s
 	}
 	h.Close()
 	step(fmt.Sprintf("pod %s on %s: CNI ADD (namespace %s)", p.name, n.name, p.ns))
-	res, err := cfg.AddNetworkList(ctx, list, p.runtimeConf())
+	res, err := c.addRetrying(ctx, n, cfg, list, p)
 	if err != nil {
 		_ = cfg.DelNetworkList(context.Background(), list, p.runtimeConf())
 		_ = netnsx.Delete(p.ns)
@@ -127,6 +128,27 @@ func (c *Controller) runPod(ctx context.Context, req lab.PodRequest, step func(s
 	c.pods[p.name] = p
 	c.mu.Unlock()
 	return p, nil
+}
+
+// addRetrying runs CNI ADD and, as kubelet does, runs it again while the plugin answers
+// try-again (code 11) because the node's pool is fetching an address (agent reason
+// no-addresses), for up to 30 s. A full node or a dry subnet is answered at once.
+func (c *Controller) addRetrying(ctx context.Context, n *node, cfg *libcni.CNIConfig, list *libcni.NetworkConfigList, p *pod) (types.Result, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := cfg.AddNetworkList(ctx, list, p.runtimeConf())
+		var cniErr *types.Error
+		if err == nil || !errors.As(err, &cniErr) || cniErr.Code != types.ErrTryAgainLater || time.Now().After(deadline) ||
+			c.agentStatus(ctx, n).Reason != "no-addresses" {
+			return res, err
+		}
+		_ = cfg.DelNetworkList(context.Background(), list, p.runtimeConf()) // as a runtime does after a failed ADD
+		select {
+		case <-ctx.Done():
+			return res, err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // podError explains a failed CNI ADD; an agent out of addresses because its subnet is dry
@@ -161,7 +183,8 @@ func (c *Controller) placePod(ctx context.Context, name string) (*node, error) {
 	c.mu.Unlock()
 	sort.SliceStable(nodes, func(i, j int) bool { return count[nodes[i].name] < count[nodes[j].name] })
 	for _, n := range nodes {
-		if c.agentStatus(ctx, n).Ready {
+		// A ready node with room: an ADD there gets an address, or waits while the pool grows.
+		if st := c.agentStatus(ctx, n); st.Ready && st.Assigned < st.MaxPods {
 			return n, nil
 		}
 	}

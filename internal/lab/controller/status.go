@@ -4,10 +4,12 @@ import (
 	"context"
 	"net/netip"
 	"sort"
+	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/vpcnet/vpcnet/internal/catalog"
+	"github.com/vpcnet/vpcnet/internal/ipam"
 	"github.com/vpcnet/vpcnet/internal/lab"
 )
 
@@ -69,7 +71,10 @@ func (c *Controller) status(ctx context.Context) (lab.Status, error) {
 		sort.Slice(ni.ENIs, func(i, j int) bool { return ni.ENIs[i].DeviceIndex < ni.ENIs[j].DeviceIndex })
 		if t, err := catalog.Builtin().Lookup(n.instanceType); err == nil {
 			ni.MaxENIs, ni.IPv4PerENI = t.MaxENIs, t.IPv4PerENI
-			ni.MaxPods, _ = catalog.MaxPods(t, catalog.Mode{PrefixDelegation: c.cfg.Agent["ENABLE_PREFIX_DELEGATION"] == "true"})
+			ni.MaxPods = c.emptyNodeCapacity(t)
+		}
+		if ni.Agent.MaxPods > 0 { // the agent knows what the node can really hold (no_manage ENIs, slots taken)
+			ni.MaxPods = ni.Agent.MaxPods
 		}
 		for _, p := range pods {
 			if p.node == n.name {
@@ -85,6 +90,16 @@ func (c *Controller) status(ctx context.Context) (lab.Status, error) {
 	}
 	sort.Slice(st.Pods, func(i, j int) bool { return st.Pods[i].Name < st.Pods[j].Name })
 	return st, nil
+}
+
+// emptyNodeCapacity is the pod addresses a node of type t can hold under the lab's agent
+// settings, by the agent's own capacity function, before its agent answers.
+func (c *Controller) emptyNodeCapacity(t catalog.InstanceType) int {
+	atoi := func(k string) int { n, _ := strconv.Atoi(c.cfg.Agent[k]); return max(n, 0) }
+	return ipam.CapacityOf(ipam.State{
+		Limits:   ipam.Limits{MaxENIs: t.MaxENIs, IPv4PerENI: t.IPv4PerENI},
+		Settings: ipam.Settings{PrefixDelegation: c.cfg.Agent["ENABLE_PREFIX_DELEGATION"] == "true", MaxENI: atoi("MAX_ENI"), MaxPods: atoi("MAX_PODS")},
+	}).Pods
 }
 
 func podInfo(p *pod) lab.PodInfo {
