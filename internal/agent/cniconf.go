@@ -9,11 +9,23 @@ import (
 	"github.com/vpcnet/vpcnet/internal/ipam"
 )
 
+// ConfCNIVersion and ConfCNIVersions are the CNI spec versions the conflist offers. A runtime
+// whose libcni reads "cniVersions" (libcni >= 1.2: containerd 2.x, CRI-O) picks the highest it
+// knows, 1.1.0, and so calls STATUS (and GC); an older one (libcni 1.1: containerd 1.6/1.7) reads
+// only "cniVersion" and must get a version it can parse a result of: 1.0.0. A 1.1.0-only
+// conflist made those fail ADD with `unsupported CNI result version "1.1.0"` after the pod was
+// wired. The plugin supports both (internal/cni.Supported).
+const ConfCNIVersion = "1.0.0"
+
+// ConfCNIVersions lists every version the conflist offers, lowest first.
+var ConfCNIVersions = []string{"1.0.0", "1.1.0"}
+
 // ConfList is the CNI network configuration the agent writes (docs/CONTRACTS.md).
 func (c Config) ConfList() []byte {
 	b, _ := json.MarshalIndent(map[string]any{
-		"cniVersion": "1.1.0",
-		"name":       "vpcnet",
+		"cniVersion":  ConfCNIVersion,
+		"cniVersions": ConfCNIVersions,
+		"name":        "vpcnet",
 		"plugins": []map[string]any{{
 			"type":        "vpcnet-cni",
 			"agentSocket": c.Socket,

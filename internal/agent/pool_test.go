@@ -29,7 +29,7 @@ func TestWarmENITarget(t *testing.T) {
 		t.Fatalf("CNI config not written once ready: %v", err)
 	}
 	var parsed map[string]any
-	if err := json.Unmarshal(conf, &parsed); err != nil || parsed["cniVersion"] != "1.1.0" {
+	if err := json.Unmarshal(conf, &parsed); err != nil || parsed["cniVersion"] != agent.ConfCNIVersion || parsed["cniVersions"] == nil {
 		t.Fatalf("CNI config: %v %s", err, conf)
 	}
 	for i := range 3 {
