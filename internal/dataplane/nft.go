@@ -18,7 +18,7 @@ import (
 //	chain antispoof { type filter hook prerouting priority raw; policy accept; }
 //	  iifname "eni*" meta nfproto ipv4 fib saddr . iif oif 0 counter drop   (one per veth prefix)
 //	  iifname "eni*" meta nfproto ipv6 counter drop                         (pods are IPv4 only)
-//	chain snat_mark { type filter hook prerouting priority mangle; }   (SetupSNAT)
+//	chain snat_mark { type filter hook prerouting priority dstnat + 10; }   (SetupSNAT)
 //	chain snat      { type nat hook postrouting priority srcnat; }     (SetupSNAT)
 //
 // So DEL has nothing to remove from nftables, and a crash can leave nothing of a pod behind there.

@@ -23,13 +23,22 @@ type SNAT struct {
 // SetupSNAT makes pod-originated connections to destinations outside the VPC CIDRs and the
 // exclusions leave through the primary ENI with the node's primary IP:
 //
-//	chain snat_mark (prerouting, mangle): IPv4, conntrack original direction (opened from here),
-//	  daddr in a VPC CIDR or an exclusion -> return; saddr in a VPC CIDR -> meta mark |= 0x80
+//	chain snat_mark (prerouting, dstnat + 10): IPv4, conntrack original direction (opened from
+//	  here), daddr in a VPC CIDR or an exclusion -> return; saddr in a VPC CIDR -> meta mark |= 0x80
 //	rule 1024: fwmark 0x80/0x80 lookup main    (out through the primary ENI)
 //	chain snat (postrouting, srcnat): mark & 0x80 -> snat to <primary IP>
 //
-// Each call rewrites both chains atomically, so it is idempotent and follows changed settings.
-// External=true removes both chains and the rule.
+// snat_mark runs after destination NAT (kube-proxy's Service DNAT hooks prerouting at dstnat,
+// -100, in iptables or nftables mode) and before the routing decision, so it judges the real
+// destination: a pod reaching a ClusterIP whose backend is a VPC address keeps its own source
+// address (Kubernetes' "preserve source pod IP for traffic thru service cluster IP"), as the AWS VPC
+// CNI's check in nat POSTROUTING does. At mangle (-150), as before, it saw the ClusterIP, outside
+// the VPC, and SNATed Service traffic to the node's IP. A snat_mark chain left at another priority
+// by an older agent is replaced in the same transaction.
+//
+// The interface holding PrimaryIP gets rp_filter=2 (loose reverse-path filtering; see
+// loosenPrimaryRPFilter). Each call rewrites both chains atomically, so it is idempotent and
+// follows changed settings. External=true removes both chains and the rule.
 func SetupSNAT(s SNAT) error {
 	if s.External {
 		return removeSNAT()
@@ -47,9 +56,12 @@ func SetupSNAT(s SNAT) error {
 		return err
 	}
 	t := conn.AddTable(nftTable())
+	if err := dropMisplacedMarkChain(conn); err != nil {
+		return err
+	}
 	accept := nftables.ChainPolicyAccept
 	mark := conn.AddChain(&nftables.Chain{Name: chainSNATMark, Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept})
+		Hooknum: nftables.ChainHookPrerouting, Priority: snatMarkPriority, Policy: &accept})
 	conn.FlushChain(mark)
 	// Forwarded (prerouting never sees the node's own output) and opened from this side.
 	orig := append(matchIPv4(),
@@ -87,7 +99,54 @@ func SetupSNAT(s SNAT) error {
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("nftables: SNAT to %s: %w", s.PrimaryIP, err)
 	}
+	if err := loosenPrimaryRPFilter(s.PrimaryIP); err != nil {
+		return err
+	}
 	return addRule(markRule())
+}
+
+// loosenPrimaryRPFilter sets rp_filter=2 (loose) on the interface holding primary, if one does.
+// Replies to a SNATed flow of a pod on a secondary ENI arrive there, while the pod's source rule
+// routes back through the pod's own ENI, so strict filtering (1, many distributions' default;
+// the kernel uses the larger of "all" and the interface's value) would drop them.
+func loosenPrimaryRPFilter(primary netip.Addr) error {
+	addrs, err := netlink.AddrList(nil, unix.AF_INET)
+	if err != nil {
+		return fmt.Errorf("SNAT: listing addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); !ok || ip != primary {
+			continue
+		}
+		link, err := netlink.LinkByIndex(a.LinkIndex)
+		if err != nil {
+			return fmt.Errorf("SNAT: interface of %s: %w", primary, err)
+		}
+		return setSysctl("net/ipv4/conf/"+link.Attrs().Name+"/rp_filter", "2")
+	}
+	return nil
+}
+
+// snatMarkPriority is dstnat + 10: after Service DNAT, before routing (see SetupSNAT).
+var snatMarkPriority = nftables.ChainPriorityRef(*nftables.ChainPriorityNATDest + 10)
+
+// dropMisplacedMarkChain queues, on conn, the deletion of a snat_mark chain hooked anywhere but
+// prerouting at snatMarkPriority (an older agent's, at mangle): a base chain's hook cannot be
+// changed in place. The caller's flush deletes and recreates it in one transaction.
+func dropMisplacedMarkChain(conn *nftables.Conn) error {
+	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return fmt.Errorf("nftables: listing chains: %w", err)
+	}
+	for _, c := range chains {
+		if c.Table.Name != TableName || c.Name != chainSNATMark {
+			continue
+		}
+		if c.Hooknum == nil || *c.Hooknum != *nftables.ChainHookPrerouting || c.Priority == nil || *c.Priority != *snatMarkPriority {
+			conn.DelChain(c)
+		}
+	}
+	return nil
 }
 
 // inPrefix matches the IPv4 address at network-header offset off (12 source, 16 destination)
