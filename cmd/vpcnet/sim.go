@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,7 +37,10 @@ throttling and injected failures. The aws CLI, boto3 and aws-sdk-go-v2 talk to i
 type simServeFlags struct {
 	listen, state, imdsListen, types, region string
 	latency, throttle, fail, deny            string
-	accessKeys                               []string
+	accessKeyID, secretAccessKey, credsFile  string
+	role                                     string
+	roleTTL                                  time.Duration
+	hopLimit                                 int
 	seed                                     int64
 	verbose                                  bool
 }
@@ -47,8 +51,13 @@ func newSimServeCmd() *cobra.Command {
 		Use:   "serve --listen ADDR --state DIR [flags]",
 		Short: "Serve the EC2 API (and IMDS) until interrupted",
 		Long: `Serve the EC2 Query API (version 2016-11-15) on --listen, keeping state in --state so that
-a restart keeps every VPC, subnet, instance, ENI and address. Any access key is accepted unless
---access-key is given; SigV4 signatures are not checked.
+a restart keeps every VPC, subnet, instance, ENI and address.
+
+Every EC2 call must be SigV4-signed, as on EC2, with a credential vpcsim issued: the operator
+credential (--access-key-id and --secret-access-key, else the one kept in --state, else a new
+random one), written as an AWS shared credentials file to --credentials-file (default
+DIR/credentials with --state), or an instance's role credentials from its IMDS
+(iam/security-credentials/ROLE), which may call what AmazonEKS_CNI_Policy allows.
 
 IMDS: every instance gets its own loopback IMDS listener, printed when it launches and
 available from GET <endpoint>/vpcsim/imds/<instance-id>. --imds-listen adds one shared
@@ -66,7 +75,7 @@ Knobs take comma-separated ACTION=VALUE lists; ACTION is an EC2 action name or *
       --latency AttachNetworkInterface=2s --throttle '*=20/40' --fail AssignPrivateIpAddresses=0.05
 
   # then, in another shell:
-  export AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1
+  export AWS_SHARED_CREDENTIALS_FILE=/tmp/vpcsim/credentials AWS_REGION=us-east-1
   aws --endpoint-url http://127.0.0.1:4600 ec2 create-vpc --cidr-block 10.0.0.0/16`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSimServe(cmd, f) },
@@ -81,15 +90,37 @@ Knobs take comma-separated ACTION=VALUE lists; ACTION is an EC2 action name or *
 	fl.StringVar(&f.throttle, "throttle", "", "per-action token bucket: `ACTION=RATE/BURST,...`")
 	fl.StringVar(&f.fail, "fail", "", "per-action injected failure rate: `ACTION=RATE,...` (0..1)")
 	fl.StringVar(&f.deny, "deny", "", "actions answered with UnauthorizedOperation: `ACTION,...`")
-	fl.StringSliceVar(&f.accessKeys, "access-key", nil, "accept only this access key `ID` (repeatable; default any)")
+	fl.StringVar(&f.accessKeyID, "access-key-id", "", "operator access key `ID` (with --secret-access-key; default: kept in --state, else random)")
+	fl.StringVar(&f.secretAccessKey, "secret-access-key", "", "operator secret access `KEY`")
+	fl.StringVar(&f.credsFile, "credentials-file", "", "write the operator credential to this AWS shared credentials `FILE` (default DIR/credentials with --state)")
+	fl.StringVar(&f.role, "instance-role", vpcsim.DefaultInstanceRole, "IAM role `NAME` every instance has (IMDS iam/security-credentials/NAME)")
+	fl.DurationVar(&f.roleTTL, "role-credential-ttl", vpcsim.DefaultRoleCredentialTTL, "how long role credentials stay valid")
+	fl.IntVar(&f.hopLimit, "imds-hop-limit", vpcsim.DefaultIMDSHopLimit, "IP TTL of IMDSv2 token responses (EC2's HttpPutResponseHopLimit, 1..64)")
 	fl.Int64Var(&f.seed, "seed", 0, "seed for IDs, MACs and failure injection")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every API error")
 	return cmd
 }
 
 func runSimServe(cmd *cobra.Command, f *simServeFlags) error {
-	opts := vpcsim.Options{StateDir: f.state, Region: f.region, Seed: f.seed, AccessKeys: f.accessKeys}
+	opts := vpcsim.Options{StateDir: f.state, Region: f.region, Seed: f.seed, InstanceRole: f.role,
+		RoleCredentialTTL: f.roleTTL, IMDSHopLimit: f.hopLimit, CredentialsFile: f.credsFile,
+		Operator: vpcsim.Credentials{AccessKeyID: f.accessKeyID, SecretAccessKey: f.secretAccessKey}}
 	var err error
+	if (f.accessKeyID == "") != (f.secretAccessKey == "") {
+		return usagef("--access-key-id and --secret-access-key go together")
+	}
+	if f.hopLimit < 1 || f.hopLimit > 64 {
+		return usagef("--imds-hop-limit: %d is not in 1..64", f.hopLimit)
+	}
+	if f.roleTTL < time.Second {
+		return usagef("--role-credential-ttl: %s is shorter than a second", f.roleTTL)
+	}
+	if f.role == "" || strings.ContainsAny(f.role, "/ \n") {
+		return usagef("--instance-role: %q is not a role name", f.role)
+	}
+	if opts.CredentialsFile == "" && f.state != "" {
+		opts.CredentialsFile = filepath.Join(f.state, "credentials")
+	}
 	if opts.Latency, err = vpcsim.ParseLatency(f.latency); err != nil {
 		return usagef("--latency: %v", err)
 	}
@@ -158,6 +189,12 @@ func runSimServe(cmd *cobra.Command, f *simServeFlags) error {
 		where = "memory only"
 	}
 	fmt.Fprintf(out, "EC2 endpoint %s (region %s, catalog %s, state %s)\n", s.Endpoint(), s.Region(), opts.Catalog.Source(), where)
+	if opts.CredentialsFile != "" {
+		fmt.Fprintf(out, "operator credentials AWS_SHARED_CREDENTIALS_FILE=%s (access key ID %s)\n", opts.CredentialsFile, s.OperatorCredentials().AccessKeyID)
+	} else {
+		op := s.OperatorCredentials()
+		fmt.Fprintf(out, "operator credentials AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", op.AccessKeyID, op.SecretAccessKey)
+	}
 	if f.imdsListen != "" {
 		ln, err := net.Listen("tcp", f.imdsListen)
 		if err != nil {

@@ -5,12 +5,14 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
@@ -28,6 +30,9 @@ func TestSimServeBadFlags(t *testing.T) {
 		{[]string{"--fail", "RunInstances=1.5"}, "--fail"},
 		{[]string{"--deny", "Nope"}, "--deny"},
 		{[]string{"--region", "mars"}, "--region"},
+		{[]string{"--access-key-id", "AKIAONLY"}, "--access-key-id"},
+		{[]string{"--imds-hop-limit", "0"}, "--imds-hop-limit"},
+		{[]string{"--role-credential-ttl", "1ms"}, "--role-credential-ttl"},
 		{[]string{"--listen", "nowhere"}, "--listen"},
 		{[]string{"--imds-listen", "nowhere"}, "--imds-listen"},
 		{[]string{"--instance-types", "/does/not/exist.csv"}, "--instance-types"},
@@ -53,25 +58,40 @@ func TestSimServeRunsUntilSignalled(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 	lines := bufio.NewScanner(stdout)
-	var endpoint string
+	var endpoint, credsFile string
 	deadline := time.Now().Add(10 * time.Second)
 	var seen []string
+	imdsShown := false
 	for lines.Scan() && time.Now().Before(deadline) {
 		line := lines.Text()
 		seen = append(seen, line)
 		if rest, ok := strings.CutPrefix(line, "EC2 endpoint "); ok {
 			endpoint = strings.Fields(rest)[0]
 		}
+		if rest, ok := strings.CutPrefix(line, "operator credentials AWS_SHARED_CREDENTIALS_FILE="); ok {
+			credsFile = strings.Fields(rest)[0]
+		}
+		imdsShown = imdsShown || strings.HasPrefix(line, "IMDS http://127.0.0.1:")
 		if strings.HasPrefix(line, "per-instance IMDS") {
 			break
 		}
 	}
-	if endpoint == "" || !strings.HasPrefix(seen[1], "IMDS http://127.0.0.1:") {
+	if endpoint == "" || !imdsShown || credsFile != filepath.Join(dir, "credentials") {
 		t.Fatalf("output %q", seen)
 	}
-	c := ec2.New(ec2.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint), Credentials: credentials.NewStaticCredentialsProvider("x", "y", "")})
+	// The operator credential in the file the server named signs calls; others are refused.
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"), config.WithSharedCredentialsFiles([]string{credsFile}),
+		config.WithSharedConfigProfile("default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(endpoint) })
 	if _, err := c.CreateVpc(context.Background(), &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/16")}); err != nil {
 		t.Fatal(err)
+	}
+	bad := ec2.New(ec2.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint), Credentials: credentials.NewStaticCredentialsProvider("x", "y", "")})
+	if _, err := bad.CreateVpc(context.Background(), &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/16")}); err == nil || !strings.Contains(err.Error(), "AuthFailure") {
+		t.Fatalf("a credential vpcsim did not issue: %v", err)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)

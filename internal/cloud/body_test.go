@@ -44,6 +44,7 @@ func TestAnswerDuringRequestWrite(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		req, _ := http.NewRequestWithContext(r.Context(), r.Method, sim.Endpoint()+r.URL.RequestURI(), bytes.NewReader(body))
 		req.Header = r.Header.Clone()
+		req.Host = r.Host // the host the client signed
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
@@ -62,8 +63,9 @@ func TestAnswerDuringRequestWrite(t *testing.T) {
 	}))
 	t.Cleanup(front.Close)
 	var attempts atomic.Int64
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKID")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	op := sim.OperatorCredentials()
+	t.Setenv("AWS_ACCESS_KEY_ID", op.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", op.SecretAccessKey)
 	c, err := New(context.Background(), Config{EC2Endpoint: front.URL, Region: "us-east-1", MaxAttempts: 3,
 		Observer: Observer{Attempt: func(string) { attempts.Add(1) }},
 		transport: func(tr *http.Transport) {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -126,9 +125,9 @@ func New(ctx context.Context, c Config) (*Client, error) {
 			})
 		}),
 	}
-	if plainHTTP(c.EC2Endpoint) && os.Getenv("AWS_ACCESS_KEY_ID") == "" {
-		// An emulator (vpcsim) on a plain-HTTP endpoint: no credentials to find, none needed.
-		opts = append(opts, config.WithCredentialsProvider(aws.AnonymousCredentials{}))
+	if c.IMDSEndpoint != "" {
+		// The default credential chain ends with the instance role from IMDS: the same IMDS.
+		opts = append(opts, config.WithEC2IMDSEndpoint(c.IMDSEndpoint))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -168,8 +167,6 @@ func (o ownBody) Do(r *http.Request) (*http.Response, error) {
 	}
 	return o.c.Do(r)
 }
-
-func plainHTTP(endpoint string) bool { return strings.HasPrefix(endpoint, "http://") }
 
 func or[T comparable](v, def T) T {
 	var zero T

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
@@ -39,7 +38,7 @@ func setupSim(t *testing.T) (*vpcsim.Server, *ec2.Client, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	raw := ec2.New(ec2.Options{Region: s.Region(), BaseEndpoint: aws.String(s.Endpoint()), Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", "")})
+	raw := ec2.New(ec2.Options{Region: s.Region(), BaseEndpoint: aws.String(s.Endpoint()), Credentials: s.CredentialsProvider()})
 	vpc, err := raw.CreateVpc(bg, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/16")})
 	if err != nil {
 		t.Fatal(err)
@@ -295,7 +294,11 @@ func TestCreateENIWithAddresses(t *testing.T) {
 // DescribeNetworkInterfaces.
 func TestAttachWaitFallsBackToDescribe(t *testing.T) {
 	s, _, imds := setupSim(t)
-	// Nothing listens on port 1 of the loopback address: every IMDS read fails at once.
+	// Nothing listens on port 1 of the loopback address: every IMDS read fails at once. The
+	// instance role's credentials come from IMDS too, so the client signs with the operator's.
+	op := s.OperatorCredentials()
+	t.Setenv("AWS_ACCESS_KEY_ID", op.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", op.SecretAccessKey)
 	c, id, calls := newClient(t, s, imds, cloud.Config{IMDSEndpoint: "http://127.0.0.1:1", AttachWait: 10 * time.Second})
 	eni, err := c.CreateENI(bg, id, 1, 3, 0)
 	if err != nil {

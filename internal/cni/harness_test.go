@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/containernetworking/cni/libcni"
@@ -121,7 +120,7 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 	t.Cleanup(func() { sim.Close() })
 	c.sim = sim
 	c.ec2 = ec2.New(ec2.Options{Region: sim.Region(), BaseEndpoint: aws.String(sim.Endpoint()),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDVPCSIM", "secret", "")})
+		Credentials: sim.CredentialsProvider()})
 	vpc, err := c.ec2.CreateVpc(bg, &ec2.CreateVpcInput{CidrBlock: aws.String(c.vpcCIDR.String())})
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +187,7 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 	c.metrics = metrics
 	c.agentEnv = append([]string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + c.dir,
-		"AWS_ACCESS_KEY_ID=AKIDVPCSIM", "AWS_SECRET_ACCESS_KEY=secret",
+		"AWS_ACCESS_KEY_ID=" + c.sim.OperatorCredentials().AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + c.sim.OperatorCredentials().SecretAccessKey,
 		"AWS_EC2_ENDPOINT=" + ec2URL, "AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imdsURL,
 		fmt.Sprintf("VPCNET_HOST_NETWORKING=%v", o.hostNetworking),
 		"VPCNET_SOCKET=" + c.socket,

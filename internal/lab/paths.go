@@ -44,6 +44,10 @@ func (p Paths) EC2Socket() string { return filepath.Join(p.Dir, "ec2.sock") }
 // SimState is vpcsim's state directory.
 func (p Paths) SimState() string { return filepath.Join(p.Dir, "vpcsim") }
 
+// OperatorCredentials is the AWS shared credentials file (profile "default") holding the
+// operator credential vpcsim accepts; the lab's own clients sign with it.
+func (p Paths) OperatorCredentials() string { return filepath.Join(p.Dir, "operator-credentials") }
+
 // Bin holds vpcnetd and vpcnet-cni when the lab had to build them.
 func (p Paths) Bin() string { return filepath.Join(p.Dir, "bin") }
 

@@ -95,12 +95,6 @@ func TestUnauthorizedOperation(t *testing.T) {
 	must[*ec2.AttachNetworkInterfaceOutput](t)(f.c.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: e.NetworkInterfaceId, InstanceId: inst.InstanceId, DeviceIndex: aws.Int32(1)}))
 }
 
-func TestAccessKeys(t *testing.T) {
-	s, c := start(t, vpcsim.Options{AccessKeys: []string{"AKIDOTHER"}})
-	wantCode(t, second(c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{})), "AuthFailure")
-	_ = s
-}
-
 // recorder collects hook events.
 type recorder struct {
 	mu sync.Mutex

@@ -1,14 +1,16 @@
 package vpcsim_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -29,12 +31,12 @@ func start(t testing.TB, opts vpcsim.Options) (*vpcsim.Server, *ec2.Client) {
 	return s, client(s, nil)
 }
 
-// client is an aws-sdk-go-v2 EC2 client pointed at the server with dummy static credentials.
+// client is an aws-sdk-go-v2 EC2 client pointed at the server, signing with the operator credential.
 func client(s *vpcsim.Server, tweak func(*ec2.Options)) *ec2.Client {
 	return ec2.New(ec2.Options{
 		Region:       s.Region(),
 		BaseEndpoint: aws.String(s.Endpoint()),
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDVPCSIM", "secret", ""),
+		Credentials:  s.CredentialsProvider(),
 	}, func(o *ec2.Options) {
 		if tweak != nil {
 			tweak(o)
@@ -157,3 +159,24 @@ func newRecorder() *respRecorder                    { return &respRecorder{code:
 func (r *respRecorder) Header() http.Header         { return r.hdr }
 func (r *respRecorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 func (r *respRecorder) WriteHeader(c int)           { r.code = c }
+
+func readAll(r *http.Request) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	defer r.Body.Close()
+	return io.ReadAll(r.Body)
+}
+
+func nopCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
+
+func replaceOnce(s, from, to string) string { return strings.Replace(s, from, to, 1) }
+
+// sharedFileCreds reads profile "default" of an AWS shared credentials file with the SDK.
+func sharedFileCreds(path string) (aws.Credentials, error) {
+	cfg, err := config.LoadSharedConfigProfile(ctx, "default", func(o *config.LoadSharedConfigOptions) {
+		o.CredentialsFiles = []string{path}
+		o.ConfigFiles = []string{}
+	})
+	return cfg.Credentials, err
+}

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/vpcnet/vpcnet/internal/vpcsim/auth"
 	"github.com/vpcnet/vpcnet/internal/vpcsim/imds"
 )
 
@@ -29,9 +30,13 @@ func (e *imdsEndpoint) close() {
 	}
 }
 
-// IMDSHandler returns an IMDSv2 handler that answers as the instance identify names.
+// IMDSHandler returns an IMDSv2 handler that answers as the instance identify names: its
+// metadata, its role credentials (iam/security-credentials/ROLE), and token responses sent
+// with the IP TTL of Options.IMDSHopLimit.
 func (s *Server) IMDSHandler(identify func(*http.Request) (instanceID string, err error)) http.Handler {
-	return imds.NewHandler(s.metadata, identify)
+	return imds.NewHandler(s.metadata, identify).
+		WithRole(s.role, func(id string) auth.RoleCredentials { return s.auth.Role(id, time.Now(), s.roleTTL) }).
+		WithHopLimit(s.hopLimit)
 }
 
 // IdentifyBySource names the calling instance by the request's source address: any private IP

@@ -71,14 +71,14 @@ func (s *Server) latencyOf(action string) time.Duration {
 	return s.latency[action]
 }
 
-// Admit applies the knobs before a call, in EC2's order: credentials, permission, throttling,
-// then the call itself (an injected failure, latency). It implements ec2api.Backend.
-func (s *Server) Admit(ctx context.Context, action, accessKey string) error {
-	s.knobMu.Lock()
-	if len(s.keys) > 0 && !s.keys[accessKey] {
-		s.knobMu.Unlock()
-		return &model.Error{Code: "AuthFailure", Message: "AWS was not able to validate the provided access credentials", Status: 401}
+// Admit applies the knobs before a call, in EC2's order: permission (the caller's role, then
+// the deny knob), throttling, then the call itself (an injected failure, latency). The caller
+// was authenticated before. It implements ec2api.Backend.
+func (s *Server) Admit(ctx context.Context, action, caller string) error {
+	if err := s.permitted(action, caller); err != nil {
+		return err
 	}
+	s.knobMu.Lock()
 	if s.deny[action] || s.deny["*"] {
 		s.knobMu.Unlock()
 		return model.Unauthorized()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vpcnet/vpcnet/internal/catalog"
+	"github.com/vpcnet/vpcnet/internal/vpcsim/auth"
 	"github.com/vpcnet/vpcnet/internal/vpcsim/ec2api"
 	"github.com/vpcnet/vpcnet/internal/vpcsim/model"
 	"github.com/vpcnet/vpcnet/internal/vpcsim/store"
@@ -52,8 +53,23 @@ type Options struct {
 	Fail     map[string]float64       // injected error rate 0..1 by action ("*" for all)
 	// Deny answers UnauthorizedOperation for these actions ("*" for all).
 	Deny map[string]bool
-	// AccessKeys, when set, are the only access key IDs accepted (others get AuthFailure).
-	AccessKeys []string
+	// Operator is the access key pair the operator signs with (SigV4); it may call every
+	// action. Zero: the one kept in StateDir (auth.json) or, the first time, a new random one.
+	// Server.OperatorCredentials tells it; CredentialsFile writes it down.
+	Operator Credentials
+	// CredentialsFile, when set, is written (mode 0600) as an AWS shared credentials file holding
+	// the operator credential in profile "default" (for AWS_SHARED_CREDENTIALS_FILE).
+	CredentialsFile string
+	// InstanceRole is the IAM role every instance has: IMDS serves its temporary credentials
+	// under iam/security-credentials/ROLE. Default DefaultInstanceRole.
+	InstanceRole string
+	// RoleCredentialTTL is how long role credentials stay valid (default 6h, as EC2's); IMDS
+	// hands out new ones every sixth of it.
+	RoleCredentialTTL time.Duration
+	// IMDSHopLimit is the IP TTL (hops) of IMDSv2 token responses, EC2's
+	// HttpPutResponseHopLimit: with 1 (the default) a token reaches the instance itself but not
+	// a pod or container one routing hop behind it.
+	IMDSHopLimit int
 	// Hook follows the data plane: called after each committed change, in commit order, with
 	// the server's lock held (it must not call back into the Server). When StateDir holds
 	// state, Start first replays one eni-attached event per attached ENI.
@@ -79,8 +95,12 @@ type Server struct {
 	limiters map[string]*rateLimiter
 	fail     map[string]float64
 	deny     map[string]bool
-	keys     map[string]bool
 	rng      *rand.Rand
+
+	auth     *auth.Keys
+	role     string
+	roleTTL  time.Duration
+	hopLimit int
 
 	ln   net.Listener
 	http *http.Server
@@ -103,7 +123,7 @@ func Start(addr string, opts Options) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{log: log, hook: opts.Hook, timers: map[*time.Timer]bool{}, latency: map[string]time.Duration{},
-		limiters: map[string]*rateLimiter{}, fail: map[string]float64{}, deny: map[string]bool{}, keys: map[string]bool{},
+		limiters: map[string]*rateLimiter{}, fail: map[string]float64{}, deny: map[string]bool{},
 		rng: rand.New(rand.NewPCG(uint64(opts.Seed), 0x5eed)), imds: map[string]*imdsEndpoint{}}
 	for a, d := range opts.Latency {
 		s.latency[a] = d
@@ -117,10 +137,13 @@ func Start(addr string, opts Options) (*Server, error) {
 	for a, d := range opts.Deny {
 		s.deny[a] = d
 	}
-	for _, k := range opts.AccessKeys {
-		s.keys[k] = true
-	}
 	if err := s.open(opts); err != nil {
+		return nil, err
+	}
+	if err := s.configureAuth(opts); err != nil {
+		if s.st != nil {
+			s.st.Close()
+		}
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", addr)

@@ -32,13 +32,11 @@ type agentProc struct {
 	exited    chan struct{} // closed when the supervisor gives up the process for good
 }
 
-// agentEnv is vpcnetd's whole environment: lab.AgentEnv (paths, endpoints, settings) and
-// the node's cloud credentials.
+// agentEnv is vpcnetd's whole environment: lab.AgentEnv (paths, endpoints, settings).
 func (c *Controller) agentEnv(n *node) []string {
-	return append(lab.AgentEnv(c.cfg, n.paths),
-		"AWS_ACCESS_KEY_ID="+accessKey,
-		"AWS_SECRET_ACCESS_KEY="+secretKey,
-	)
+	// No access key: vpcnetd finds its instance role's credentials through the SDK's default
+	// chain, from IMDS, as on EC2.
+	return lab.AgentEnv(c.cfg, n.paths)
 }
 
 // startAgent starts the node's vpcnetd in the node's namespace and keeps it running.

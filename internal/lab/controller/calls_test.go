@@ -55,7 +55,7 @@ func TestRecordCalls(t *testing.T) {
 	t.Cleanup(srv.Close)
 	ctx := context.Background()
 
-	node := newEC2(srv.URL, http.DefaultClient)
+	node := newEC2(srv.URL, http.DefaultClient, sim.CredentialsProvider())
 	vpc, err := node.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.1.0.0/16")})
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func TestRecordCalls(t *testing.T) {
 	if !errors.As(err, &coded) || coded.ErrorCode() != "UnauthorizedOperation" {
 		t.Fatalf("DescribeVpcs through the recorder: %v, want UnauthorizedOperation", err)
 	}
-	own := newEC2(sim.Endpoint(), &http.Client{Transport: recordingTransport{base: http.DefaultTransport, caller: lab.CallerController, log: log}})
+	own := newEC2(sim.Endpoint(), &http.Client{Transport: recordingTransport{base: http.DefaultTransport, caller: lab.CallerController, log: log}}, sim.CredentialsProvider())
 	if _, err := own.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String("10.1.1.0/24")}); err != nil {
 		t.Fatal(err)
 	}

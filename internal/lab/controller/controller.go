@@ -88,16 +88,19 @@ func (c *Controller) start() error {
 	}
 	sim, err := vpcsim.Start("127.0.0.1:0", vpcsim.Options{
 		StateDir: c.paths.SimState(),
-		Latency:  latency,
-		Hook:     func(ev vpcsim.Event) { c.fab.Handle(fabricEvent(ev)) },
-		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		// The operator credential, for the lab's own clients (lab.EC2Client); the nodes' agents
+		// sign with their instance role's credentials from IMDS.
+		CredentialsFile: c.paths.OperatorCredentials(),
+		Latency:         latency,
+		Hook:            func(ev vpcsim.Event) { c.fab.Handle(fabricEvent(ev)) },
+		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {
 		return err
 	}
 	c.sim = sim
 	c.calls = newCallLog(lab.EC2CallsKept)
-	c.ec2 = newEC2(sim.Endpoint(), &http.Client{Transport: recordingTransport{base: http.DefaultTransport, caller: lab.CallerController, log: c.calls}})
+	c.ec2 = newEC2(sim.Endpoint(), &http.Client{Transport: recordingTransport{base: http.DefaultTransport, caller: lab.CallerController, log: c.calls}}, sim.CredentialsProvider())
 	if err := c.serve(); err != nil {
 		return err
 	}

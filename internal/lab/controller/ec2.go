@@ -6,24 +6,19 @@ import (
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
-// The credentials the lab's clients sign with; vpcsim accepts any.
-const (
-	accessKey = "vpcnet-lab"
-	secretKey = "vpcnet-lab"
-	region    = "us-east-1"
-)
+const region = "us-east-1"
 
-// newEC2 returns an EC2 client for endpoint that sends through hc.
-func newEC2(endpoint string, hc *http.Client) *ec2.Client {
+// newEC2 returns an EC2 client for endpoint that sends through hc and signs with creds (the
+// operator credential of the lab's vpcsim).
+func newEC2(endpoint string, hc *http.Client, creds aws.CredentialsProvider) *ec2.Client {
 	return ec2.New(ec2.Options{
 		Region:       region,
 		BaseEndpoint: aws.String(endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
+		Credentials:  creds,
 		HTTPClient:   hc,
 	})
 }

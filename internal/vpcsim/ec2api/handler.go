@@ -33,10 +33,10 @@ const Version = "2016-11-15"
 // maxBody bounds a request body.
 const maxBody = 4 << 20
 
-// Backend runs the calls. Admit applies the realism knobs (permission, throttling, injected
-// failures, latency) before a call; Mutate commits a change; Read runs fn under the model's lock.
+// Backend runs the calls. Admit applies the caller's permissions and the realism knobs
+// (denied actions, throttling, injected failures, latency) before a call; Mutate commits a change; Read runs fn under the model's lock.
 type Backend interface {
-	Admit(ctx context.Context, action, accessKey string) error
+	Admit(ctx context.Context, action, caller string) error
 	Mutate(ctx context.Context, mu model.Mutation) (any, error)
 	Read(fn func(m *model.Model) error) error
 }
@@ -68,18 +68,33 @@ func Actions() []string {
 	return out
 }
 
-// ParseRequest reads the Query parameters of a request: the form body of a POST, or the URL
-// query of a GET.
-func ParseRequest(r *http.Request) (url.Values, error) {
+// Authenticator checks who signed a request (SigV4), given its body, before anything in it is
+// acted on. A Backend that implements it gets the caller it names in Admit; without it, Admit
+// gets the access key ID the request claims, unchecked (the protocol tests).
+type Authenticator interface {
+	Authenticate(r *http.Request, body []byte) (caller string, err error)
+}
+
+// readBody reads a request's body, at most maxBody bytes.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, model.Errf(model.CodeMalformedQueryString, "The request body could not be read.")
+	}
+	if len(body) > maxBody {
+		return nil, model.Errf(model.CodeInvalidParameterValue, "The request body is larger than %d bytes.", maxBody)
+	}
+	return body, nil
+}
+
+// ParseRequest reads the Query parameters of a request: the form body of a POST (already read
+// into body), or the URL query of a GET.
+func ParseRequest(r *http.Request, body []byte) (url.Values, error) {
 	q := r.URL.Query()
 	if r.Method == http.MethodPost {
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-		if err != nil {
-			return nil, model.Errf(model.CodeMalformedQueryString, "The request body could not be read.")
-		}
-		if len(body) > maxBody {
-			return nil, model.Errf(model.CodeInvalidParameterValue, "The request body is larger than %d bytes.", maxBody)
-		}
 		form, err := url.ParseQuery(string(body))
 		if err != nil {
 			return nil, model.Errf(model.CodeMalformedQueryString, "The query string is malformed: %v", err)
@@ -123,13 +138,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, reqID, model.Errf(model.CodeInvalidParameterValue, "Method %s is not supported; use POST.", r.Method))
 		return
 	}
-	q, err := ParseRequest(r)
+	body, err := readBody(r)
+	if err != nil {
+		writeError(w, reqID, err)
+		return
+	}
+	caller := accessKey(r)
+	if a, ok := h.b.(Authenticator); ok {
+		if caller, err = a.Authenticate(r, body); err != nil {
+			h.log.Debug("ec2api: authentication", "err", err)
+			writeError(w, reqID, err)
+			return
+		}
+	}
+	q, err := ParseRequest(r, body)
 	if err != nil {
 		writeError(w, reqID, err)
 		return
 	}
 	name = q.Get("Action")
-	rep, err := h.Serve(r.Context(), q, accessKey(r))
+	rep, err := h.Serve(r.Context(), q, caller)
 	if err != nil {
 		var me *model.Error
 		if errors.As(err, &me) && me.Status >= 500 {
@@ -159,8 +187,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(buf.Bytes())
 }
 
-// Serve runs one parsed request and returns the reply without its request ID.
-func (h *Handler) Serve(ctx context.Context, q url.Values, key string) (reply, error) {
+// Serve runs one parsed request from caller (as Authenticate named it) and returns the reply
+// without its request ID.
+func (h *Handler) Serve(ctx context.Context, q url.Values, caller string) (reply, error) {
 	name := q.Get("Action")
 	if name == "" {
 		return nil, model.Missing("Action")
@@ -176,7 +205,7 @@ func (h *Handler) Serve(ctx context.Context, q url.Values, key string) (reply, e
 	default:
 		return nil, model.Errf(model.CodeNoSuchVersion, "An invalid or out-of-range value '%s' was supplied for the API version. vpcsim speaks %s.", v, Version)
 	}
-	if err := h.b.Admit(ctx, name, key); err != nil {
+	if err := h.b.Admit(ctx, name, caller); err != nil {
 		return nil, err
 	}
 	p := params(q)

@@ -6,15 +6,23 @@ package imds
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/vpcnet/vpcnet/internal/vpcsim/auth"
 	"github.com/vpcnet/vpcnet/internal/vpcsim/model"
 )
 
@@ -35,11 +43,17 @@ type Source func(instanceID string) (*model.Metadata, error)
 // Identify names the instance a request comes from.
 type Identify func(r *http.Request) (instanceID string, err error)
 
+// RoleSource gives an instance's role credentials now.
+type RoleSource func(instanceID string) auth.RoleCredentials
+
 // Handler is an IMDSv2 endpoint.
 type Handler struct {
 	src      Source
 	identify Identify
 	now      func() time.Time
+	role     string
+	roleSrc  RoleSource
+	hopLimit int
 
 	mu     sync.Mutex
 	tokens map[string]token
@@ -53,6 +67,21 @@ type token struct {
 // NewHandler returns an IMDS handler.
 func NewHandler(src Source, identify Identify) *Handler {
 	return &Handler{src: src, identify: identify, now: time.Now, tokens: map[string]token{}}
+}
+
+// WithRole makes every instance carry the named IAM role: meta-data/iam/info and
+// iam/security-credentials/NAME serve the credentials src gives. It returns h.
+func (h *Handler) WithRole(name string, src RoleSource) *Handler {
+	h.role, h.roleSrc = name, src
+	return h
+}
+
+// WithHopLimit sets the IP TTL of token responses (EC2's HttpPutResponseHopLimit, 1..64):
+// a caller further than that many routing hops never sees its token. 0 leaves the system's
+// default TTL. It returns h.
+func (h *Handler) WithHopLimit(n int) *Handler {
+	h.hopLimit = n
+	return h
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -80,7 +109,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	body, ok := render(md, r.URL.Path)
+	body, ok := render(md, h.roleLeaves(md.InstanceID), r.URL.Path)
 	if !ok {
 		http.NotFound(w, r)
 		return
@@ -129,10 +158,96 @@ func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request, instanceID 
 	}
 	h.tokens[tok] = token{instance: instanceID, expires: now.Add(time.Duration(ttl) * time.Second)}
 	h.mu.Unlock()
+	if h.hopLimit > 0 {
+		h.writeLimited(w, r, tok, ttl)
+		return
+	}
 	w.Header().Set(TTLHeader, strconv.Itoa(ttl))
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusOK)
 	w.Write([]byte(tok))
+}
+
+// writeLimited sends the token response with the connection's IP TTL set to the hop limit, as
+// EC2 does: each router on the way back decrements it, so a caller behind more than hopLimit
+// hops never gets the answer. The connection is taken over from net/http to set the TTL and
+// closed after the answer.
+func (h *Handler) writeLimited(w http.ResponseWriter, r *http.Request, tok string, ttl int) {
+	conn, buf, err := http.NewResponseController(w).Hijack()
+	if errors.Is(err, http.ErrNotSupported) {
+		// Not a socket of net/http's HTTP/1 server (an in-process recorder): no IP to limit.
+		w.Header().Set(TTLHeader, strconv.Itoa(ttl))
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte(tok))
+		return
+	}
+	if err != nil {
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	defer conn.Close()
+	if err := setTTL(conn, h.hopLimit); err != nil {
+		return // never answer without the limit
+	}
+	resp := &http.Response{StatusCode: http.StatusOK, ProtoMajor: 1, ProtoMinor: 1, Request: r, Close: true,
+		Header:        http.Header{TTLHeader: {strconv.Itoa(ttl)}, "Content-Type": {"text/plain"}, "Server": {"EC2ws"}},
+		ContentLength: int64(len(tok)), Body: io.NopCloser(strings.NewReader(tok))}
+	if resp.Write(buf) == nil {
+		buf.Flush()
+	}
+}
+
+// setTTL sets the IPv4 TTL and IPv6 hop limit of a TCP connection.
+func setTTL(conn net.Conn, hops int) error {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return errors.New("not a socket")
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		if a, ok := conn.LocalAddr().(*net.TCPAddr); ok && a.IP.To4() == nil {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, hops)
+			return
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_TTL, hops)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// roleLeaves are the iam/ entries of an instance with a role: info and the role's credentials.
+func (h *Handler) roleLeaves(instanceID string) []entry {
+	if h.roleSrc == nil {
+		return nil
+	}
+	c := h.roleSrc(instanceID)
+	creds := struct {
+		Code            string
+		LastUpdated     string
+		Type            string
+		AccessKeyID     string `json:"AccessKeyId"`
+		SecretAccessKey string
+		Token           string
+		Expiration      string
+	}{"Success", c.LastUpdated.Format(time.RFC3339), "AWS-HMAC", c.AccessKeyID, c.SecretAccessKey, c.SessionToken, c.Expiration.Format(time.RFC3339)}
+	sum := sha256.Sum256([]byte(h.role))
+	info := struct {
+		Code               string
+		LastUpdated        string
+		InstanceProfileArn string
+		InstanceProfileID  string `json:"InstanceProfileId"`
+	}{"Success", c.LastUpdated.Format(time.RFC3339), "arn:aws:iam::" + model.OwnerID + ":instance-profile/" + h.role,
+		"AIPA" + strings.ToUpper(hex.EncodeToString(sum[:]))[:17]}
+	cb, _ := json.MarshalIndent(creds, "", "  ")
+	ib, _ := json.MarshalIndent(info, "", "  ")
+	return []entry{{"iam/info", string(ib)}, {"iam/security-credentials/" + h.role, string(cb)}}
 }
 
 func (h *Handler) validToken(tok, instanceID string) bool {
@@ -233,8 +348,9 @@ func hostname(region, ip string) string {
 	return name + "." + region + ".compute.internal"
 }
 
-// render returns the body for a path, or false for a missing key (404).
-func render(md *model.Metadata, path string) (string, bool) {
+// render returns the body for a path, or false for a missing key (404). extra are leaves
+// beyond the instance's metadata (its role).
+func render(md *model.Metadata, extra []entry, path string) (string, bool) {
 	switch path {
 	case "/":
 		return "latest", true
@@ -256,6 +372,11 @@ func render(md *model.Metadata, path string) (string, bool) {
 	}
 	rel = strings.TrimSuffix(rel, "/")
 	es := leaves(md)
+	if len(extra) > 0 {
+		// In the listing's alphabetical place: after hostname, before instance-id.
+		at := 3
+		es = append(es[:at], append(extra, es[at:]...)...)
+	}
 	for _, e := range es {
 		if e.path == rel && !strings.HasSuffix(path, "/") {
 			return e.value, true

@@ -35,17 +35,17 @@ func TestRenderFormats(t *testing.T) {
 		"/latest/dynamic/instance-identity/":               "document",
 		"/latest/meta-data/services/domain":                "amazonaws.com",
 	} {
-		got, ok := render(md, path)
+		got, ok := render(md, nil, path)
 		if !ok || got != want {
 			t.Errorf("%s = %q %v, want %q", path, got, ok, want)
 		}
 	}
 	for _, missing := range []string{"/latest/meta-data/nope", base + "nope", "/latest/meta-data/instance-id/x", "/other"} {
-		if _, ok := render(md, missing); ok {
+		if _, ok := render(md, nil, missing); ok {
 			t.Errorf("%s found", missing)
 		}
 	}
-	doc, _ := render(md, identityPath)
+	doc, _ := render(md, nil, identityPath)
 	if !strings.Contains(doc, `"instanceId": "i-0123"`) || !strings.Contains(doc, `"privateIp": "10.0.1.4"`) {
 		t.Errorf("document %s", doc)
 	}
@@ -58,7 +58,7 @@ func FuzzRender(f *testing.F) {
 	}
 	md := testMetadata()
 	f.Fuzz(func(t *testing.T, path string) {
-		body, ok := render(md, path)
+		body, ok := render(md, nil, path)
 		if ok && body == "" {
 			t.Fatalf("%q: empty body", path)
 		}
