@@ -130,10 +130,13 @@ func (a *agent) status() (*agentapi.StatusReply, error) {
 	return a.api.Status(c, &agentapi.StatusRequest{Version: agentapi.Version})
 }
 
-// flushPending sends the releases queued while the agent was away. It stops, leaving the rest
-// queued, when the agent cannot be reached; a release the agent answers with an error is dropped
-// (retrying would not help; the agent's GC reconciles).
-func (a *agent) flushPending(s store, network string) error {
+// flushPending sends the releases queued while the agent was away; every verb that reaches the
+// agent calls it first, before it answers anything (STATUS included). It stops, leaving the
+// rest queued, when the agent cannot be reached; a release the agent answers with an error is
+// dropped (retrying would not help; the agent's GC reconciles). A queued key another process
+// is working on now (its lock is held) is left for that verb, which flushes its own key: held
+// is the key the caller itself holds locked, if any.
+func (a *agent) flushPending(s store, network string, held *pendingRelease) error {
 	unlock, err := s.lock()
 	if err != nil {
 		return err
@@ -144,12 +147,32 @@ func (a *agent) flushPending(s store, network string) error {
 		return err
 	}
 	for _, p := range queued {
-		if _, err := a.del(network, p.ContainerID, p.IfName); err != nil && unreachable(err) {
-			return err
+		var kl *keyLock
+		if held == nil || *held != p {
+			l, ok, err := s.lockKey(p.ContainerID, p.IfName, false)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			kl = l
 		}
-		if err := s.dropPending(p.ContainerID, p.IfName); err != nil {
+		err := a.sendRelease(s, network, p)
+		if kl != nil {
+			_, live, _ := s.loadRecord(p.ContainerID, p.IfName)
+			kl.unlock(!live)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (a *agent) sendRelease(s store, network string, p pendingRelease) error {
+	if _, err := a.del(network, p.ContainerID, p.IfName); err != nil && unreachable(err) {
+		return err
+	}
+	return s.dropPending(p.ContainerID, p.IfName)
 }

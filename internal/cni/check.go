@@ -2,6 +2,7 @@ package cni
 
 import (
 	"fmt"
+	"syscall"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -11,9 +12,10 @@ import (
 
 // cmdCheck confirms that the attachment is as ADD left it: the agent still holds the address for
 // the key (skipped while the agent is unreachable: the pod's network does not depend on it), the
-// address is the one in prevResult, and the veth, routes, rules and anti-spoofing entry are there.
+// address is the one in prevResult, and everything ADD made plus the node settings the pod's path
+// depends on are in place (dataplane.CheckPod lists what is not).
 func cmdCheck(args *skel.CmdArgs) error {
-	c, err := load(args)
+	c, err := load(args, needIfName|needNetns)
 	if err != nil {
 		return err
 	}
@@ -24,9 +26,14 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return types.NewError(types.ErrDecodingFailure, "cannot convert prevResult", err.Error())
 	}
+	kl, _, err := c.store.lockKey(args.ContainerID, args.IfName, true)
+	if err != nil {
+		return ioError(err)
+	}
+	defer kl.unlock(false)
 	rec, known, err := c.store.loadRecord(args.ContainerID, args.IfName)
 	if err != nil {
-		return types.NewError(types.ErrIOFailure, err.Error(), "")
+		return ioError(err)
 	}
 	if !known {
 		return types.NewError(types.ErrUnknownContainer, fmt.Sprintf("no attachment %s/%s on network %s", args.ContainerID, args.IfName, c.conf.Name), "")
@@ -43,12 +50,29 @@ func cmdCheck(args *skel.CmdArgs) error {
 		return types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("config field %q: %v", "agentSocket", err), "")
 	}
 	defer a.Close()
-	if _, err := a.check(c.conf.Name, args.ContainerID, args.IfName, rec.Addr.String()); err != nil && !unreachable(err) {
-		return a.agentError("CHECK", err)
+	flushErr := a.flushPending(c.store, c.conf.Name, c.held())
+	if flushErr != nil && !unreachable(flushErr) {
+		return ioError(flushErr)
 	}
-	rec.Netns = args.Netns
+	if flushErr == nil {
+		if _, err := a.check(c.conf.Name, args.ContainerID, args.IfName, rec.Addr.String()); err != nil && !unreachable(err) {
+			return a.agentError("CHECK", err)
+		}
+	}
+	if !sameNetns(rec.Netns, args.Netns) {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("attachment %s/%s was wired in %s, not CNI_NETNS %s", args.ContainerID, args.IfName, rec.Netns, args.Netns), "")
+	}
 	if err := dataplane.CheckPod(c.pod4(rec)); err != nil {
-		return types.NewError(types.ErrInternal, fmt.Sprintf("pod %s: %v", args.ContainerID, err), "")
+		return types.NewError(types.ErrInternal, fmt.Sprintf("pod %s (%s): %v", args.ContainerID, rec.Addr, err), "")
 	}
 	return nil
+}
+
+// sameNetns reports whether two namespace paths name one namespace.
+func sameNetns(a, b string) bool {
+	if a == b {
+		return true
+	}
+	var sa, sb syscall.Stat_t
+	return syscall.Stat(a, &sa) == nil && syscall.Stat(b, &sb) == nil && sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }

@@ -26,34 +26,54 @@ type call struct {
 	store store
 }
 
-func load(args *skel.CmdArgs) (*call, error) {
+// What load checks besides the config.
+const (
+	needIfName = 1 << iota // CNI_IFNAME names the pod's interface (ADD, DEL, CHECK)
+	needNetns              // CNI_NETNS is where the plugin acts (ADD, CHECK)
+)
+
+// load parses and checks every input of a verb before anything is changed: the config (6, 7),
+// the state dir (7), CNI_ARGS (4), and as the verb needs them CNI_IFNAME and CNI_NETNS (4).
+func load(args *skel.CmdArgs, need int) (*call, error) {
 	conf, err := ParseConfig(args.StdinData)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkStateDir(conf.StateDir); err != nil {
 		return nil, err
 	}
 	pod, err := ParseArgs(args.Args)
 	if err != nil {
 		return nil, err
 	}
+	if need&needIfName != 0 {
+		if err := checkIfName(args.IfName); err != nil {
+			return nil, err
+		}
+	}
+	if need&needNetns != 0 {
+		if err := checkNetns(args.Netns); err != nil {
+			return nil, err
+		}
+	}
 	return &call{args: args, conf: conf, pod: pod, store: newStore(conf.StateDir, conf.Name)}, nil
 }
 
-// hostVeth names the pod's host veth from the pod's namespace and name (or, without them, the
-// container ID), so every verb finds it without state.
+// hostVeth names the attachment's host veth from the network, the container ID and the
+// interface (dataplane.ContainerVethName), so that every verb finds it without state and a
+// recreated sandbox of the same pod gets another one.
 func (c *call) hostVeth() string {
-	ns, name := string(c.pod.K8S_POD_NAMESPACE), string(c.pod.K8S_POD_NAME)
-	if name == "" {
-		ns, name = "", c.args.ContainerID
-	}
-	if c.args.IfName != "eth0" {
-		name += "." + c.args.IfName
-	}
-	return dataplane.VethName(c.conf.VethPrefix, ns, name)
+	return dataplane.ContainerVethName(c.conf.VethPrefix, c.conf.Name, c.args.ContainerID, c.args.IfName)
+}
+
+// held is the key of this call, as flushPending needs it.
+func (c *call) held() *pendingRelease {
+	return &pendingRelease{ContainerID: c.args.ContainerID, IfName: c.args.IfName}
 }
 
 func (c *call) pod4(rec Record) dataplane.Pod {
 	return dataplane.Pod{Netns: rec.Netns, IfName: rec.IfName, HostVeth: rec.HostVeth, VethPrefix: rec.VethPrefix,
-		Addr: rec.Addr, MTU: c.conf.MTU, Table: rec.Table}
+		Addr: rec.Addr, MTU: c.conf.MTU, Table: rec.Table, Owner: dataplane.OwnerTag(rec.Network, rec.ContainerID, rec.IfName)}
 }
 
 // result is the CNI result of an attachment: both veth ends, the /32 and the default route.
@@ -82,3 +102,6 @@ func parseAddr(s string) (netip.Addr, error) {
 	}
 	return a, nil
 }
+
+// ioError is a state dir failure (5).
+func ioError(err error) *types.Error { return types.NewError(types.ErrIOFailure, err.Error(), "") }

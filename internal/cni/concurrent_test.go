@@ -12,7 +12,8 @@ import (
 // nothing is left afterwards, neither on the node nor in the agent.
 func TestConcurrentAddDel100(t *testing.T) {
 	const n = 100
-	c := newCluster(t, clusterOpts{instanceType: "m5.4xlarge", env: []string{"MINIMUM_IP_TARGET=100", "WARM_IP_TARGET=5"}})
+	c := newCluster(t, clusterOpts{instanceType: "m5.4xlarge", env: []string{"MINIMUM_IP_TARGET=100", "WARM_IP_TARGET=5"},
+		hostNetworking: true}) // the agent sets up the ENI tables CHECK verifies
 	list := c.conflist(t, "1.1.0")
 	pods := make([]*pod, n)
 	for i := range pods {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
@@ -33,17 +34,26 @@ type NetConf struct {
 	MTU         int    `json:"mtu,omitempty"`
 	VethPrefix  string `json:"vethPrefix,omitempty"`
 	StateDir    string `json:"stateDir,omitempty"`
+	// StatusGracePeriod is how long STATUS keeps answering "ready" while an agent that was
+	// working cannot be reached (a restart, a rollout): a Go duration, default 60s, "0s" for none.
+	StatusGracePeriod string `json:"statusGracePeriod,omitempty"`
+
+	grace time.Duration
 }
 
+// DefaultStatusGracePeriod is StatusGracePeriod's default.
+const DefaultStatusGracePeriod = 60 * time.Second
+
 // ParseConfig decodes and checks the plugin config from stdin, filling defaults. Errors are CNI
-// errors: 6 for undecodable JSON, 7 naming the field that is wrong.
+// errors: 6 for undecodable JSON, 7 naming the field that is wrong (a name that is not a
+// spec-conforming network name of at most MaxNetworkName characters included).
 func ParseConfig(stdin []byte) (*NetConf, error) {
 	conf := &NetConf{}
 	if err := json.Unmarshal(stdin, conf); err != nil {
 		return nil, types.NewError(types.ErrDecodingFailure, "cannot decode the network config", err.Error())
 	}
-	if conf.Name == "" {
-		return nil, fieldError("name", "is missing")
+	if err := checkNetworkName(conf.Name); err != nil {
+		return nil, err
 	}
 	if conf.AgentSocket == "" {
 		conf.AgentSocket = agentapi.DefaultSocket
@@ -68,6 +78,14 @@ func ParseConfig(stdin []byte) (*NetConf, error) {
 	}
 	if err := dataplane.ValidVethPrefix(conf.VethPrefix); err != nil {
 		return nil, fieldError("vethPrefix", err.Error())
+	}
+	conf.grace = DefaultStatusGracePeriod
+	if conf.StatusGracePeriod != "" {
+		d, err := time.ParseDuration(conf.StatusGracePeriod)
+		if err != nil || d < 0 {
+			return nil, fieldError("statusGracePeriod", fmt.Sprintf("%q is not a duration of 0s or more", conf.StatusGracePeriod))
+		}
+		conf.grace = d
 	}
 	if conf.RawPrevResult != nil {
 		if err := version.ParsePrevResult(&conf.PluginConf); err != nil {

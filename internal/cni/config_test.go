@@ -33,6 +33,12 @@ func TestParseConfigErrorsNameTheField(t *testing.T) {
 		{`{"name":"n","agentSocket":"relative.sock"}`, types.ErrInvalidNetworkConfig, "agentSocket"},
 		{`{"name":"n","stateDir":"x"}`, types.ErrInvalidNetworkConfig, "stateDir"},
 		{`{"mtu":1500}`, types.ErrInvalidNetworkConfig, "name"},
+		{`{"name":"` + strings.Repeat("n", MaxNetworkName+1) + `"}`, types.ErrInvalidNetworkConfig, "name"},
+		{`{"name":"../etc"}`, types.ErrInvalidNetworkConfig, "name"},
+		{`{"name":"a/b"}`, types.ErrInvalidNetworkConfig, "name"},
+		{`{"name":"-a"}`, types.ErrInvalidNetworkConfig, "name"},
+		{`{"name":"n","statusGracePeriod":"-1s"}`, types.ErrInvalidNetworkConfig, "statusGracePeriod"},
+		{`{"name":"n","statusGracePeriod":"soon"}`, types.ErrInvalidNetworkConfig, "statusGracePeriod"},
 		{`{"name":"n","mtu":"big"}`, types.ErrDecodingFailure, ""},
 		{`not json`, types.ErrDecodingFailure, ""},
 	} {
@@ -42,6 +48,34 @@ func TestParseConfigErrorsNameTheField(t *testing.T) {
 			t.Errorf("ParseConfig(%s) = %v, want code %d naming %q", tc.conf, err, tc.code, tc.field)
 		}
 	}
+}
+
+func TestCheckIfName(t *testing.T) {
+	for _, ok := range []string{"eth0", "net1", "a", "eth0.100", strings.Repeat("x", 15)} {
+		if err := checkIfName(ok); err != nil {
+			t.Errorf("checkIfName(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "lo", ".", "..", "a/b", "a:b", "a b", strings.Repeat("x", 16)} {
+		if err := checkIfName(bad); err == nil || err.Code != types.ErrInvalidEnvironmentVariables || !strings.Contains(err.Msg, "CNI_IFNAME") {
+			t.Errorf("checkIfName(%q) = %v, want code 4 naming CNI_IFNAME", bad, err)
+		}
+	}
+}
+
+// FuzzCheckIfName: CNI_IFNAME comes from the runtime; whatever passes is a name the kernel takes.
+func FuzzCheckIfName(f *testing.F) {
+	for _, s := range []string{"eth0", "lo", "", "../x", "a:b", "0123456789abcdef"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if checkIfName(name) != nil {
+			return
+		}
+		if name == "" || name == "lo" || len(name) > 15 || strings.ContainsAny(name, "/: \t\n\x00") || name == "." || name == ".." {
+			t.Fatalf("checkIfName accepted %q", name)
+		}
+	})
 }
 
 func TestParseArgs(t *testing.T) {
@@ -74,7 +108,8 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("ParseConfig error %v is not a CNI error", err)
 			}
 		} else {
-			if c.MTU < MinMTU || c.MTU > MaxMTU || c.Name == "" || dataplane.ValidVethPrefix(c.VethPrefix) != nil {
+			if c.MTU < MinMTU || c.MTU > MaxMTU || c.Name == "" || len(c.Name) > MaxNetworkName || strings.ContainsAny(c.Name, "/\x00") ||
+				c.Name == "." || c.Name == ".." || c.grace < 0 || dataplane.ValidVethPrefix(c.VethPrefix) != nil {
 				t.Fatalf("ParseConfig accepted %+v", c)
 			}
 			if n := dataplane.VethName(c.VethPrefix, "ns", "pod"); len(n) > 15 {

@@ -2,8 +2,10 @@ package cni_test
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
@@ -71,11 +73,52 @@ func TestErrorCodesWithoutAgent(t *testing.T) {
 	if _, err := cni.AddNetworkList(bg, conf("1.1.0"), &rt); cniCode(err) != types.ErrInvalidEnvironmentVariables {
 		t.Errorf("ADD with an unknown CNI_ARGS key: %v, want code 4", err)
 	}
-	// A sandbox that is not there -> 8.
-	gone := *p.rt
-	gone.NetNS = "/run/netns/not-there"
-	if _, err := cni.AddNetworkList(bg, conf("1.1.0"), &gone); cniCode(err) != types.ErrInvalidNetNS {
-		t.Errorf("ADD with a missing netns: %v, want code 8", err)
+	// Where the plugin would act: CNI_NETNS and CNI_IFNAME are checked first -> 4, naming them.
+	file := filepath.Join(dir, "not-a-netns")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ netns, ifname, names string }{
+		{"/run/netns/not-there", "eth0", "CNI_NETNS"},
+		{file, "eth0", "CNI_NETNS"},
+		{"/proc/self/status", "eth0", "CNI_NETNS"}, // passes a filesystem-type test, is no namespace
+		{"/proc/self/ns/net", "eth0", "CNI_NETNS"}, // the node's own
+		{p.ns.Path(), "lo", "CNI_IFNAME"},
+		{p.ns.Path(), "../x", "interface name"}, // refused by skel already, code 4
+		{p.ns.Path(), "a-very-long-ifname", "interface name"},
+	} {
+		rt := *p.rt
+		rt.NetNS, rt.IfName = tc.netns, tc.ifname
+		_, err := cni.AddNetworkList(bg, conf("1.1.0"), &rt)
+		if cniCode(err) != types.ErrInvalidEnvironmentVariables || !strings.Contains(err.Error(), tc.names) {
+			t.Errorf("ADD with CNI_NETNS=%s CNI_IFNAME=%s: %v, want code 4 naming %s", tc.netns, tc.ifname, err, tc.names)
+		}
+	}
+	// Config that is wrong for this node -> 7, naming the field.
+	for _, tc := range []struct {
+		plugin map[string]any
+		name   string
+		field  string
+	}{
+		{map[string]any{"agentSocket": sock, "stateDir": file}, "vpcnet", "stateDir"},
+		{map[string]any{"agentSocket": sock, "stateDir": filepath.Join(file, "below")}, "vpcnet", "stateDir"},
+		{map[string]any{"agentSocket": sock, "stateDir": filepath.Join(dir, "state")}, strings.Repeat("n", 300), "name"},
+	} {
+		tc.plugin["type"] = "vpcnet-cni"
+		b, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": tc.name, "plugins": []any{tc.plugin}})
+		l, err := libcni.ConfListFromBytes(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for verb, run := range map[string]func() error{
+			"ADD":    func() error { _, err := cni.AddNetworkList(bg, l, p.rt); return err },
+			"DEL":    func() error { return cni.DelNetworkList(bg, l, p.rt) },
+			"STATUS": func() error { return cni.GetStatusNetworkList(bg, l) },
+		} {
+			if err := run(); cniCode(err) != types.ErrInvalidNetworkConfig || !strings.Contains(err.Error(), `"`+tc.field+`"`) {
+				t.Errorf("%s with %s: %v, want code 7 naming %q", verb, tc.field, err, tc.field)
+			}
+		}
 	}
 	// VERSION.
 	info, err := cni.GetVersionInfo(bg, "vpcnet-cni")

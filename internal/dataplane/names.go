@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 )
@@ -40,4 +41,28 @@ func ValidVethPrefix(prefix string) error {
 		return fmt.Errorf("veth prefix %q is reserved for node interfaces", prefix)
 	}
 	return nil
+}
+
+// ContainerVethName returns the host-side veth name of one attachment: prefix + the first hex
+// digits of sha1(network, container ID, interface name), 15 characters at most. It is tied to
+// the container (sandbox), not to the pod's name: when a runtime recreates a pod's sandbox, the
+// old and the new sandbox have different host veths, so the old one's DEL cannot reach the new.
+func ContainerVethName(prefix, network, containerID, ifname string) string {
+	return VethName(prefix, network+"\x00"+containerID, ifname)
+}
+
+// maxAlias bounds Owner tags (the kernel's IFALIASZ is 256 with the NUL).
+const maxAlias = 255
+
+// OwnerTag is what the host veth of an attachment carries as its interface alias
+// (`ip link show` prints it as "alias"), so that DEL and GC can prove a veth is theirs before
+// removing it: "vpcnet <network> <container ID> <interface>", or for keys too long for an alias,
+// "vpcnet sha256:<hex of the three>".
+func OwnerTag(network, containerID, ifname string) string {
+	s := "vpcnet " + network + " " + containerID + " " + ifname
+	if len(s) <= maxAlias {
+		return s
+	}
+	sum := sha256.Sum256([]byte(network + "\x00" + containerID + "\x00" + ifname))
+	return "vpcnet sha256:" + hex.EncodeToString(sum[:])
 }

@@ -22,6 +22,10 @@ type Pod struct {
 	Addr       netip.Addr // the pod's VPC address
 	MTU        int        // 0: DefaultMTU
 	Table      int        // routing table of the pod's ENI: 0 for the primary ENI (main)
+	// Owner is the attachment's OwnerTag, set as the host veth's alias; DEL and GC remove a host
+	// veth only when its alias is Owner or its peer is in Netns. "": no alias is set, and only
+	// the peer proves ownership.
+	Owner string
 }
 
 // PodLinks describes the veth pair SetupPod made.
@@ -42,6 +46,8 @@ func (p Pod) validate() error {
 		return fmt.Errorf("pod address %v is not IPv4", p.Addr)
 	case p.Table < 0 || p.Table == mainTable:
 		return fmt.Errorf("routing table %d is not an ENI table", p.Table)
+	case len(p.Owner) > maxAlias:
+		return fmt.Errorf("owner tag of %d bytes is longer than an interface alias (%d)", len(p.Owner), maxAlias)
 	}
 	return nil
 }
@@ -63,7 +69,9 @@ func (p Pod) mtu() int {
 // SetupPod wires a pod into the node, from the caller's namespace (the node's): a veth pair with
 // the host end here and the pod end in p.Netns, the pod's /32 address and its routes through
 // 169.254.1.1, the host route and policy rules to and from the pod, and the anti-spoofing entry.
-// A host veth of the same name left from an earlier attempt is replaced.
+// A host veth of the same name left from an earlier attempt of the same attachment (its alias is
+// p.Owner, or its peer is in p.Netns) is replaced; one that belongs to anything else is an error
+// and is left alone.
 func SetupPod(p Pod) (PodLinks, error) {
 	if err := p.validate(); err != nil {
 		return PodLinks{}, err
@@ -78,8 +86,15 @@ func SetupPod(p Pod) (PodLinks, error) {
 	if err := ensureAntispoof(p.prefix()); err != nil {
 		return PodLinks{}, err
 	}
-	if err := deleteLink(p.HostVeth); err != nil {
-		return PodLinks{}, err
+	if old, err := netlink.LinkByName(p.HostVeth); err == nil {
+		if !owns(old, p) {
+			return PodLinks{}, fmt.Errorf("host veth %s exists and is not this attachment's (alias %q)", p.HostVeth, old.Attrs().Alias)
+		}
+		if err := netlink.LinkDel(old); err != nil && !errors.Is(err, unix.ENODEV) {
+			return PodLinks{}, fmt.Errorf("delete the earlier %s: %w", p.HostVeth, err)
+		}
+	} else if !isNotFound(err) {
+		return PodLinks{}, fmt.Errorf("find %s: %w", p.HostVeth, err)
 	}
 	veth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: p.HostVeth, MTU: p.mtu()},
@@ -93,6 +108,13 @@ func SetupPod(p Pod) (PodLinks, error) {
 	host, err := netlink.LinkByName(p.HostVeth)
 	if err != nil {
 		return PodLinks{}, fmt.Errorf("veth %s: %w", p.HostVeth, err)
+	}
+	// The owner tag goes on first, so that whatever happens next the veth is provably ours.
+	if p.Owner != "" {
+		if err := netlink.LinkSetAlias(host, p.Owner); err != nil {
+			_ = netlink.LinkDel(host)
+			return PodLinks{}, fmt.Errorf("alias of %s: %w", p.HostVeth, err)
+		}
 	}
 	links := PodLinks{HostMAC: host.Attrs().HardwareAddr.String()}
 
@@ -196,47 +218,78 @@ func setupPodSide(p Pod, hostMAC net.HardwareAddr) (string, error) {
 	return link.Attrs().HardwareAddr.String(), nil
 }
 
-// TeardownPod removes everything SetupPod made for the pod: the veth pair (the pod end goes with
-// it, or went with its namespace; the host route goes with the veth) and the policy rules. There
-// is no per-pod nftables state. It needs no pod namespace, and anything already gone is not an
-// error. An invalid Addr removes what can be found by the veth name alone.
+// TeardownPod removes what SetupPod made for the pod, and only that: the host veth if it is
+// provably this attachment's (its alias is p.Owner, or its peer is in p.Netns; the pod end and
+// the host route go with it), then the policy rules 512 and 1536 of p.Addr unless the address is
+// now routed to another link (another sandbox holds it; its rules are the same and stay). There
+// is no per-pod nftables state. It needs no pod namespace; anything already gone, or a veth of
+// that name that is someone else's, is not an error. An invalid Addr removes only the veth.
 func TeardownPod(p Pod) error {
 	if p.HostVeth == "" {
 		return errors.New("teardown: no host veth name")
 	}
 	var errs []error
-	if err := deleteLink(p.HostVeth); err != nil {
-		errs = append(errs, err)
-	}
-	if p.Addr.IsValid() {
-		rules, err := rulesFor(p.Addr)
-		if err != nil {
-			errs = append(errs, err)
+	l, err := netlink.LinkByName(p.HostVeth)
+	switch {
+	case err == nil && owns(l, p):
+		if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+			errs = append(errs, fmt.Errorf("delete %s: %w", p.HostVeth, err))
 		}
-		for _, r := range rules {
-			if r.Priority != RulePrioToPod && r.Priority != RulePrioFromPod {
-				continue
-			}
-			if err := delRule(&r); err != nil {
+	case err != nil && !isNotFound(err):
+		errs = append(errs, fmt.Errorf("find %s: %w", p.HostVeth, err))
+	}
+	if p.Addr.IsValid() && len(errs) == 0 {
+		routes, err := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Dst: hostPrefix(p.Addr), Table: mainTable},
+			netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("routes to %s: %w", p.Addr, err))
+		case len(routes) > 0:
+			// Routed to a link that is not (or no longer) ours: another attachment holds the
+			// address now, and the rules are its.
+		default:
+			rules, err := rulesFor(p.Addr)
+			if err != nil {
 				errs = append(errs, err)
+			}
+			for _, r := range rules {
+				if r.Priority != RulePrioToPod && r.Priority != RulePrioFromPod {
+					continue
+				}
+				if err := delRule(&r); err != nil {
+					errs = append(errs, err)
+				}
 			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// deleteLink removes the named link; a missing link is not an error.
-func deleteLink(name string) error {
-	l, err := netlink.LinkByName(name)
+// owns reports whether link l is p's host veth: a veth whose alias is p.Owner, or whose peer
+// lives in the namespace p.Netns.
+func owns(l netlink.Link, p Pod) bool {
+	if l.Type() != "veth" {
+		return false
+	}
+	if p.Owner != "" && l.Attrs().Alias == p.Owner {
+		return true
+	}
+	return p.Netns != "" && peerIn(l, p.Netns)
+}
+
+// peerIn reports whether the peer of veth l is in the namespace at path, comparing the
+// namespace ids the calling thread's namespace knows them by.
+func peerIn(l netlink.Link, path string) bool {
+	target, err := ns.GetNS(path)
 	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
-		return fmt.Errorf("find %s: %w", name, err)
+		return false
 	}
-	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
-		return fmt.Errorf("delete %s: %w", name, err)
-	}
-	return nil
+	defer target.Close()
+	id, err := netlink.GetNetNsIdByFd(int(target.Fd()))
+	return err == nil && id >= 0 && l.Attrs().NetNsID == id
+}
+
+func isNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf)
 }

@@ -75,8 +75,8 @@ func TestPodToPodAndTeardown(t *testing.T) {
 func TestTeardownWithoutNetns(t *testing.T) {
 	tp := newTopo(t)
 	podNS := mustNS(t)
-	p := dataplane.Pod{Netns: podNS.path, IfName: "eth0", HostVeth: dataplane.VethName("eni", "x", "gone"),
-		Addr: netip.MustParseAddr("10.0.2.40"), Table: 2}
+	p := dataplane.Pod{Netns: podNS.path, IfName: "eth0", HostVeth: dataplane.ContainerVethName("eni", "net", "gone", "eth0"),
+		Addr: netip.MustParseAddr("10.0.2.40"), Table: 2, Owner: dataplane.OwnerTag("net", "gone", "eth0")}
 	do(t, tp.node, func() error { _, err := dataplane.SetupPod(p); return err })
 	podNS.remove(t) // the runtime removed the namespace before DEL
 	do(t, tp.node, func() error { return dataplane.TeardownPod(p) })

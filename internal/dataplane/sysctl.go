@@ -19,3 +19,12 @@ func setSysctl(key, value string) error {
 	}
 	return nil
 }
+
+// readSysctl reads /proc/sys/<key> in the calling thread's network namespace, trimmed.
+func readSysctl(key string) (string, error) {
+	b, err := os.ReadFile("/proc/sys/" + key)
+	if err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSpace(b)), nil
+}
