@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -27,61 +26,75 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
-// run returns the exit code: 0, 1 for a failure while running, 2 for a bad configuration.
+// run returns the exit code: 0, 1 for a failure while running (another agent holds the node), 2 for
+// a bad configuration. The order is the guarantee: every setting is checked before anything is
+// touched; then the node lock (one agent per node); then the store; then the socket and the HTTP
+// listener; the cloud last, so an unreachable IMDS or EC2 is reported on both listeners.
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
-	values, help, err := gather(args, environ)
-	if help {
+	values, mode, err := gather(args, environ)
+	if mode == modeHelp {
 		usage(stdout)
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "vpcnetd: %v\n", err)
+		fmt.Fprintf(stderr, "vpcnetd: %v\n", oneLine(err.Error()))
 		return 2
 	}
 	cfg, err := parse(values)
+	if err == nil {
+		err = checkPaths(cfg)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "vpcnetd: %v\n", err)
 		return 2
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(or(values["VPCNET_LOG_LEVEL"], "info"))); err != nil {
-		fmt.Fprintf(stderr, "vpcnetd: VPCNET_LOG_LEVEL: %q is not debug, info, warn or error\n", values["VPCNET_LOG_LEVEL"])
-		return 2
+	if mode == modeCheck {
+		return 0
 	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(or(values["VPCNET_LOG_LEVEL"], "info"))) // checked by parse
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	lock, err := lockNode(cfg.StateDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "vpcnetd: %v\n", err)
+		return 1
+	}
+	defer lock.Close()
 	st, err := store.Open(filepath.Join(cfg.StateDir, "ipam"))
 	if err != nil {
-		log.Error("opening the allocation store", "err", err)
+		fmt.Fprintf(stderr, "vpcnetd: opening the allocation store: %v\n", err)
 		return 1
 	}
 	defer st.Close()
 	reg := agent.NewRegistry()
 	cfg.Cloud.Observer = reg.Observer()
-	var cl *cloud.Client
-	for delay := 200 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
-		if cl, err = cloud.New(ctx, cfg.Cloud); err == nil {
-			break
+	connect := func(ctx context.Context) (cloud.Cloud, error) {
+		cl, err := cloud.New(ctx, cfg.Cloud)
+		if err != nil {
+			return nil, err
 		}
-		log.Warn("cloud client; retrying", "err", err, "in", delay)
-		select {
-		case <-ctx.Done():
-			return 1
-		case <-time.After(delay):
-		}
+		return cl, nil
 	}
-	log.Info("vpcnetd starting", "socket", cfg.Socket, "state", cfg.StateDir, "ec2", or(cfg.Cloud.EC2Endpoint, "AWS"), "hostNetworking", cfg.HostNetworking)
-	if err := agent.New(cfg, cl, st, reg, log).Run(ctx); err != nil && ctx.Err() == nil {
-		log.Error("vpcnetd stopped", "err", err)
+	log.Info("vpcnetd starting", "pid", os.Getpid(), "socket", cfg.Socket, "state", cfg.StateDir, "ec2", or(cfg.Cloud.EC2Endpoint, "AWS"), "hostNetworking", cfg.HostNetworking)
+	if err := agent.NewConnecting(cfg, connect, st, reg, log).Run(ctx); err != nil && ctx.Err() == nil {
+		fmt.Fprintf(stderr, "vpcnetd: %v\n", oneLine(err.Error()))
 		return 1
 	}
 	return 0
 }
 
+const (
+	modeRun   = ""
+	modeHelp  = "help"
+	modeCheck = "check-settings"
+)
+
 // gather reads the environment, then the flags, which win. A flag is named as its variable
-// (--WARM_IP_TARGET=5) or in lower case with dashes (--warm-ip-target=5).
-func gather(args, environ []string) (map[string]string, bool, error) {
-	values := map[string]string{}
+// (--WARM_IP_TARGET=5) or in lower case with dashes (--warm-ip-target=5). mode is modeHelp for
+// --help, modeCheck for --check-settings (validate as a start would, then exit; nothing touched).
+func gather(args, environ []string) (values map[string]string, mode string, err error) {
+	values = map[string]string{}
 	known := map[string]bool{}
 	for _, s := range settings {
 		known[s.name] = true
@@ -102,17 +115,25 @@ func gather(args, environ []string) (map[string]string, bool, error) {
 		flags[s.name] = fs.String(s.name, s.def, s.help)
 	}
 	help := fs.BoolP("help", "h", false, "show the settings")
+	check := fs.Bool(modeCheck, false, "check the settings and exit")
 	if err := fs.Parse(args); err != nil {
-		return nil, false, err
+		return nil, modeRun, err
 	}
 	if *help {
-		return nil, true, nil
+		return nil, modeHelp, nil
 	}
 	if fs.NArg() > 0 {
-		return nil, false, fmt.Errorf("unexpected argument %q: settings are --NAME=value or environment variables", fs.Arg(0))
+		return nil, modeRun, fmt.Errorf("unexpected argument %q: settings are --NAME=value or environment variables", fs.Arg(0))
 	}
-	fs.Visit(func(f *pflag.Flag) { values[f.Name] = f.Value.String() })
-	return values, false, nil
+	fs.Visit(func(f *pflag.Flag) {
+		if f.Name != fs.Lookup(modeCheck).Name {
+			values[f.Name] = f.Value.String()
+		}
+	})
+	if *check {
+		mode = modeCheck
+	}
+	return values, mode, nil
 }
 
 func usage(w io.Writer) {
@@ -120,7 +141,10 @@ func usage(w io.Writer) {
 hands them to the vpcnet-cni plugin over a unix socket, and writes the CNI config once it can.
 
 Every setting is an environment variable, or a flag of the same name (--WARM_IP_TARGET=5 or
---warm-ip-target=5); flags win. An invalid value stops vpcnetd with exit code 2.
+--warm-ip-target=5); flags win. Every setting is checked before anything starts: an invalid value
+stops vpcnetd with one line naming it and exit code 2. vpcnetd --check-settings checks the
+environment and flags exactly as a start would, prints nothing or that line, exits 0 or 2, and
+touches nothing.
 
 `)
 	for _, s := range settings {

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,12 +56,127 @@ func TestInvalidValueStopsWithOneLine(t *testing.T) {
 		{env: []string{"VPCNET_LOG_LEVEL=loud"}, names: "VPCNET_LOG_LEVEL"},
 		{args: []string{"--max-eni=0"}, names: "MAX_ENI"},
 		{args: []string{"--MAX_PODS=x"}, env: []string{"MAX_PODS=10"}, names: "MAX_PODS"},
+		// issue 12 item 7: settings that used to be accepted and broke the node
+		{env: []string{"VPCNET_RESYNC_PERIOD=0"}, names: "VPCNET_RESYNC_PERIOD", says: "shorter than 1s"},
+		{env: []string{"VPCNET_RESYNC_PERIOD=10ms"}, names: "VPCNET_RESYNC_PERIOD", says: "shorter than 1s"},
+		{env: []string{"VPCNET_DETACHED_ENI_GRACE=0"}, names: "VPCNET_DETACHED_ENI_GRACE"},
+		{env: []string{"VPCNET_SUBNET_BACKOFF=0"}, names: "VPCNET_SUBNET_BACKOFF"},
+		{env: []string{"VPCNET_SOCKET=run/x.sock"}, names: "VPCNET_SOCKET", says: "absolute"},
+		{env: []string{"VPCNET_SOCKET="}, names: "VPCNET_SOCKET"},
+		{env: []string{"VPCNET_SOCKET=/" + strings.Repeat("s", 120)}, names: "VPCNET_SOCKET", says: "at most 107"},
+		{env: []string{"VPCNET_STATE_DIR=var/lib/vpcnet"}, names: "VPCNET_STATE_DIR", says: "absolute"},
+		{args: []string{"--vpcnet-cni-conf-dir=net.d"}, names: "VPCNET_CNI_CONF_DIR", says: "absolute"},
+		{env: []string{"VPCNET_CNI_CONF_NAME=../../x.conflist"}, names: "VPCNET_CNI_CONF_NAME", says: "path separator"},
+		{env: []string{"VPCNET_CNI_CONF_NAME=.."}, names: "VPCNET_CNI_CONF_NAME"},
+		{env: []string{"VPCNET_CNI_CONF_NAME=10-vpcnet.conf"}, names: "VPCNET_CNI_CONF_NAME", says: ".conflist"},
+		{env: []string{"VPCNET_EC2_QPS=NaN"}, names: "VPCNET_EC2_QPS"},
+		{env: []string{"VPCNET_EC2_QPS=+Inf"}, names: "VPCNET_EC2_QPS"},
+		{env: []string{"VPCNET_EC2_QPS=-3"}, names: "VPCNET_EC2_QPS"},
+		{env: []string{"VPCNET_METRICS_ADDR=0.0.0.0:61678"}, names: "VPCNET_METRICS_ADDR", says: "loopback"},
+		{env: []string{"VPCNET_METRICS_ADDR=127.0.0.1"}, names: "VPCNET_METRICS_ADDR", says: "host:port"},
+		{env: []string{"VPCNET_METRICS_ADDR=127.0.0.1:99999"}, names: "VPCNET_METRICS_ADDR", says: "port"},
+		{env: []string{"VPCNET_CLUSTER_NAME=a\tb"}, names: "VPCNET_CLUSTER_NAME"},
+		{env: []string{"VPCNET_CLUSTER_NAME="}, names: "VPCNET_CLUSTER_NAME"},
+		{env: []string{"AWS_REGION=us east"}, names: "AWS_REGION"},
+		{env: []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://"}, names: "AWS_EC2_METADATA_SERVICE_ENDPOINT"},
+		{env: []string{"VPCNET_INSTANCE_TYPES=types.csv"}, names: "VPCNET_INSTANCE_TYPES", says: "absolute"},
+		{env: []string{"VPCNET_INSTANCE_TYPES=/nonexistent/types.csv"}, names: "VPCNET_INSTANCE_TYPES", says: "does not load"},
+		{env: []string{"WARM_IP_TARGET=99999999999999"}, names: "WARM_IP_TARGET"},
+		{env: []string{"VPCNET_EC2_MAX_ATTEMPTS=0"}, names: "VPCNET_EC2_MAX_ATTEMPTS"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), tc.args, tc.env, &out, &errb)
 		lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
 		if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], tc.names) || !strings.Contains(lines[0], tc.says) {
 			t.Errorf("%v %v: exit %d, stderr %q", tc.args, tc.env, code, errb.String())
+		}
+	}
+}
+
+// TestBadSettingTouchesNothing: a bad setting (here the metrics address, which used to fail
+// only after the store was opened) stops vpcnetd before it creates its state directory, socket
+// directory or CNI config directory. Fails at 1ca4798 (exit 1, state directory created).
+func TestBadSettingTouchesNothing(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"VPCNET_STATE_DIR=" + dir + "/state", "VPCNET_SOCKET=" + dir + "/run/x.sock", "VPCNET_CNI_CONF_DIR=" + dir + "/net.d",
+		"VPCNET_METRICS_ADDR=10.1.2.3:61678", "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1", "AWS_REGION=us-east-1"}
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	code := run(ctx, nil, env, &out, &errb)
+	if code != 2 || !strings.HasPrefix(errb.String(), "vpcnetd: VPCNET_METRICS_ADDR: ") || strings.Count(errb.String(), "\n") != 1 {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("a refused start created %v", left)
+	}
+}
+
+// TestSocketPathNamingAFileRefused (issue 11 fault 10): VPCNET_SOCKET naming an existing file
+// that is not a socket is refused with exit 2 and one line; the file is left as it was.
+func TestSocketPathNamingAFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "precious")
+	if err := os.WriteFile(victim, []byte("keep me\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{nil, {"--check-settings"}} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, []string{"VPCNET_SOCKET=" + victim, "VPCNET_STATE_DIR=" + dir + "/state"}, &out, &errb)
+		if code != 2 || !strings.HasPrefix(errb.String(), "vpcnetd: VPCNET_SOCKET: ") || !strings.Contains(errb.String(), "not a socket") || strings.Count(errb.String(), "\n") != 1 {
+			t.Fatalf("%v: exit %d, stderr %q", args, code, errb.String())
+		}
+		if b, err := os.ReadFile(victim); err != nil || string(b) != "keep me\n" {
+			t.Fatalf("the file the socket path named was changed: %q %v", b, err)
+		}
+	}
+	// A directory named where a directory is needed is refused the same way.
+	var errb bytes.Buffer
+	if code := run(context.Background(), nil, []string{"VPCNET_STATE_DIR=" + victim}, &errb, &errb); code != 2 || !strings.Contains(errb.String(), "VPCNET_STATE_DIR") {
+		t.Fatalf("state dir naming a file: exit %d, %q", code, errb.String())
+	}
+}
+
+// TestCheckSettings runs the real binary: --check-settings prints nothing and exits 0 for good
+// settings, prints the one-line error and exits 2 for a bad one, and creates nothing either way.
+func TestCheckSettings(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "vpcnetd")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	work := filepath.Join(dir, "work")
+	if err := os.Mkdir(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"VPCNET_STATE_DIR=" + work + "/state", "VPCNET_SOCKET=" + work + "/run/vpcnetd.sock", "VPCNET_CNI_CONF_DIR=" + work + "/net.d",
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1", "AWS_REGION=us-east-1"}
+	for _, tc := range []struct {
+		args, env []string
+		code      int
+		says      string
+	}{
+		{args: []string{"--check-settings"}, code: 0},
+		{args: []string{"--check-settings", "--warm-ip-target=3"}, env: []string{"VPCNET_RESYNC_PERIOD=5s"}, code: 0},
+		{args: []string{"--check-settings"}, env: []string{"VPCNET_RESYNC_PERIOD=0"}, code: 2, says: "vpcnetd: VPCNET_RESYNC_PERIOD: "},
+		{args: []string{"--check-settings", "--vpcnet-ec2-qps=NaN"}, code: 2, says: "vpcnetd: VPCNET_EC2_QPS: "},
+		{args: []string{"--check-settings", "--bogus"}, code: 2, says: "vpcnetd: unknown flag"},
+	} {
+		cmd := exec.Command(bin, tc.args...)
+		cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH")}, base...), tc.env...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := cmd.ProcessState.ExitCode()
+		if code != tc.code || out.Len() != 0 {
+			t.Fatalf("%v %v: exit %d (%v), stdout %q stderr %q", tc.args, tc.env, code, err, out.String(), errb.String())
+		}
+		if tc.says == "" && errb.Len() != 0 || tc.says != "" && (!strings.HasPrefix(errb.String(), tc.says) || strings.Count(errb.String(), "\n") != 1) {
+			t.Fatalf("%v %v: stderr %q, want one line starting %q", tc.args, tc.env, errb.String(), tc.says)
+		}
+		if left, _ := os.ReadDir(work); len(left) != 0 {
+			t.Fatalf("%v %v: --check-settings created %v", tc.args, tc.env, left)
 		}
 	}
 }

@@ -42,7 +42,9 @@ type Config struct {
 // Agent is a running node agent.
 type Agent struct {
 	cfg   Config
-	cloud cloud.Cloud
+	cloud cloud.Cloud // nil until connect succeeds; read only after ready is closed or in Run
+	// connect makes the cloud client when New was given none (the region may need IMDS).
+	connect func(context.Context) (cloud.Cloud, error)
 	store *store.Store
 	log   *slog.Logger
 	m     *Registry
@@ -107,8 +109,19 @@ func New(cfg Config, c cloud.Cloud, s *store.Store, reg *Registry, log *slog.Log
 	return a
 }
 
-// Run serves the gRPC socket and the HTTP listener, initialises the node and then keeps the
-// pool at its targets until ctx ends.
+// NewConnecting is New for an agent whose cloud client is made by connect once its listeners
+// serve: until connect succeeds (retried with back-off, as every init call), STATUS, ADD and
+// /healthz answer cloud-unreachable with connect's error.
+func NewConnecting(cfg Config, connect func(context.Context) (cloud.Cloud, error), s *store.Store, reg *Registry, log *slog.Logger) *Agent {
+	a := New(cfg, nil, s, reg, log)
+	a.connect = connect
+	return a
+}
+
+// Run serves the gRPC socket and the HTTP listener, then reaches the cloud, initialises the
+// node and keeps the pool at its targets until ctx ends. Listeners come first so that the
+// plugin and the operator hear why the node is not ready (cloud-unreachable) rather than
+// finding no socket.
 func (a *Agent) Run(ctx context.Context) error {
 	srv, err := a.serveGRPC()
 	if err != nil {
@@ -121,6 +134,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		}
 		defer stop()
+	}
+	if a.cloud == nil {
+		c, err := retry(ctx, a, func() (cloud.Cloud, error) { return a.connect(ctx) })
+		if err != nil {
+			return err
+		}
+		a.cloud = c
 	}
 	if err := a.init(ctx); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -19,17 +20,21 @@ import (
 	"github.com/vpcnet/vpcnet/internal/ipam/store"
 )
 
-// serveGRPC listens on the unix socket (directory 0700, socket 0600: root only).
+// serveGRPC listens on the unix socket (socket 0600: root only). It changes only what it
+// creates: a missing directory is made 0700, an existing one is left as it is; an existing
+// socket is replaced only when nothing answers on it (a crashed agent's), never when a process
+// still serves it (another agent: one agent per node), and a path naming anything but a socket
+// is refused, never deleted.
 func (a *Agent) serveGRPC() (*grpc.Server, error) {
 	sock := a.cfg.Socket
-	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
-		return nil, fmt.Errorf("socket directory: %w", err)
+	dir := filepath.Dir(sock)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("socket directory: %w", err)
+		}
 	}
-	if err := os.Chmod(filepath.Dir(sock), 0o700); err != nil {
-		return nil, fmt.Errorf("socket directory: %w", err)
-	}
-	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("stale socket %s: %w", sock, err)
+	if err := removeStaleSocket(sock); err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -43,6 +48,41 @@ func (a *Agent) serveGRPC() (*grpc.Server, error) {
 	agentapi.RegisterAgentServer(srv, rpcServer{a: a})
 	go srv.Serve(ln)
 	return srv, nil
+}
+
+// removeStaleSocket removes sock if it is a socket nobody answers on. A socket that accepts a
+// connection belongs to a live process, named by its pid (SO_PEERCRED) in the error.
+func removeStaleSocket(sock string) error {
+	fi, err := os.Lstat(sock)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("socket %s: %w", sock, err)
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("socket %s: exists and is not a socket; refusing to replace it", sock)
+	}
+	conn, err := net.DialTimeout("unix", sock, 2*time.Second)
+	if err == nil {
+		pid := "unknown"
+		if raw, err := conn.(*net.UnixConn).SyscallConn(); err == nil {
+			raw.Control(func(fd uintptr) {
+				if cred, err := syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED); err == nil {
+					pid = fmt.Sprint(cred.Pid)
+				}
+			})
+		}
+		conn.Close()
+		return fmt.Errorf("another process (pid %s) answers on %s: one agent per node; stop it first", pid, sock)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("socket %s: cannot tell whether a process serves it: %w", sock, err)
+	}
+	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("stale socket %s: %w", sock, err)
+	}
+	return nil
 }
 
 // observeRPC counts and times every request and checks its version.
