@@ -19,8 +19,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/vpcnet/vpcnet/internal/agent"
-	"github.com/vpcnet/vpcnet/internal/catalog"
 	"github.com/vpcnet/vpcnet/internal/agentapi"
+	"github.com/vpcnet/vpcnet/internal/catalog"
 	"github.com/vpcnet/vpcnet/internal/dataplane"
 )
 
@@ -136,7 +136,6 @@ func boolVar(f func(*agent.Config) *bool) func(*agent.Config, string) error {
 		return nil
 	}
 }
-
 
 // durVar takes a Go duration ("30s") or, as the AWS CNI does, a bare number of seconds.
 func durVar(f func(*agent.Config) *time.Duration) func(*agent.Config, string) error {

@@ -45,11 +45,11 @@ type Agent struct {
 	cloud cloud.Cloud // nil until connect succeeds; read only after ready is closed or in Run
 	// connect makes the cloud client when New was given none (the region may need IMDS).
 	connect func(context.Context) (cloud.Cloud, error)
-	store *store.Store
-	log   *slog.Logger
-	m     *Registry
-	kick  chan struct{}
-	ready chan struct{} // closed once init is done
+	store   *store.Store
+	log     *slog.Logger
+	m       *Registry
+	kick    chan struct{}
+	ready   chan struct{} // closed once init is done
 
 	mu sync.Mutex
 	st pool
