@@ -28,7 +28,7 @@ func TestSIGTERMRemovesSocketLeavesConflistAndNextAgentKeepsAllocations(t *testi
 		cmd := exec.Command(filepath.Join(dir, "vpcnetd"))
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 			"AWS_EC2_ENDPOINT=" + x.s.Endpoint(), "AWS_EC2_METADATA_SERVICE_ENDPOINT=" + x.imds, "AWS_REGION=" + x.s.Region(),
-			"AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret",
+			"AWS_ACCESS_KEY_ID=" + x.s.OperatorCredentials().AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + x.s.OperatorCredentials().SecretAccessKey,
 			"VPCNET_SOCKET=" + cfg.Socket, "VPCNET_STATE_DIR=" + cfg.StateDir, "VPCNET_CNI_CONF_DIR=" + cfg.CNIConfDir,
 			"VPCNET_METRICS_ADDR=", "VPCNET_HOST_NETWORKING=false", "VPCNET_CLUSTER_NAME=test", "IP_COOLDOWN_PERIOD=1s"}
 		var logs bytes.Buffer

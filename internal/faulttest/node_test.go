@@ -103,7 +103,9 @@ func newNode(t testing.TB, extraEnv ...string) *node {
 		t.Fatal(err)
 	}
 	n.simAddr = addr
-	n.simOpts = vpcsim.Options{StateDir: filepath.Join(n.dir, "vpcsim")}
+	// vpcsim checks signatures: the test's client and vpcnetd sign with this operator credential.
+	n.simOpts = vpcsim.Options{StateDir: filepath.Join(n.dir, "vpcsim"),
+		Operator: vpcsim.Credentials{AccessKeyID: "AKIDFAULTTEST", SecretAccessKey: "secret"}}
 	if err := n.startSim(); err != nil {
 		t.Fatal(err)
 	}
