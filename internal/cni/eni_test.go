@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,6 +149,24 @@ func TestSecondaryENIPod(t *testing.T) {
 		}
 		return nil
 	})
+	// CHECK covers what the pod's path through the ENI needs (issue 12 item 6).
+	if err := c.cni.CheckNetworkList(bg, list, onENI.rt); err != nil {
+		t.Fatalf("CHECK of the pod on %s: %v", dev, err)
+	}
+	rpFilter := "/proc/sys/net/ipv4/conf/" + dev + "/rp_filter"
+	c.do(t, func() error { return writeFile(rpFilter, "1") })
+	if err := c.cni.CheckNetworkList(bg, list, onENI.rt); err == nil || !strings.Contains(err.Error(), "rp_filter") {
+		t.Fatalf("CHECK with strict rp_filter on %s: %v, want an error naming rp_filter", dev, err)
+	}
+	c.do(t, func() error { return writeFile(rpFilter, "2") })
+	c.do(t, func() error { return dataplane.TeardownENI(eni) }) // the ENI's table goes
+	if err := c.cni.CheckNetworkList(bg, list, onENI.rt); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("table %d", rec.Table)) {
+		t.Fatalf("CHECK with table %d gone: %v, want an error naming the table", rec.Table, err)
+	}
+	c.do(t, func() error { return dataplane.SetupENI(eni) })
+	if err := c.cni.CheckNetworkList(bg, list, onENI.rt); err != nil {
+		t.Fatalf("CHECK with the ENI set up again: %v", err)
+	}
 	c.delPods(t, list, pods)
 	c.do(t, func() error { return dataplane.TeardownENI(eni) })
 	if left := c.leftovers(t); len(left) > 0 {
