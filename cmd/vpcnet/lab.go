@@ -108,6 +108,10 @@ func newLabUpCmd() *cobra.Command {
 			ctx, cancel := labContext()
 			defer cancel()
 			c, err := lab.Up(ctx, lab.UpOptions{Config: cfg, Nodes: nodes, Progress: progress})
+			var bad *lab.SettingsError
+			if errors.As(err, &bad) {
+				return usageError{bad} // vpcnetd's own line; nothing was created
+			}
 			if err != nil {
 				if c != nil {
 					return fmt.Errorf("%w; the lab is partly up: see `vpcnet lab status --name %s`, or remove it with `vpcnet lab down --name %s`", err, labName, labName)

@@ -9,9 +9,8 @@ import (
 // AgentCNIConfName is the file a lab node's vpcnetd writes its CNI config list to, once ready.
 const AgentCNIConfName = "10-vpcnet.conflist"
 
-// AgentEnv is a lab node's vpcnetd environment without its cloud credentials: the node's
-// paths, the lab's EC2 and IMDS endpoints and the settings given to `lab up` (last, so they
-// win). The controller starts each agent with it, and `lab up` runs `vpcnetd --check-settings`
+// AgentEnv is a lab node's whole vpcnetd environment: the node's paths, the lab's EC2 and
+// IMDS endpoints and the settings given to `lab up` (last, so they win). The controller starts each agent with it, and `lab up` runs `vpcnetd --check-settings`
 // with it before it creates anything, so the two cannot drift.
 func AgentEnv(cfg Config, n NodePaths) []string {
 	env := []string{

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -527,7 +528,40 @@ func TestUpStopsAtAnAgentThatExitsAtStart(t *testing.T) {
 	if rerr != nil || !strings.Contains(string(b), "/proc/vpcnet-none") {
 		t.Errorf("the agent's log %s is gone or does not hold its error (%v): %q", logPath, rerr, b)
 	}
-	if n := strings.Count(string(b), "opening the allocation store"); n != 1 {
+	if n := strings.Count(string(b), "/proc/vpcnet-none"); n != 1 {
 		t.Errorf("the agent started %d times; want once, not restarted before it was ever ready", n)
+	}
+}
+
+// TestUpChecksAgentSettingsFirst: a setting vpcnetd refuses stops `lab up` before it creates
+// anything, with vpcnetd's one line and exit code 2 (issue 12 item 7), instead of a lab whose
+// agents restart until a deadline.
+func TestUpChecksAgentSettingsFirst(t *testing.T) {
+	l := &testLab{t: t, bin: cli(t), name: fmt.Sprintf("e%dx%d", os.Getpid(), labSeq.Add(1))}
+	t.Cleanup(func() { _ = lab.Sweep(l.name, func(string) {}) })
+	for _, tc := range []struct{ flag, value, names string }{
+		{"--warm-ip-target", "abc", "WARM_IP_TARGET"},
+		{"--ip-cooldown-period", "-5s", "IP_COOLDOWN_PERIOD"},
+		{"--max-pods", "0", "MAX_PODS"},
+	} {
+		start := time.Now()
+		out, errOut, code := l.run("up", "--nodes", "1", tc.flag, tc.value)
+		took := time.Since(start)
+		if code != 2 {
+			t.Errorf("lab up %s %s: exit %d, want 2\n%s\n%s", tc.flag, tc.value, code, out, errOut)
+		}
+		lines := strings.Split(strings.TrimSpace(errOut), "\n")
+		if len(lines) != 1 || !strings.Contains(lines[0], tc.names) {
+			t.Errorf("lab up %s %s: stderr %q, want one line naming %s", tc.flag, tc.value, errOut, tc.names)
+		}
+		if took > 20*time.Second {
+			t.Errorf("lab up %s %s took %v to refuse", tc.flag, tc.value, took)
+		}
+		if left, err := lab.Leftovers(l.name); err != nil || len(left) > 0 {
+			t.Errorf("lab up %s %s created %v (%v)", tc.flag, tc.value, left, err)
+		}
+		if _, err := os.Stat(lab.PathsFor(l.name).Dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("lab up %s %s left its directory (%v)", tc.flag, tc.value, err)
+		}
 	}
 }

@@ -2,9 +2,11 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/vpcnet/vpcnet/internal/netnsx"
@@ -31,6 +33,8 @@ func ControllerCommand(name string) *exec.Cmd {
 
 // Up builds a lab: state directory, binaries, router namespace, the controller inside it,
 // then the nodes. A lab left behind by a crash is swept first; a running one is an error.
+// Before it creates anything it runs `vpcnetd --check-settings` with each node's environment:
+// a setting vpcnetd would refuse gives a *SettingsError (vpcnetd's one line) and no lab.
 func Up(ctx context.Context, o UpOptions) (*Client, error) {
 	cfg := o.Config
 	if err := cfg.Validate(); err != nil {
@@ -47,14 +51,22 @@ func Up(ctx context.Context, o UpOptions) (*Client, error) {
 		return nil, fmt.Errorf("clean up the old lab %s: %w", cfg.Name, err)
 	}
 	p := PathsFor(cfg.Name)
-	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
-		return nil, err
-	}
 	if cfg.AgentBin == "" || cfg.CNIBin == "" {
 		var err error
 		if cfg.AgentBin, cfg.CNIBin, err = Binaries(p.Bin(), progress); err != nil {
 			return nil, err
 		}
+	}
+	// The agents' settings are checked before anything is made; only binaries built into the
+	// lab's directory just now are there, and they go with it.
+	for i := range max(o.Nodes, 1) {
+		if err := CheckAgentSettings(ctx, cfg.AgentBin, AgentEnv(cfg, p.Node(i+1))); err != nil {
+			_ = os.RemoveAll(p.Dir)
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
+		return nil, err
 	}
 	if err := WriteConfig(p, cfg); err != nil {
 		return nil, err
@@ -119,4 +131,35 @@ func Down(ctx context.Context, name string, progress func(string)) error {
 		}
 	}
 	return Sweep(name, progress)
+}
+
+// SettingsError is vpcnetd's one-line refusal of a setting, from `vpcnetd --check-settings`
+// (exit code 2). `vpcnet lab up` prints it and exits 2, as vpcnetd would.
+type SettingsError struct{ Line string }
+
+func (e *SettingsError) Error() string { return e.Line }
+
+// CheckAgentSettings runs `agent --check-settings` with env, which validates the settings
+// exactly as a start would and touches nothing. Exit 0: nil. Exit 2: a *SettingsError with the
+// line it printed. Anything else (the binary missing, a crash, no answer in 30 s): an error
+// saying so.
+func CheckAgentSettings(ctx context.Context, agent string, env []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, agent, "--check-settings")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	line := strings.TrimSpace(string(out))
+	if i := strings.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &exit) && exit.ExitCode() == 2 && line != "":
+		return &SettingsError{Line: line}
+	default:
+		return fmt.Errorf("%s --check-settings: %v: %s", agent, err, line)
+	}
 }
