@@ -227,10 +227,13 @@ func (n *node) add(id string) (*agentapi.Allocation, error) {
 func (n *node) mustAdd(id string) netip.Addr {
 	n.t.Helper()
 	var al *agentapi.Allocation
-	waitFor(n.t, 10*time.Second, "ADD "+id, func() bool {
+	// Retry what the plugin turns into "try again later" (CNI code 11), as kubelet does: no
+	// free address yet (ResourceExhausted) and an agent not ready yet (Unavailable, e.g. "the
+	// pool is growing" while a slow or flaky cloud fills it).
+	waitFor(n.t, 30*time.Second, "ADD "+id, func() bool {
 		var err error
 		al, err = n.add(id)
-		if status.Code(err) == codes.ResourceExhausted {
+		if c := status.Code(err); c == codes.ResourceExhausted || c == codes.Unavailable {
 			return false
 		}
 		if err != nil {
