@@ -61,9 +61,8 @@ func plural(n int, what string) string {
 
 // limitText explains what stopped a node's pool.
 var limitText = map[string]string{
-	plan.PoolMaxENIs:     "all ENIs are full before the warm target is met",
-	plan.PoolMaxPods:     "the pool holds max pods' worth of addresses; the agent adds no more",
-	plan.PoolMinimumOnly: "the pool stays at MINIMUM_IP_TARGET; set WARM_IP_TARGET too",
+	plan.PoolMaxENIs: "all ENIs are full before the warm target is met",
+	plan.PoolMaxPods: "kubelet admits no more pods: max pods less the 2 host-network pods",
 }
 
 func renderNode(tw io.Writer, r plan.Result, m plan.ModeResult) {

@@ -71,6 +71,8 @@ type pool struct {
 	changes  int  // bumped by every local change, so a Describe started before one is not applied
 	stale    bool // a call failed: compare with EC2 again as soon as nothing is in flight
 	demand   int
+	missed   int       // ADDs that found no free address and have not been served since (see waitingLocked)
+	missedAt time.Time // the last such ADD
 
 	exhausted    time.Time
 	exhaustions  int

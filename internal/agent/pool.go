@@ -33,6 +33,7 @@ func (a *Agent) stateLocked(now time.Time) ipam.State {
 		Released:     a.st.released,
 		Pending:      a.st.pending,
 		Demand:       a.st.demand,
+		Waiting:      a.waitingLocked(now),
 		Exhausted:    a.st.exhausted,
 		Exhaustions:  a.st.exhaustions,
 		NoCIDRBlocks: a.st.noCIDRBlocks,
@@ -94,10 +95,26 @@ func (a *Agent) pickLocked(now time.Time) (netip.Addr, cloud.ENI, bool) {
 			if _, held := a.store.Holder(ip); held {
 				continue
 			}
+			a.st.missed = max(a.st.missed-1, 0)
 			return ip, e, true
 		}
 	}
+	a.st.missed, a.st.missedAt = a.st.missed+1, now
 	return netip.Addr{}, cloud.ENI{}, false
+}
+
+// waitWindow is how long ADDs that found no free address count as waiting for one: the runtime
+// retries a pod whose ADD answered try-again within seconds.
+const waitWindow = 10 * time.Second
+
+// waitingLocked is how many ADDs wait for an address (ipam.State.Waiting): those that found none
+// and were not served since, while the last of them is less than waitWindow old. With a short
+// release delay, an address fetched for them is then not given back before their retry.
+func (a *Agent) waitingLocked(now time.Time) int {
+	if a.st.missed == 0 || now.Sub(a.st.missedAt) >= waitWindow {
+		return 0
+	}
+	return a.st.missed
 }
 
 func (a *Agent) onPrefix(e cloud.ENI, ip netip.Addr) bool {

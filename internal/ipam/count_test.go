@@ -75,3 +75,25 @@ func TestDecideStopsAtManagedENIs(t *testing.T) {
 		t.Fatalf("without the no_manage ENI the third ENI is created: %s", show(p))
 	}
 }
+
+// TestWaitingADDsKeepTheirAddresses: with no release delay, an ENI fetched for a pod whose ADD
+// answered try-again is not freed before the pod's retry takes an address (a planner-vs-agent
+// comparison found WARM_ENI_TARGET=0 with VPCNET_POOL_RELEASE_DELAY=0 attaching and freeing the
+// same ENI forever).
+func TestWaitingADDsKeepTheirAddresses(t *testing.T) {
+	s := base(Settings{}, ENI{ID: "eni-0", IPs: addrs("10.0.1.10", 9)}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: addrs("10.0.1.30", 9)})
+	s.Assigned = set(addrs("10.0.1.10", 9))
+	if p := Decide(s); len(p.Actions) != 1 || p.Actions[0].Kind != FreeENI {
+		t.Fatalf("nobody waiting: the surplus ENI goes: %s", show(p))
+	}
+	s.Waiting = 1
+	if p := Decide(s); len(p.Actions) != 0 {
+		t.Fatalf("an ADD waits: the ENI stays: %s (%s)", show(p), p.Reason)
+	}
+	s = base(Settings{WarmIPTarget: 1}, ENI{ID: "eni-0", IPs: addrs("10.0.1.10", 6)})
+	s.Assigned, s.Waiting = set(addrs("10.0.1.10", 2)), 3
+	p := Decide(s)
+	if len(p.Actions) != 1 || len(p.Actions[0].IPs) != 1 {
+		t.Fatalf("4 free, 3 waiting, WARM_IP_TARGET=1: one address goes, got %s", show(p))
+	}
+}

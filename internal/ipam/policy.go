@@ -76,6 +76,7 @@ func goalFor(s State, c Summary) goal {
 
 func grow(s State, c Summary, g goal, need int, p Plan) Plan {
 	st := s.Settings
+	p.Short = need
 	if st.MaxPods > 0 {
 		room := st.MaxPods - c.Total - s.Pending.Addrs
 		if room <= 0 {
@@ -236,6 +237,8 @@ func release(s State, c Summary, g goal, p Plan) Plan {
 	}
 	free, total, fp := c.Free, c.Total, c.FreePrefixes
 	maxPods := s.Settings.MaxPods
+	canDrop := g.canDrop
+	g.canDrop = func(f, t, x int) bool { return f >= s.Waiting && canDrop(f, t, x) } // keep what waiting ADDs will take
 	ok := func(f, t, x int) bool { return g.canDrop(f, t, x) || (maxPods > 0 && t >= maxPods) }
 	// Whole ENIs first: an ENI with nothing assigned or resting gives back all its addresses.
 	enis := byDevice(s.ENIs)

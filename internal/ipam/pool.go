@@ -89,6 +89,10 @@ type State struct {
 	Pending   Pending
 	// Demand counts Add calls that found no free address since the last reconcile.
 	Demand int
+	// Waiting counts Add calls that found no free address recently (the agent's window) and
+	// will be retried by the runtime: the pool is not shrunk below that many free addresses,
+	// so an address fetched for a waiting pod is not released before the pod's retry takes it.
+	Waiting int
 	// Exhausted is when EC2 last said InsufficientFreeAddressesInSubnet, and Exhaustions how
 	// many times in a row.
 	Exhausted   time.Time
@@ -139,4 +143,7 @@ type Plan struct {
 	// Over says the pool holds more than its target, whether or not the release delay lets the
 	// surplus go yet.
 	Over bool
+	// Short is how many addresses the pool is short of its target (or of the ADDs waiting),
+	// whether or not the plan could ask for them: at a limit it is > 0 with no action.
+	Short int
 }

@@ -16,7 +16,7 @@ func typ(t *testing.T, name string) catalog.InstanceType {
 }
 
 // TestWarmArithmetic checks the node pool under every warm setting against numbers worked out
-// by hand from the AWS agent's rules (m5.large: 3 ENIs x 9 slots; t3.medium: 3 x 5).
+// by hand from the agent's policy (ipam.Decide) and kubelet's max pods (m5.large: 3 ENIs x 9 slots; t3.medium: 3 x 5).
 func TestWarmArithmetic(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -37,16 +37,17 @@ func TestWarmArithmetic(t *testing.T) {
 		{"eni=1 9 pods", "m5.large", false, 9, Warm{ENITarget: 1}, 0, 2, 18, 0, 0, ""},
 		{"eni=1 10 pods", "m5.large", false, 10, Warm{ENITarget: 1}, 0, 3, 27, 0, 0, ""},
 		{"eni=1 20 pods hits max ENIs", "m5.large", false, 20, Warm{ENITarget: 1}, 0, 3, 27, 0, 0, "max ENIs"},
-		{"eni=1 30 pods, 3 without address", "m5.large", false, 30, Warm{ENITarget: 1}, 0, 3, 27, 0, 3, "max ENIs"},
+		{"eni=1 30 pods: kubelet admits 27 (max pods 29), the ENIs are full", "m5.large", false, 30, Warm{ENITarget: 1}, 0, 3, 27, 0, 3, "max ENIs"},
 		{"eni=2 1 pod", "m5.large", false, 1, Warm{ENITarget: 2}, 0, 3, 27, 0, 0, ""},
 		{"eni=2 t3.medium 4 pods", "t3.medium", false, 4, Warm{ENITarget: 2}, 0, 3, 15, 0, 0, ""},
-		// WARM_ENI_TARGET=0: an ENI is added only once no address is free.
-		{"eni=0 no pods", "m5.large", false, 0, Warm{}, 0, 1, 9, 0, 0, ""},
+		// WARM_ENI_TARGET=0: no warm pool; a pod that finds no free address grows it, filling the ENI.
+		{"eni=0 no pods", "m5.large", false, 0, Warm{}, 0, 1, 0, 0, 0, ""},
 		{"eni=0 8 pods", "m5.large", false, 8, Warm{}, 0, 1, 9, 0, 0, ""},
-		{"eni=0 9 pods", "m5.large", false, 9, Warm{}, 0, 2, 18, 0, 0, ""},
-		// max pods stops the growth before the next ENI once the pool holds max pods.
+		{"eni=0 9 pods", "m5.large", false, 9, Warm{}, 0, 1, 9, 0, 0, ""},
+		{"eni=0 10 pods", "m5.large", false, 10, Warm{}, 0, 2, 18, 0, 0, ""},
+		// kubelet's max pods does not cap the agent's warm pool (MAX_PODS is unset).
 		{"eni=1 max pods 10", "m5.large", false, 5, Warm{ENITarget: 1}, 10, 2, 18, 0, 0, ""},
-		{"eni=1 max pods 9", "m5.large", false, 5, Warm{ENITarget: 1}, 9, 1, 9, 0, 0, "max pods"},
+		{"eni=1 max pods 9", "m5.large", false, 5, Warm{ENITarget: 1}, 9, 2, 18, 0, 0, ""},
 		// WARM_IP_TARGET: pods + W addresses, spread over as few ENIs as hold them.
 		{"ip=5 no pods", "m5.large", false, 0, Warm{ENITarget: 1, IPTarget: 5}, 0, 1, 5, 0, 0, ""},
 		{"ip=5 20 pods", "m5.large", false, 20, Warm{ENITarget: 1, IPTarget: 5}, 0, 3, 25, 0, 0, ""},
@@ -57,13 +58,14 @@ func TestWarmArithmetic(t *testing.T) {
 		{"min=20 3 pods", "m5.large", false, 3, Warm{MinimumIPTarget: 20}, 0, 3, 20, 0, 0, ""},
 		{"min=10 ip=2 12 pods", "m5.large", false, 12, Warm{IPTarget: 2, MinimumIPTarget: 10}, 0, 2, 14, 0, 0, ""},
 		{"min=10 ip=2 5 pods", "m5.large", false, 5, Warm{IPTarget: 2, MinimumIPTarget: 10}, 0, 2, 10, 0, 0, ""},
-		// MINIMUM_IP_TARGET alone: WARM_IP_TARGET counts as 0, so pods never grow the pool (as AWS documents).
+		// MINIMUM_IP_TARGET alone: no warm addresses beyond the minimum, but every pod that finds
+		// none free grows the pool (issue 12 item 4: the agent gives all 12 an address).
 		{"min=8 only, 6 pods", "m5.large", false, 6, Warm{MinimumIPTarget: 8}, 0, 1, 8, 0, 0, ""},
-		{"min=8 only, 12 pods", "m5.large", false, 12, Warm{MinimumIPTarget: 8}, 0, 1, 8, 0, 4, "MINIMUM_IP_TARGET without WARM_IP_TARGET"},
-		{"prefix min=8 only, 20 pods", "m5.large", true, 20, Warm{MinimumIPTarget: 8}, 0, 1, 16, 1, 4, "MINIMUM_IP_TARGET without WARM_IP_TARGET"},
-		// IP targets with max pods: a start fill larger than max pods stops at the next ENI boundary.
-		{"min=25 max pods 10", "m5.large", false, 0, Warm{MinimumIPTarget: 25}, 10, 2, 18, 0, 0, "max pods"},
-		{"ip=1 pods 20 max pods 12", "m5.large", false, 20, Warm{IPTarget: 1}, 12, 2, 12, 0, 8, "max pods"},
+		{"min=8 only, 12 pods", "m5.large", false, 12, Warm{MinimumIPTarget: 8}, 0, 2, 12, 0, 0, ""},
+		{"prefix min=8 only, 20 pods", "m5.large", true, 20, Warm{MinimumIPTarget: 8}, 0, 1, 32, 2, 0, ""},
+		// IP targets with max pods: kubelet admits max pods - 2 pods; the minimum is held anyway.
+		{"min=25 max pods 10", "m5.large", false, 0, Warm{MinimumIPTarget: 25}, 10, 3, 25, 0, 0, ""},
+		{"ip=1 pods 20 max pods 12", "m5.large", false, 20, Warm{IPTarget: 1}, 12, 2, 11, 0, 10, "max pods"},
 		// WARM_PREFIX_TARGET: ceil(pods/16) + W prefixes; W=0 adds one once no address is free.
 		{"prefix=0 no pods", "m5.large", true, 0, Warm{ENITarget: 1}, 0, 1, 16, 1, 0, ""},
 		{"prefix=0 15 pods", "m5.large", true, 15, Warm{ENITarget: 1}, 0, 1, 16, 1, 0, ""},
@@ -71,10 +73,10 @@ func TestWarmArithmetic(t *testing.T) {
 		{"prefix=1 1 pod", "m5.large", true, 1, Warm{PrefixTarget: 1}, 0, 1, 32, 2, 0, ""},
 		{"prefix=1 16 pods", "m5.large", true, 16, Warm{PrefixTarget: 1}, 0, 1, 32, 2, 0, ""},
 		{"prefix=2 17 pods", "m5.large", true, 17, Warm{PrefixTarget: 2}, 0, 1, 64, 4, 0, ""},
-		{"prefix=9 stops at max pods 110", "m5.large", true, 1, Warm{PrefixTarget: 9}, 0, 1, 144, 9, 0, "max pods"},
+		{"prefix=9 1 pod: 9 free /28s beside the used one", "m5.large", true, 1, Warm{PrefixTarget: 9}, 0, 2, 160, 10, 0, ""},
 		{"prefix=9 spills onto a 2nd ENI", "m5.large", true, 1, Warm{PrefixTarget: 9}, 300, 2, 160, 10, 0, ""},
-		// prefix mode: max pods defaults to the recommended cap, 110 on m5.large: 7 prefixes.
-		{"prefix=0 200 pods capped at 110", "m5.large", true, 200, Warm{}, 0, 1, 112, 7, 88, "max pods"},
+		// prefix mode: max pods defaults to the recommended cap, 110 on m5.large: 108 pods, 7 prefixes.
+		{"prefix=0 200 pods capped at 110", "m5.large", true, 200, Warm{}, 0, 1, 112, 7, 92, "max pods"},
 		// IP targets override WARM_PREFIX_TARGET and count in whole /28s.
 		{"prefix ip=5 20 pods", "m5.large", true, 20, Warm{IPTarget: 5, PrefixTarget: 3}, 0, 1, 32, 2, 0, ""},
 		{"prefix min=40 no pods", "m5.large", true, 0, Warm{MinimumIPTarget: 40}, 0, 1, 48, 3, 0, ""},
@@ -99,135 +101,6 @@ func TestWarmArithmetic(t *testing.T) {
 			}
 		})
 	}
-}
-
-// agent is an independent step-by-step model of the AWS agent's pool: pods arrive one at a
-// time; after each arrival the agent reconciles until the pool is no longer low.
-type agent struct {
-	slots, maxENIs, maxPods, unit int // unit: addresses per slot (1, or 16 in prefix mode)
-	warm                          Warm
-	prefix                        bool
-	enis                          []int // slots used per ENI
-	used                          int   // addresses given to pods
-}
-
-func (a *agent) held() int {
-	s := 0
-	for _, e := range a.enis {
-		s += e
-	}
-	return s
-}
-
-// want returns whether the pool is low and how many slots to ask for.
-func (a *agent) want() (bool, int) {
-	total := a.held() * a.unit
-	avail := total - a.used
-	if a.warm.IPTargets() {
-		short := max(a.warm.IPTarget-avail, a.warm.MinimumIPTarget-total, 0)
-		if a.prefix {
-			return short > 0, max(1, (short+15)/16)
-		}
-		return short > 0, short
-	}
-	w, size := a.warm.ENITarget, a.slots
-	if a.prefix {
-		w, size = a.warm.PrefixTarget, 16
-	}
-	low := avail < size*w || (w == 0 && avail == 0)
-	if a.prefix {
-		usedPrefixes := (a.used + 15) / 16
-		return low, max(1, w-(a.held()-usedPrefixes))
-	}
-	return low, a.slots // a new ENI gets all its addresses
-}
-
-func (a *agent) reconcile() {
-	for range 10000 {
-		if a.held()*a.unit >= a.maxPods {
-			return
-		}
-		low, n := a.want()
-		if !low {
-			return
-		}
-		placed := false
-		for i := range a.enis {
-			if room := a.slots - a.enis[i]; room > 0 {
-				a.enis[i] += min(room, n)
-				placed = true
-				break
-			}
-		}
-		if !placed {
-			if len(a.enis) == a.maxENIs {
-				return
-			}
-			a.enis = append(a.enis, min(a.slots, n))
-		}
-	}
-}
-
-func simulate(it catalog.InstanceType, prefix bool, pods, maxPods int, w Warm) (enis, addresses int) {
-	a := &agent{slots: it.SlotsPerENI(), maxENIs: it.MaxENIs, maxPods: maxPods, unit: 1, warm: w, prefix: prefix}
-	if prefix {
-		a.unit = 16
-	}
-	a.enis = []int{0} // the primary ENI is there from the start
-	a.reconcile()
-	for arrived := 1; arrived <= pods; arrived++ {
-		// the pod takes a free address if there is one; a pod without one waits and retries
-		a.used = min(arrived, a.held()*a.unit)
-		a.reconcile()
-		a.used = min(arrived, a.held()*a.unit)
-	}
-	n := 0
-	for _, e := range a.enis {
-		if e > 0 {
-			n++
-		}
-	}
-	return max(n, 1), a.held() * a.unit
-}
-
-// TestPoolMatchesAgentSimulation compares the closed forms with the step-by-step agent over
-// every combination of small settings.
-func TestPoolMatchesAgentSimulation(t *testing.T) {
-	types := []catalog.InstanceType{typ(t, "t3.medium"), typ(t, "m5.large"), typ(t, "t3.nano"), typ(t, "c5.4xlarge")}
-	var warms []Warm
-	for _, e := range []int{0, 1, 2} {
-		for _, ip := range []int{0, 1, 7, 20} {
-			for _, mi := range []int{0, 5, 40} {
-				for _, p := range []int{0, 1, 3} {
-					warms = append(warms, Warm{ENITarget: e, IPTarget: ip, MinimumIPTarget: mi, PrefixTarget: p})
-				}
-			}
-		}
-	}
-	checked := 0
-	for _, it := range types {
-		for _, prefix := range []bool{false, true} {
-			for _, maxPods := range []int{0, 7, 30} {
-				for _, w := range warms {
-					for pods := 0; pods <= 130; pods += 3 {
-						in := Input{Type: it, PodsPerNode: pods, Warm: w, MaxPods: maxPods, PrefixDelegation: prefix}
-						mode := Secondary
-						if prefix {
-							mode = Prefix
-						}
-						n := node(in, mode)
-						enis, addrs := simulate(it, prefix, pods, n.MaxPods, w)
-						if n.ENIs != enis || n.Addresses != addrs {
-							t.Fatalf("%s prefix=%v maxPods=%d %+v pods=%d: planner ENIs %d addresses %d, agent %d %d",
-								it.Name, prefix, n.MaxPods, w, pods, n.ENIs, n.Addresses, enis, addrs)
-						}
-						checked++
-					}
-				}
-			}
-		}
-	}
-	t.Logf("%d cases agree", checked)
 }
 
 func TestMaxPodsPerMode(t *testing.T) {
@@ -274,11 +147,11 @@ func TestRules(t *testing.T) {
 		want string
 	}{
 		{DefaultWarm(), Secondary, "WARM_ENI_TARGET=1: keep 1 ENI's worth (9) of free addresses"},
-		{Warm{}, Secondary, "WARM_ENI_TARGET=0: add an ENI when the last free address is taken"},
-		{Warm{IPTarget: 3}, Secondary, "WARM_IP_TARGET=3, MINIMUM_IP_TARGET=0: hold max(pods + 3, 0) addresses"},
+		{Warm{}, Secondary, "WARM_ENI_TARGET=0: no warm pool; each pod that finds no free address grows it"},
+		{Warm{IPTarget: 3}, Secondary, "WARM_IP_TARGET=3, MINIMUM_IP_TARGET=0: keep 3 free and hold at least 0 addresses"},
 		{Warm{PrefixTarget: 2}, Prefix, "WARM_PREFIX_TARGET=2: keep 2 free /28 prefixes"},
-		{Warm{MinimumIPTarget: 9}, Prefix, "MINIMUM_IP_TARGET=9, WARM_IP_TARGET unset: hold 9 addresses and never more, counted in whole /28s"},
-		{Warm{IPTarget: 2, MinimumIPTarget: 9}, Prefix, "WARM_IP_TARGET=2, MINIMUM_IP_TARGET=9: hold max(pods + 2, 9) addresses, counted in whole /28s"},
+		{Warm{MinimumIPTarget: 9}, Prefix, "WARM_IP_TARGET=0, MINIMUM_IP_TARGET=9: keep 0 free and hold at least 9 addresses; each pod beyond the minimum grows the pool as it arrives, counted in whole /28s"},
+		{Warm{IPTarget: 2, MinimumIPTarget: 9}, Prefix, "WARM_IP_TARGET=2, MINIMUM_IP_TARGET=9: keep 2 free and hold at least 9 addresses, counted in whole /28s"},
 	} {
 		if got := node(Input{Type: m5, Warm: tc.w}, tc.mode).Rule; got != tc.want {
 			t.Errorf("%s %+v rule %q; want %q", tc.mode, tc.w, got, tc.want)
