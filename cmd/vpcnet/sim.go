@@ -38,7 +38,7 @@ type simServeFlags struct {
 	listen, state, imdsListen, types, region string
 	latency, throttle, fail, deny            string
 	accessKeyID, secretAccessKey, credsFile  string
-	role                                     string
+	role, exhaustion                         string
 	roleTTL                                  time.Duration
 	hopLimit                                 int
 	seed                                     int64
@@ -95,6 +95,8 @@ Knobs take comma-separated ACTION=VALUE lists; ACTION is an EC2 action name or *
 	fl.StringVar(&f.credsFile, "credentials-file", "", "write the operator credential to this AWS shared credentials `FILE` (default DIR/credentials with --state)")
 	fl.StringVar(&f.role, "instance-role", vpcsim.DefaultInstanceRole, "IAM role `NAME` every instance has (IMDS iam/security-credentials/NAME)")
 	fl.DurationVar(&f.roleTTL, "role-credential-ttl", vpcsim.DefaultRoleCredentialTTL, "how long role credentials stay valid")
+	fl.StringVar(&f.exhaustion, "exhaustion-error", vpcsim.ExhaustionCodes, "how a full subnet is answered on create/assign/attach: `STYLE` "+vpcsim.ExhaustionCodes+
+		" (InsufficientFreeAddressesInSubnet, InsufficientCidrBlocks) or "+vpcsim.ExhaustionInvalidParameter+" (InvalidParameterValue \""+vpcsim.ExhaustionMessage+"\")")
 	fl.IntVar(&f.hopLimit, "imds-hop-limit", vpcsim.DefaultIMDSHopLimit, "IP TTL of IMDSv2 token responses (EC2's HttpPutResponseHopLimit, 1..64)")
 	fl.Int64Var(&f.seed, "seed", 0, "seed for IDs, MACs and failure injection")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every API error")
@@ -103,11 +105,14 @@ Knobs take comma-separated ACTION=VALUE lists; ACTION is an EC2 action name or *
 
 func runSimServe(cmd *cobra.Command, f *simServeFlags) error {
 	opts := vpcsim.Options{StateDir: f.state, Region: f.region, Seed: f.seed, InstanceRole: f.role,
-		RoleCredentialTTL: f.roleTTL, IMDSHopLimit: f.hopLimit, CredentialsFile: f.credsFile,
+		RoleCredentialTTL: f.roleTTL, IMDSHopLimit: f.hopLimit, CredentialsFile: f.credsFile, ExhaustionError: f.exhaustion,
 		Operator: vpcsim.Credentials{AccessKeyID: f.accessKeyID, SecretAccessKey: f.secretAccessKey}}
 	var err error
 	if (f.accessKeyID == "") != (f.secretAccessKey == "") {
 		return usagef("--access-key-id and --secret-access-key go together")
+	}
+	if f.exhaustion != vpcsim.ExhaustionCodes && f.exhaustion != vpcsim.ExhaustionInvalidParameter {
+		return usagef("--exhaustion-error: %q is not %s or %s", f.exhaustion, vpcsim.ExhaustionCodes, vpcsim.ExhaustionInvalidParameter)
 	}
 	if f.hopLimit < 1 || f.hopLimit > 64 {
 		return usagef("--imds-hop-limit: %d is not in 1..64", f.hopLimit)

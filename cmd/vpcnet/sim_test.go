@@ -32,6 +32,7 @@ func TestSimServeBadFlags(t *testing.T) {
 		{[]string{"--region", "mars"}, "--region"},
 		{[]string{"--access-key-id", "AKIAONLY"}, "--access-key-id"},
 		{[]string{"--imds-hop-limit", "0"}, "--imds-hop-limit"},
+		{[]string{"--exhaustion-error", "sometimes"}, "--exhaustion-error"},
 		{[]string{"--role-credential-ttl", "1ms"}, "--role-credential-ttl"},
 		{[]string{"--listen", "nowhere"}, "--listen"},
 		{[]string{"--imds-listen", "nowhere"}, "--imds-listen"},

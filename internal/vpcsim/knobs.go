@@ -2,6 +2,8 @@ package vpcsim
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -63,6 +65,56 @@ func (s *Server) SetDeny(action string, deny bool) {
 		return
 	}
 	s.deny[action] = true
+}
+
+// How vpcsim answers a subnet that has no free address or /28 block left (Options.ExhaustionError).
+const (
+	// ExhaustionCodes answers InsufficientFreeAddressesInSubnet (addresses) and
+	// InsufficientCidrBlocks (prefixes), EC2's documented codes. The default.
+	ExhaustionCodes = "codes"
+	// ExhaustionInvalidParameter answers InvalidParameterValue "There aren't sufficient free
+	// Ipv4 addresses or prefixes", as EC2 is reported to answer some exhaustion cases (users of
+	// the AWS VPC CNI and of Cilium, at least in prefix mode) on create, assign and attach.
+	ExhaustionInvalidParameter = "invalid-parameter"
+)
+
+// ExhaustionMessage is EC2's wording in the InvalidParameterValue form of an exhaustion answer.
+const ExhaustionMessage = "There aren't sufficient free Ipv4 addresses or prefixes"
+
+// exhaustionActions are the calls whose exhaustion answer the knob changes.
+var exhaustionActions = map[string]bool{"CreateNetworkInterface": true, "AssignPrivateIpAddresses": true, "AttachNetworkInterface": true}
+
+// SetExhaustionError sets how exhaustion is answered: ExhaustionCodes ("" too) or
+// ExhaustionInvalidParameter; anything else is an error and changes nothing.
+func (s *Server) SetExhaustionError(style string) error {
+	switch style {
+	case "", ExhaustionCodes:
+		style = ExhaustionCodes
+	case ExhaustionInvalidParameter:
+	default:
+		return fmt.Errorf("vpcsim: exhaustion error %q: want %q or %q", style, ExhaustionCodes, ExhaustionInvalidParameter)
+	}
+	s.knobMu.Lock()
+	defer s.knobMu.Unlock()
+	s.exhaust = style
+	return nil
+}
+
+// exhaustionAnswer rewrites an exhaustion error of a create, assign or attach call into the
+// form the knob asks for.
+func (s *Server) exhaustionAnswer(mu model.Mutation, err error) error {
+	var me *model.Error
+	if !errors.As(err, &me) || (me.Code != model.CodeInsufficientFreeAddresses && me.Code != model.CodeInsufficientCidrBlocks) ||
+		!exhaustionActions[model.ActionOf(mu)] {
+		return err
+	}
+	s.knobMu.Lock()
+	style := s.exhaust
+	s.knobMu.Unlock()
+	if style != ExhaustionInvalidParameter {
+		return err
+	}
+	return model.Errf(model.CodeInvalidParameterValue, ExhaustionMessage)
 }
 
 func (s *Server) latencyOf(action string) time.Duration {

@@ -53,6 +53,10 @@ type Options struct {
 	Fail     map[string]float64       // injected error rate 0..1 by action ("*" for all)
 	// Deny answers UnauthorizedOperation for these actions ("*" for all).
 	Deny map[string]bool
+	// ExhaustionError is how a subnet out of addresses or /28 blocks is answered on
+	// CreateNetworkInterface, AssignPrivateIpAddresses and AttachNetworkInterface:
+	// ExhaustionCodes (default) or ExhaustionInvalidParameter, as EC2 sometimes does.
+	ExhaustionError string
 	// Operator is the access key pair the operator signs with (SigV4); it may call every
 	// action. Zero: the one kept in StateDir (auth.json) or, the first time, a new random one.
 	// Server.OperatorCredentials tells it; CredentialsFile writes it down.
@@ -95,6 +99,7 @@ type Server struct {
 	limiters map[string]*rateLimiter
 	fail     map[string]float64
 	deny     map[string]bool
+	exhaust  string
 	rng      *rand.Rand
 
 	auth     *auth.Keys
@@ -136,6 +141,9 @@ func Start(addr string, opts Options) (*Server, error) {
 	}
 	for a, d := range opts.Deny {
 		s.deny[a] = d
+	}
+	if err := s.SetExhaustionError(opts.ExhaustionError); err != nil {
+		return nil, err
 	}
 	if err := s.open(opts); err != nil {
 		return nil, err
@@ -240,7 +248,7 @@ func (s *Server) Mutate(_ context.Context, mu model.Mutation) (any, error) {
 	defer s.mu.Unlock()
 	out, err := s.commitLocked(mu)
 	if err != nil {
-		return nil, err
+		return nil, s.exhaustionAnswer(mu, err)
 	}
 	switch in := mu.(type) {
 	case *model.AttachNetworkInterfaceInput:
@@ -268,7 +276,7 @@ func (s *Server) commitLocked(mu model.Mutation) (any, error) {
 		return nil, err
 	}
 	if s.st != nil {
-		if err := s.st.Append(mu.Action(), now, mu); err != nil {
+		if err := s.st.Append(model.ActionOf(mu), now, mu); err != nil {
 			// The model is ahead of the disk: refuse all further changes rather than diverge.
 			s.broken = err
 			s.log.Error("vpcsim: journal write failed; refusing further changes", "err", err)
@@ -307,7 +315,7 @@ func (s *Server) scheduleLocked(d time.Duration, mu model.Mutation) {
 			return
 		}
 		if _, err := s.commitLocked(mu); err != nil {
-			s.log.Warn("vpcsim: completing", "action", mu.Action(), "err", err)
+			s.log.Warn("vpcsim: completing", "action", model.ActionOf(mu), "err", err)
 		}
 	})
 	s.timers[t] = true

@@ -305,6 +305,7 @@ func leaves(md *model.Metadata) []entry {
 			entry{base + "local-hostname", hostname(md.Region, addrs[0])},
 			entry{base + "local-ipv4s", strings.Join(addrs, "\n")},
 			entry{base + "mac", ifc.MAC},
+			entry{base + "network-card", strconv.Itoa(ifc.NetworkCardIndex)},
 			entry{base + "owner-id", model.OwnerID})
 		if len(ifc.SecurityGroups) > 0 {
 			es = append(es, entry{base + "security-group-ids", strings.Join(ifc.SecurityGroups, "\n")})

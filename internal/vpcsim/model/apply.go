@@ -3,12 +3,57 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"sort"
 	"time"
 )
 
-// Mutation is the input of a call that changes the model. Mutations are what a journal
+// Mutation is the input of a call that changes the model: a value of, or a pointer to, one of
+// the input types registered in the mutation table below. Mutations are what a journal
 // records: applying the same mutations at the same times to the same state gives the same state.
-type Mutation interface{ Action() string }
+type Mutation any
+
+// mutationDef is one registered mutation: its action name (as EC2 spells it; CompleteAttachment
+// and CompleteDetachment are vpcsim's own), its input type, and how it changes the model.
+type mutationDef struct {
+	action string
+	typ    reflect.Type
+	decode func(data []byte) (Mutation, error)
+	apply  func(m *Model, now time.Time, mu Mutation) (any, []Event, error)
+}
+
+var (
+	byAction = map[string]*mutationDef{}
+	byType   = map[reflect.Type]*mutationDef{}
+)
+
+// register adds a mutation: its action name, its input type T (from apply's signature) and what
+// it does. It is the only place a mutation is declared; ActionOf, DecodeMutation and Apply all
+// read this table, so no mutation can be applied but not journalled, or journalled but not
+// replayed.
+func register[T any](action string, apply func(m *Model, now time.Time, in T) (any, []Event, error)) {
+	d := &mutationDef{action: action, typ: reflect.TypeFor[T]()}
+	d.decode = func(data []byte) (Mutation, error) {
+		in := new(T)
+		if err := json.Unmarshal(data, in); err != nil {
+			return nil, err
+		}
+		return in, nil
+	}
+	d.apply = func(m *Model, now time.Time, mu Mutation) (any, []Event, error) {
+		switch in := mu.(type) {
+		case *T:
+			return apply(m, now, *in)
+		case T:
+			return apply(m, now, in)
+		}
+		return nil, nil, fmt.Errorf("mutation %s: input %T", action, mu)
+	}
+	if byAction[action] != nil || byType[d.typ] != nil {
+		panic(fmt.Sprintf("model: mutation %s (%v) registered twice", action, d.typ))
+	}
+	byAction[action], byType[d.typ] = d, d
+}
 
 // DeleteNetworkInterfaceInput deletes an available ENI.
 type DeleteNetworkInterfaceInput struct{ ENIID string }
@@ -19,49 +64,97 @@ type (
 	DeleteTagsInput TagsInput
 )
 
-// Action names, as EC2 spells them; CompleteAttachment and CompleteDetachment are vpcsim's own.
-func (CreateVpcInput) Action() string                       { return "CreateVpc" }
-func (CreateSubnetInput) Action() string                    { return "CreateSubnet" }
-func (RunInstancesInput) Action() string                    { return "RunInstances" }
-func (TerminateInstancesInput) Action() string              { return "TerminateInstances" }
-func (CreateNetworkInterfaceInput) Action() string          { return "CreateNetworkInterface" }
-func (DeleteNetworkInterfaceInput) Action() string          { return "DeleteNetworkInterface" }
-func (AttachNetworkInterfaceInput) Action() string          { return "AttachNetworkInterface" }
-func (DetachNetworkInterfaceInput) Action() string          { return "DetachNetworkInterface" }
-func (CompleteAttachmentInput) Action() string              { return "CompleteAttachment" }
-func (CompleteDetachmentInput) Action() string              { return "CompleteDetachment" }
-func (ModifyNetworkInterfaceAttributeInput) Action() string { return "ModifyNetworkInterfaceAttribute" }
-func (AssignPrivateIpAddressesInput) Action() string        { return "AssignPrivateIpAddresses" }
-func (UnassignPrivateIpAddressesInput) Action() string      { return "UnassignPrivateIpAddresses" }
-func (CreateTagsInput) Action() string                      { return "CreateTags" }
-func (DeleteTagsInput) Action() string                      { return "DeleteTags" }
+// The mutation table: one registration per mutation.
+func init() {
+	register("CreateVpc", func(m *Model, now time.Time, in CreateVpcInput) (any, []Event, error) {
+		out, err := m.CreateVpc(now, in)
+		return out, nil, err
+	})
+	register("CreateSubnet", func(m *Model, now time.Time, in CreateSubnetInput) (any, []Event, error) {
+		out, err := m.CreateSubnet(now, in)
+		return out, nil, err
+	})
+	register("RunInstances", func(m *Model, now time.Time, in RunInstancesInput) (any, []Event, error) {
+		return m.RunInstances(now, in)
+	})
+	register("TerminateInstances", func(m *Model, _ time.Time, in TerminateInstancesInput) (any, []Event, error) {
+		return m.TerminateInstances(in)
+	})
+	register("CreateNetworkInterface", func(m *Model, now time.Time, in CreateNetworkInterfaceInput) (any, []Event, error) {
+		return m.CreateNetworkInterface(now, in)
+	})
+	register("DeleteNetworkInterface", func(m *Model, _ time.Time, in DeleteNetworkInterfaceInput) (any, []Event, error) {
+		ev, err := m.DeleteNetworkInterface(in.ENIID)
+		return nil, ev, err
+	})
+	register("AttachNetworkInterface", func(m *Model, now time.Time, in AttachNetworkInterfaceInput) (any, []Event, error) {
+		return m.AttachNetworkInterface(now, in)
+	})
+	register("DetachNetworkInterface", func(m *Model, _ time.Time, in DetachNetworkInterfaceInput) (any, []Event, error) {
+		ev, err := m.DetachNetworkInterface(in)
+		return nil, ev, err
+	})
+	register("CompleteAttachment", func(m *Model, _ time.Time, in CompleteAttachmentInput) (any, []Event, error) {
+		ev, err := m.CompleteAttachment(in)
+		return nil, ev, err
+	})
+	register("CompleteDetachment", func(m *Model, _ time.Time, in CompleteDetachmentInput) (any, []Event, error) {
+		ev, err := m.CompleteDetachment(in)
+		return nil, ev, err
+	})
+	register("ModifyNetworkInterfaceAttribute", func(m *Model, _ time.Time, in ModifyNetworkInterfaceAttributeInput) (any, []Event, error) {
+		return nil, nil, m.ModifyNetworkInterfaceAttribute(in)
+	})
+	register("AssignPrivateIpAddresses", func(m *Model, _ time.Time, in AssignPrivateIpAddressesInput) (any, []Event, error) {
+		return m.AssignPrivateIpAddresses(in)
+	})
+	register("UnassignPrivateIpAddresses", func(m *Model, _ time.Time, in UnassignPrivateIpAddressesInput) (any, []Event, error) {
+		ev, err := m.UnassignPrivateIpAddresses(in)
+		return nil, ev, err
+	})
+	register("CreateTags", func(m *Model, _ time.Time, in CreateTagsInput) (any, []Event, error) {
+		return nil, nil, m.CreateTags(TagsInput(in))
+	})
+	register("DeleteTags", func(m *Model, _ time.Time, in DeleteTagsInput) (any, []Event, error) {
+		return nil, nil, m.DeleteTags(TagsInput(in))
+	})
+}
 
-var mutations = map[string]func() Mutation{
-	"CreateVpc":                       func() Mutation { return &CreateVpcInput{} },
-	"CreateSubnet":                    func() Mutation { return &CreateSubnetInput{} },
-	"RunInstances":                    func() Mutation { return &RunInstancesInput{} },
-	"TerminateInstances":              func() Mutation { return &TerminateInstancesInput{} },
-	"CreateNetworkInterface":          func() Mutation { return &CreateNetworkInterfaceInput{} },
-	"DeleteNetworkInterface":          func() Mutation { return &DeleteNetworkInterfaceInput{} },
-	"AttachNetworkInterface":          func() Mutation { return &AttachNetworkInterfaceInput{} },
-	"DetachNetworkInterface":          func() Mutation { return &DetachNetworkInterfaceInput{} },
-	"CompleteAttachment":              func() Mutation { return &CompleteAttachmentInput{} },
-	"CompleteDetachment":              func() Mutation { return &CompleteDetachmentInput{} },
-	"ModifyNetworkInterfaceAttribute": func() Mutation { return &ModifyNetworkInterfaceAttributeInput{} },
-	"AssignPrivateIpAddresses":        func() Mutation { return &AssignPrivateIpAddressesInput{} },
-	"UnassignPrivateIpAddresses":      func() Mutation { return &UnassignPrivateIpAddressesInput{} },
-	"CreateTags":                      func() Mutation { return &CreateTagsInput{} },
-	"DeleteTags":                      func() Mutation { return &DeleteTagsInput{} },
+func lookup(mu Mutation) *mutationDef {
+	t := reflect.TypeOf(mu)
+	if t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return byType[t]
+}
+
+// ActionOf names a mutation's action, as the journal records it; "" for a value that is not a
+// registered mutation.
+func ActionOf(mu Mutation) string {
+	if d := lookup(mu); d != nil {
+		return d.action
+	}
+	return ""
+}
+
+// MutationActions lists every registered mutation's action, sorted.
+func MutationActions() []string {
+	out := make([]string, 0, len(byAction))
+	for a := range byAction {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // DecodeMutation rebuilds a journalled mutation from its action name and JSON.
 func DecodeMutation(action string, data []byte) (Mutation, error) {
-	f, ok := mutations[action]
+	d, ok := byAction[action]
 	if !ok {
 		return nil, fmt.Errorf("unknown mutation %q", action)
 	}
-	mu := f()
-	if err := json.Unmarshal(data, mu); err != nil {
+	mu, err := d.decode(data)
+	if err != nil {
 		return nil, fmt.Errorf("mutation %s: %w", action, err)
 	}
 	return mu, nil
@@ -70,79 +163,13 @@ func DecodeMutation(action string, data []byte) (Mutation, error) {
 // Apply carries out a mutation at time now. It returns the action's result, the events for
 // the data plane in order, or an error having changed nothing.
 func (m *Model) Apply(now time.Time, mu Mutation) (out any, ev []Event, err error) {
-	now = now.UTC().Truncate(time.Millisecond)
-	switch in := deref(mu).(type) {
-	case CreateVpcInput:
-		out, err = m.CreateVpc(now, in)
-	case CreateSubnetInput:
-		out, err = m.CreateSubnet(now, in)
-	case RunInstancesInput:
-		out, ev, err = m.RunInstances(now, in)
-	case TerminateInstancesInput:
-		out, ev, err = m.TerminateInstances(in)
-	case CreateNetworkInterfaceInput:
-		out, ev, err = m.CreateNetworkInterface(now, in)
-	case DeleteNetworkInterfaceInput:
-		ev, err = m.DeleteNetworkInterface(in.ENIID)
-	case AttachNetworkInterfaceInput:
-		out, ev, err = m.AttachNetworkInterface(now, in)
-	case DetachNetworkInterfaceInput:
-		ev, err = m.DetachNetworkInterface(in)
-	case CompleteAttachmentInput:
-		ev, err = m.CompleteAttachment(in)
-	case CompleteDetachmentInput:
-		ev, err = m.CompleteDetachment(in)
-	case ModifyNetworkInterfaceAttributeInput:
-		err = m.ModifyNetworkInterfaceAttribute(in)
-	case AssignPrivateIpAddressesInput:
-		out, ev, err = m.AssignPrivateIpAddresses(in)
-	case UnassignPrivateIpAddressesInput:
-		ev, err = m.UnassignPrivateIpAddresses(in)
-	case CreateTagsInput:
-		err = m.CreateTags(TagsInput(in))
-	case DeleteTagsInput:
-		err = m.DeleteTags(TagsInput(in))
-	default:
+	d := lookup(mu)
+	if d == nil {
 		return nil, nil, fmt.Errorf("unknown mutation %T", mu)
 	}
+	out, ev, err = d.apply(m, now.UTC().Truncate(time.Millisecond), mu)
 	if err != nil {
 		return nil, nil, err
 	}
 	return out, ev, nil
-}
-
-func deref(mu Mutation) Mutation {
-	switch p := mu.(type) {
-	case *CreateVpcInput:
-		return *p
-	case *CreateSubnetInput:
-		return *p
-	case *RunInstancesInput:
-		return *p
-	case *TerminateInstancesInput:
-		return *p
-	case *CreateNetworkInterfaceInput:
-		return *p
-	case *DeleteNetworkInterfaceInput:
-		return *p
-	case *AttachNetworkInterfaceInput:
-		return *p
-	case *DetachNetworkInterfaceInput:
-		return *p
-	case *CompleteAttachmentInput:
-		return *p
-	case *CompleteDetachmentInput:
-		return *p
-	case *ModifyNetworkInterfaceAttributeInput:
-		return *p
-	case *AssignPrivateIpAddressesInput:
-		return *p
-	case *UnassignPrivateIpAddressesInput:
-		return *p
-	case *CreateTagsInput:
-		return *p
-	case *DeleteTagsInput:
-		return *p
-	}
-	return mu
 }

@@ -39,6 +39,12 @@ func (m *Model) CreateNetworkInterface(now time.Time, in CreateNetworkInterfaceI
 	if err := checkTagSpecs(in.TagSpecs, "network-interface"); err != nil {
 		return nil, nil, err
 	}
+	if err := checkDescription(in.Description); err != nil {
+		return nil, nil, err
+	}
+	if err := checkGroups(in.SecurityGroups); err != nil {
+		return nil, nil, err
+	}
 	e, ev, err := m.newENI(now, s, in.PrimaryIP, in.Addrs, m.maxIPv4PerENI())
 	if err != nil {
 		return nil, nil, err
@@ -292,12 +298,13 @@ func (m *Model) ModifyNetworkInterfaceAttribute(in ModifyNetworkInterfaceAttribu
 	}
 	switch {
 	case in.Description != nil:
+		if err := checkDescription(*in.Description); err != nil {
+			return err
+		}
 		e.Description = *in.Description
 	case len(in.SecurityGroups) > 0:
-		for _, g := range in.SecurityGroups {
-			if len(g) < 4 || g[:3] != "sg-" {
-				return Errf("InvalidGroupId.Malformed", "Invalid id: \"%s\" (expecting \"sg-...\")", g)
-			}
+		if err := checkGroups(in.SecurityGroups); err != nil {
+			return err
 		}
 		e.SecurityGroups = append([]string(nil), in.SecurityGroups...)
 	case in.AttachmentID != "" || in.DeleteOnTermination != nil:

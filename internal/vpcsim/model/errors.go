@@ -54,6 +54,8 @@ const (
 	CodeInvalidPaginationToken     = "InvalidPaginationToken"
 	CodeInvalidFilter              = "InvalidFilter"
 	CodeInvalidNetworkInterfaceAtt = "InvalidNetworkInterfaceAttachmentId.Malformed"
+	CodeSecurityGroupsPerENI       = "SecurityGroupsPerInterfaceLimitExceeded"
+	CodeGroupMalformed             = "InvalidGroupId.Malformed"
 )
 
 // Errf builds a client error (HTTP 400) with the given code.

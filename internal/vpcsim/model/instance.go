@@ -51,6 +51,14 @@ func (m *Model) RunInstances(now time.Time, in RunInstancesInput) (*Reservation,
 	case in.PrivateIP.IsValid() && in.MaxCount > 1:
 		return nil, nil, Combination("Network interfaces and an instance-level private IP address should not be specified on the same request with more than one instance.")
 	}
+	// The counts are checked before any arithmetic on them (a negative address count once
+	// divided by zero).
+	if err := in.PrimaryAddrs.check(); err != nil {
+		return nil, nil, err
+	}
+	if err := checkGroups(in.SecurityGroups); err != nil {
+		return nil, nil, err
+	}
 	t, lerr := m.cat.Lookup(in.InstanceType)
 	if lerr != nil {
 		return nil, nil, Errf(CodeInvalidParameterValue, "Invalid value '%s' for InstanceType.", in.InstanceType)

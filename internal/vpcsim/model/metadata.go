@@ -22,16 +22,18 @@ type Metadata struct {
 
 // InterfaceMetadata is one ENI as IMDS shows it under network/interfaces/macs/MAC/.
 type InterfaceMetadata struct {
-	MAC            string
-	ENIID          string
-	DeviceIndex    int
-	Addrs          []netip.Addr // primary first
-	Prefixes       []netip.Prefix
-	SubnetID       string
-	SubnetCIDR     netip.Prefix
-	VPCID          string
-	VPCCIDRs       []netip.Prefix
-	SecurityGroups []string
+	MAC         string
+	ENIID       string
+	DeviceIndex int
+	// NetworkCardIndex is the network card the ENI is attached on (IMDS network-card).
+	NetworkCardIndex int
+	Addrs            []netip.Addr // primary first
+	Prefixes         []netip.Prefix
+	SubnetID         string
+	SubnetCIDR       netip.Prefix
+	VPCID            string
+	VPCCIDRs         []netip.Prefix
+	SecurityGroups   []string
 }
 
 // Metadata returns the instance's metadata, or InvalidInstanceID.NotFound.
@@ -47,7 +49,8 @@ func (m *Model) Metadata(instanceID string) (*Metadata, error) {
 		if e.Attachment.Status == AttachAttaching {
 			continue
 		}
-		im := InterfaceMetadata{MAC: e.MAC, ENIID: e.ID, DeviceIndex: e.Attachment.DeviceIndex, Addrs: e.Addrs(),
+		im := InterfaceMetadata{MAC: e.MAC, ENIID: e.ID, DeviceIndex: e.Attachment.DeviceIndex,
+			NetworkCardIndex: e.Attachment.NetworkCardIndex, Addrs: e.Addrs(),
 			Prefixes: e.Prefixes, SubnetID: e.SubnetID, VPCID: e.VPCID, SecurityGroups: e.SecurityGroups}
 		if s := m.st.Subnets[e.SubnetID]; s != nil {
 			im.SubnetCIDR = s.CIDR

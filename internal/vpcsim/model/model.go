@@ -240,6 +240,33 @@ func (m *Model) newMAC() string {
 	return fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
 }
 
+// MaxSecurityGroupsPerENI is EC2's default quota of security groups per network interface
+// (raisable to 16 on AWS; fixed here).
+const MaxSecurityGroupsPerENI = 5
+
+// MaxDescriptionLength bounds an ENI's description, as EC2's.
+const MaxDescriptionLength = 255
+
+// checkGroups checks security group IDs for an ENI: their form and EC2's per-interface quota.
+func checkGroups(groups []string) *Error {
+	if len(groups) > MaxSecurityGroupsPerENI {
+		return Errf(CodeSecurityGroupsPerENI, "You have exceeded the maximum number of security groups allowed per network interface (%d of %d).", len(groups), MaxSecurityGroupsPerENI)
+	}
+	for _, g := range groups {
+		if len(g) < 4 || g[:3] != "sg-" {
+			return Errf(CodeGroupMalformed, "Invalid id: \"%s\" (expecting \"sg-...\")", g)
+		}
+	}
+	return nil
+}
+
+func checkDescription(d string) *Error {
+	if len(d) > MaxDescriptionLength {
+		return Errf(CodeInvalidParameterValue, "Value for parameter Description is too long: %d characters, at most %d are allowed.", len(d), MaxDescriptionLength)
+	}
+	return nil
+}
+
 // DefaultSecurityGroup is the group an ENI gets when its creator names none: the VPC's default.
 func DefaultSecurityGroup(vpcID string) string { return "sg-" + strings.TrimPrefix(vpcID, "vpc-") }
 

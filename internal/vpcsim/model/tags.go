@@ -84,6 +84,11 @@ func (m *Model) DeleteTags(in TagsInput) error {
 	if len(in.ResourceIDs) == 0 {
 		return Missing("ResourceId")
 	}
+	for _, tg := range in.Tags {
+		if err := checkReservedKey(tg.Key); err != nil {
+			return err
+		}
+	}
 	var targets []*Tags
 	for _, id := range in.ResourceIDs {
 		t, err := m.tagsOf(id)

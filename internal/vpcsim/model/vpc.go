@@ -2,6 +2,7 @@ package model
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -46,6 +47,17 @@ func checkTagSpecs(specs []TagSpec, allowed ...string) *Error {
 	return nil
 }
 
+// reservedTagPrefix starts the tag keys AWS keeps for itself; callers may neither set nor
+// delete them.
+const reservedTagPrefix = "aws:"
+
+func checkReservedKey(key string) *Error {
+	if len(key) >= len(reservedTagPrefix) && strings.EqualFold(key[:len(reservedTagPrefix)], reservedTagPrefix) {
+		return Errf(CodeInvalidParameterValue, "Value ( %s ) for parameter key is invalid. Tag keys starting with 'aws:' are reserved for internal use", key)
+	}
+	return nil
+}
+
 // maxTags is EC2's limit of tags per resource.
 const maxTags = 50
 
@@ -56,6 +68,9 @@ func checkTags(tags []Tag, existing int) *Error {
 	for _, t := range tags {
 		if t.Key == "" || len(t.Key) > 128 {
 			return Errf(CodeInvalidParameterValue, "Tag key must be between 1 and 128 characters long")
+		}
+		if err := checkReservedKey(t.Key); err != nil {
+			return err
 		}
 		if len(t.Value) > 256 {
 			return Errf(CodeInvalidParameterValue, "Tag value cannot be longer than 256 characters")
