@@ -40,15 +40,15 @@ func TestWarmENITarget(t *testing.T) {
 	if got := n.metric(`vpcnet_ec2_calls_total{action="AssignPrivateIpAddresses"}`); got != 1 {
 		t.Errorf("%v AssignPrivateIpAddresses calls for two filled ENIs, want 1 (the second comes filled)", got)
 	}
+	// Timed from before the first DEL: the agent's clocks start no earlier, however slowly the
+	// DELs run on a loaded machine.
+	gone := time.Now()
 	for i := range 3 {
 		n.del(fmt.Sprint("pod", i))
 	}
-	gone := time.Now()
-	// The cooldown ends after 300 ms; the ENI is then held for the 2 s release delay.
-	time.Sleep(time.Second)
-	if p := n.pool(); p.enis != 2 || p.total != 18 {
-		t.Fatalf("the second ENI went before the release delay: %+v", p)
-	}
+	// The cooldown ends after 300 ms; the ENI is then held for the 2 s release delay. The check
+	// is on the time the release was seen, never before it happened, so a slow machine cannot
+	// fail it (a fixed sleep followed by a look at the pool could oversleep the delay).
 	n.settle("the second ENI freed after cooldown and release delay", func(p poolView) bool { return p.total == 9 && p.enis == 1 && p.free == 9 })
 	if took := time.Since(gone); took < cfg.Pool.Cooldown+cfg.Pool.ReleaseDelay {
 		t.Fatalf("freed %v after the pods left", took)
@@ -161,7 +161,6 @@ func TestCooldown(t *testing.T) {
 	}
 	n.settle("a third address: the resting one is not available", func(p poolView) bool { return p.total == 3 })
 	n.del("b")
-	time.Sleep(cfg.Pool.Cooldown)
 	n.settle("back to 2 once both rested", func(p poolView) bool { return p.total == 2 && p.free == 2 })
 }
 
