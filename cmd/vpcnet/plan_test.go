@@ -102,6 +102,31 @@ func TestPlanMaxPods(t *testing.T) {
 			t.Errorf("max-pods %v: exit %d, out %q, err %q; want %q", tc.args, code, out, errOut, tc.want)
 		}
 	}
+	// kubelet's maxPods = pod addresses + the node's host-network pods, counted as given.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--host-network-pods", "3", "t3.medium"}, "t3.medium 18\n"},
+		{[]string{"--host-network-pods", "0", "t3.medium", "m5.large"}, "m5.large 27\nt3.medium 15\n"},
+		{[]string{"--host-network-pods", "5", "--prefix-delegation", "m5.large"}, "m5.large 437\n"},
+	} {
+		out, errOut, code := vpcnet(t, nil, append([]string{"plan", "max-pods"}, tc.args...)...)
+		if code != 0 || out != tc.want {
+			t.Errorf("max-pods %v: exit %d, out %q, err %q; want %q", tc.args, code, out, errOut, tc.want)
+		}
+	}
+	for _, bad := range []string{"-1", "1001", "x"} {
+		_, errOut, code := vpcnet(t, nil, "plan", "max-pods", "--host-network-pods", bad, "m5.large")
+		if code != 2 || !strings.Contains(errOut, "host-network-pods") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("--host-network-pods %s: exit %d, stderr %q", bad, code, errOut)
+		}
+	}
+	// --cap names the types it capped, with their uncapped number (issue 12 item 10).
+	_, errOut, code := vpcnet(t, nil, "plan", "max-pods", "--prefix-delegation", "--cap", "m5.large", "m5.24xlarge", "t3.nano")
+	if code != 0 || !strings.Contains(errOut, "capped 2 types") || !strings.Contains(errOut, "m5.24xlarge (11762)") || !strings.Contains(errOut, "m5.large (434)") || strings.Contains(errOut, "t3.nano (") {
+		t.Errorf("--cap: exit %d, stderr %q", code, errOut)
+	}
 	out, _, code := vpcnet(t, nil, "plan", "max-pods", "--all")
 	if code != 0 || len(parseMaxPods(t, out)) != catalog.Builtin().Len() {
 		t.Errorf("--all over the built-in set: exit %d\n%s", code, out)

@@ -18,7 +18,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vpcnet/vpcnet/internal/agent"
+	"github.com/vpcnet/vpcnet/internal/catalog"
 	"github.com/vpcnet/vpcnet/internal/ipam"
+	"github.com/vpcnet/vpcnet/internal/plan"
 	"github.com/vpcnet/vpcnet/internal/vpcsim"
 )
 
@@ -225,5 +227,35 @@ func TestSubnetExhaustedAdvice(t *testing.T) {
 	}, func() string { return st })
 	if strings.Contains(st, "prefix") || !strings.Contains(st, "bigger or an extra subnet") {
 		t.Fatalf("advice: %s", st)
+	}
+}
+
+// TestStatusMaxPodsIsPlanMaxPods: the agent's pod-address capacity on a fresh node plus the
+// host-network pods is what `vpcnet plan max-pods` prints for kubelet: one number from one
+// capacity function (issue 14 item 3).
+func TestStatusMaxPodsIsPlanMaxPods(t *testing.T) {
+	for _, c := range []struct {
+		typ  string
+		pool ipam.Settings
+	}{
+		{"t3.medium", ipam.Settings{WarmENITarget: 1}},
+		{"m5.large", ipam.Settings{PrefixDelegation: true, WarmPrefixTarget: 1}},
+	} {
+		x := newSim(t, vpcsim.Options{}, "10.0.0.0/20", c.typ)
+		cfg := testConfig(t, x)
+		p := c.pool
+		p.Cooldown, p.Backoff, p.BackoffMax, p.PrefixFallback = cfg.Pool.Cooldown, cfg.Pool.Backoff, cfg.Pool.BackoffMax, cfg.Pool.PrefixFallback
+		cfg.Pool = p
+		n := startNode(t, x, cfg)
+		n.waitReady()
+		it, err := catalog.Builtin().Lookup(c.typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kubelet := plan.KubeletMaxPods(it, c.pool, false, plan.HostNetworkPods)
+		if st := n.status(); int(st.MaxPods)+plan.HostNetworkPods != kubelet {
+			t.Errorf("%s: agent maxPods %d + %d host-network pods, plan max-pods %d", c.typ, st.MaxPods, plan.HostNetworkPods, kubelet)
+		}
+		n.stop()
 	}
 }

@@ -14,7 +14,15 @@ func (a *Agent) dpENI(e cloud.ENI) dataplane.ENI {
 }
 
 func (a *Agent) setupENI(e cloud.ENI) error {
-	if !a.cfg.HostNetworking || e.DeviceIndex == 0 {
+	if !a.cfg.HostNetworking {
+		return nil
+	}
+	if e.DeviceIndex == 0 {
+		// The primary ENI's address and routes are the node's; only the MTU is the agent's.
+		// It carries pods whatever its MTU: a failure is reported, not retried (CheckENI shows it).
+		if err := dataplane.SetMTU(a.dpENI(e)); err != nil {
+			a.log.Warn("primary ENI: MTU not set", "eni", e.ID, "mac", e.MAC, "mtu", a.cfg.MTU, "err", err)
+		}
 		return nil
 	}
 	if err := dataplane.SetupENI(a.dpENI(e)); err != nil {

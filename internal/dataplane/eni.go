@@ -109,6 +109,121 @@ func SetupENI(e ENI) error {
 	return addRule(fromRule(e.PrimaryIP, table))
 }
 
+// mtu is the MTU the ENI's device should have.
+func (e ENI) mtu() int {
+	if e.MTU <= 0 {
+		return DefaultMTU
+	}
+	return e.MTU
+}
+
+// SetMTU sets the MTU of the ENI's device (found by MAC) and nothing else. The agent uses it for
+// the primary ENI (device 0), whose address and routes are the node's own, so that the
+// configured MTU (VPCNET_MTU, `vpcnet lab up --eni-mtu`) applies to every ENI, not only to the
+// secondary ones, the veths and the pods.
+func SetMTU(e ENI) error {
+	link, err := LinkByMAC(e.MAC)
+	if err != nil {
+		return err
+	}
+	if link.Attrs().MTU == e.mtu() {
+		return nil
+	}
+	if err := netlink.LinkSetMTU(link, e.mtu()); err != nil {
+		return fmt.Errorf("ENI %s (%s): MTU %d: %w", e.MAC, link.Attrs().Name, e.mtu(), err)
+	}
+	return nil
+}
+
+// CheckENI confirms that what SetupENI (SetMTU for the primary ENI) set is still in place, from
+// the node's namespace; the error lists every problem found, each naming the object:
+//
+//   - every ENI: its device exists, is up and has MTU e.MTU (DefaultMTU when 0);
+//   - a secondary ENI (DeviceIndex > 0) also: it holds its primary address, its rp_filter is
+//     loose (2), table DeviceIndex+1 has the subnet's link route and a default route via the
+//     subnet router on its device, and rule 1536 `from <primary IP> lookup <table>` exists.
+func CheckENI(e ENI) error {
+	if err := e.validate(); err != nil {
+		return err
+	}
+	link, err := LinkByMAC(e.MAC)
+	if err != nil {
+		return err
+	}
+	var bad []string
+	fail := func(format string, a ...any) { bad = append(bad, fmt.Sprintf(format, a...)) }
+	name := link.Attrs().Name
+	if got := link.Attrs().MTU; got != e.mtu() {
+		fail("ENI %s (%s) has MTU %d, want %d", e.MAC, name, got, e.mtu())
+	}
+	if link.Attrs().Flags&net.FlagUp == 0 {
+		fail("ENI %s (%s) is down", e.MAC, name)
+	}
+	if e.DeviceIndex > 0 {
+		checkSecondaryENI(e, link, fail)
+	}
+	if len(bad) > 0 {
+		return errors.New(strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+func checkSecondaryENI(e ENI, link netlink.Link, fail func(string, ...any)) {
+	name := link.Attrs().Name
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		fail("ENI %s (%s): addresses: %v", e.MAC, name, err)
+	}
+	has := false
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && ip == e.PrimaryIP {
+			has = true
+		}
+	}
+	if !has {
+		fail("ENI %s (%s) does not hold its primary address %s", e.MAC, name, e.PrimaryIP)
+	}
+	if v, err := readSysctl("net/ipv4/conf/" + name + "/rp_filter"); err != nil || v != "2" {
+		fail("ENI %s (%s) rp_filter is %q, want 2 (%v)", e.MAC, name, v, err)
+	}
+	table := TableForDevice(e.DeviceIndex)
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		fail("table %d: %v", table, err)
+	}
+	subnetRoute, defaultRoute := false, false
+	for _, r := range routes {
+		if r.LinkIndex != link.Attrs().Index {
+			continue
+		}
+		switch {
+		case r.Dst != nil && r.Dst.String() == e.Subnet.Masked().String():
+			subnetRoute = true
+		case (r.Dst == nil || r.Dst.String() == "0.0.0.0/0") && r.Gw.Equal(e.Router().AsSlice()):
+			defaultRoute = true
+		}
+	}
+	if !subnetRoute {
+		fail("table %d has no route %s dev %s", table, e.Subnet.Masked(), name)
+	}
+	if !defaultRoute {
+		fail("table %d has no default route via %s dev %s", table, e.Router(), name)
+	}
+	rules, err := netlink.RuleList(netlink.FAMILY_V4)
+	if err != nil {
+		fail("rules: %v", err)
+	}
+	rule := false
+	for _, r := range rules {
+		if r.Table == table && r.Src != nil && r.Src.IP.Equal(e.PrimaryIP.AsSlice()) {
+			rule = true
+		}
+	}
+	if !rule {
+		fail("no rule from %s lookup %d", e.PrimaryIP, table)
+	}
+}
+
 // TeardownENI undoes SetupENI for a secondary ENI: its rule 1536, the routes of its table that go
 // through its device, and its primary address. It only touches what is this ENI's: another ENI
 // attached at the same device index (same table) keeps its routes, and pods keep their rules (the

@@ -96,7 +96,7 @@ func maxPods(in Input, mode Mode) int {
 		m, _ := catalog.RecommendedCap(in.Type)
 		return m
 	}
-	m := KubeletMaxPods(in.Type, ipam.Settings{PrefixDelegation: mode == Prefix}, HostNetworkPods)
+	m := KubeletMaxPods(in.Type, ipam.Settings{PrefixDelegation: mode == Prefix}, false, HostNetworkPods)
 	if mode == Prefix {
 		return catalog.Capped(in.Type, m)
 	}
@@ -104,11 +104,22 @@ func maxPods(in Input, mode Mode) int {
 }
 
 // KubeletMaxPods is kubelet's maxPods for a node of type t whose agent runs with settings st:
-// the pods it can give a VPC address (ipam.CapacityOf on the empty node: ENIs it may manage x
-// slots, x16 in prefix mode, capped by MAX_PODS) plus hostNetwork pods, which need none. EKS's
-// formula takes hostNetwork = 2 (aws-node and kube-proxy).
-func KubeletMaxPods(t catalog.InstanceType, st ipam.Settings, hostNetwork int) int {
-	return ipam.CapacityOf(ipam.State{Settings: st, Limits: ipam.Limits{MaxENIs: t.MaxENIs, IPv4PerENI: t.IPv4PerENI}}).Pods + hostNetwork
+// the pods it can give a VPC address (PodCapacity) plus hostNetwork pods, which need none.
+// EKS's formula takes hostNetwork = 2 (aws-node and kube-proxy).
+func KubeletMaxPods(t catalog.InstanceType, st ipam.Settings, customNetworking bool, hostNetwork int) int {
+	return PodCapacity(t, st, customNetworking) + hostNetwork
+}
+
+// PodCapacity is how many pods a fresh node of type t can give a VPC address, by the agent's
+// own capacity function (ipam.CapacityOf): the ENIs it may manage (the type's limit or MAX_ENI;
+// with custom networking the primary ENI carries no pods) x their slots, x16 in prefix mode,
+// capped by MAX_PODS. It equals the agent's status maxPods on such a node.
+func PodCapacity(t catalog.InstanceType, st ipam.Settings, customNetworking bool) int {
+	s := ipam.State{Settings: st, Limits: ipam.Limits{MaxENIs: t.MaxENIs, IPv4PerENI: t.IPv4PerENI}}
+	if customNetworking {
+		s.Unmanaged = 1
+	}
+	return ipam.CapacityOf(s).Pods
 }
 
 // rule says in words which warm setting sizes the pool, with the AWS VPC CNI's names.
