@@ -35,7 +35,13 @@ func cmdDel(args *skel.CmdArgs) error {
 		// this container's (left by an older plugin, or by hand).
 		rec = Record{Network: c.conf.Name, ContainerID: args.ContainerID, IfName: args.IfName, HostVeth: c.hostVeth(), VethPrefix: c.conf.VethPrefix}
 	}
-	if err := dataplane.TeardownPod(c.pod4(rec)); err != nil {
+	unwire := dataplane.TeardownPod
+	if known {
+		// The runtime deletes the pod's namespace after DEL, and the veth with it: leave it
+		// to that, with the address and routes gone (dataplane.UnwirePod).
+		unwire = dataplane.UnwirePod
+	}
+	if err := unwire(c.pod4(rec)); err != nil {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("unwire pod %s (veth %s): %v", args.ContainerID, rec.HostVeth, err), "")
 	}
 	a, err := dialAgent(c.conf.AgentSocket)

@@ -2,6 +2,9 @@ package cni_test
 
 import (
 	"fmt"
+	"runtime"
+	"os"
+	"os/exec"
 	"math/rand/v2"
 	"net"
 	"path/filepath"
@@ -13,7 +16,9 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	"github.com/vpcnet/vpcnet/internal/dataplane"
 	"github.com/vpcnet/vpcnet/internal/probe"
 )
@@ -569,3 +574,116 @@ func TestCheckNamesWhatIsBroken(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Issue 16 item 5: DEL of a pod whose sandbox still exists leaves the host veth to go with the
+// sandbox's namespace, but takes the pod's network: no address in the pod, no host route or
+// rules, the address back with the agent. The runtime's deletion of the namespace removes the veth.
+func TestDelLeavesVethToSandbox(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	list := c.conflist(t, "1.1.0")
+	// The sandbox is a namespace held only by a file descriptor (its path /proc/<pid>/fd/<n>),
+	// not bind-mounted under /run/netns, where mount propagation into other mount namespaces
+	// on a shared machine can keep a namespace alive after it is unmounted here.
+	h := fdNetns(t)
+	t.Cleanup(func() { h.Close() })
+	p, peer := newPod(t, "leaving"), newPod(t, "peer")
+	p.ns, p.rt.NetNS = h, h.Path()
+	for _, q := range []*pod{p, peer} {
+		if err := c.addRetry(list, q, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	veth := p.res.Interfaces[0].Name
+	if err := c.cni.DelNetworkList(bg, list, p.rt); err != nil {
+		t.Fatal(err)
+	}
+	if err := probe.In(p.ns.Path(), func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+		if len(addrs) != 0 {
+			t.Errorf("the deleted pod's eth0 still carries %v", addrs)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := probe.Ping(peer.ns.Path(), p.ip, 1, 300*time.Millisecond); n != 0 {
+		t.Fatalf("deleted pod %s still answers", p.ip)
+	}
+	c.assertInvariant(t, p, peer)
+	for _, l := range c.leftovers(t) { // the peer's own wiring and record stay
+		if strings.Contains(l, veth) || strings.Contains(l, " "+p.ip.String()+"/") {
+			t.Fatalf("after DEL, the deleted pod's %s is left", l)
+		}
+	}
+	// The runtime removes the sandbox: the veth goes with it.
+	ino, _ := os.Readlink(h.Path())
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		c.do(t, func() error { _, err = netlink.LinkByName(veth); return nil })
+		if err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			out, _ := exec.Command("sh", "-c", fmt.Sprintf("for f in /proc/%d/fd/* /proc/%d/task/*/ns/net; do echo $f $(readlink $f); done | grep net:", os.Getpid(), os.Getpid())).CombinedOutput()
+			t.Fatalf("host veth %s outlived its sandbox's namespace (%s)\n%s", veth, ino, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := c.cni.DelNetworkList(bg, list, peer.rt); err != nil {
+		t.Fatal(err)
+	}
+	if left := c.leftovers(t); len(left) > 0 {
+		t.Fatalf("after every DEL: %v", left)
+	}
+}
+
+// fdNetns makes a fresh network namespace held only by an open file descriptor of this process;
+// closing the handle ends the namespace. Its Path is /proc/<pid>/fd/<n>.
+func fdNetns(t testing.TB) ns.NetNS {
+	t.Helper()
+	type made struct {
+		h   ns.NetNS
+		err error
+	}
+	ch := make(chan made, 1)
+	go func() {
+		runtime.LockOSThread() // not unlocked: the thread changed namespace and dies with us
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			ch <- made{err: err}
+			return
+		}
+		fd, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			ch <- made{err: err}
+			return
+		}
+		h, err := ns.GetNS(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd))
+		unix.Close(fd)
+		if err != nil {
+			ch <- made{err: err}
+			return
+		}
+		ch <- made{h: fdNS{h, fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), h.Fd())}}
+	}()
+	m := <-ch
+	if m.err != nil {
+		t.Fatal(m.err)
+	}
+	return m.h
+}
+
+// fdNS is a namespace handle whose path is its own descriptor's.
+type fdNS struct {
+	ns.NetNS
+	path string
+}
+
+func (f fdNS) Path() string { return f.path }

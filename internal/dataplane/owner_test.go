@@ -4,6 +4,9 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vpcnet/vpcnet/internal/dataplane"
@@ -71,5 +74,57 @@ func TestTeardownRemovesOnlyItsOwn(t *testing.T) {
 	do(t, tp.node, func() error { return dataplane.TeardownPod(noTag) })
 	if left := leftovers(t, tp, b); len(left) > 0 {
 		t.Fatalf("after B's teardown: %v", left)
+	}
+}
+
+// UnwirePod (DEL with the pod's namespace still there) leaves the veth to go with the namespace,
+// but nothing of the pod's network: no address in the pod, no host route, no rules. Deleting the
+// namespace then takes the veth.
+func TestUnwirePodLeavesVethToNamespace(t *testing.T) {
+	tp := newTopo(t)
+	podNS := mustNS(t)
+	p := dataplane.Pod{Netns: podNS.path, IfName: "eth0", HostVeth: dataplane.ContainerVethName("eni", "net", "c1", "eth0"),
+		Addr: netip.MustParseAddr("10.0.2.41"), Table: 2, Owner: dataplane.OwnerTag("net", "c1", "eth0")}
+	do(t, tp.node, func() error { _, err := dataplane.SetupPod(p); return err })
+	do(t, tp.node, func() error { return dataplane.UnwirePod(p) })
+	if left := leftovers(t, tp, p); len(left) != 1 || left[0] != "veth "+p.HostVeth {
+		t.Fatalf("after UnwirePod: %v, want only the veth", left)
+	}
+	h, err := ns.GetNS(podNS.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, h, func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+		if len(addrs) != 0 {
+			t.Errorf("pod eth0 still has %v after UnwirePod", addrs)
+		}
+		return err
+	})
+	h.Close()
+	do(t, tp.node, func() error { return dataplane.UnwirePod(p) }) // again: nothing to do
+	podNS.remove(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(leftovers(t, tp, p)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("veth %s outlived its pod's namespace: %v", p.HostVeth, leftovers(t, tp, p))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Without its namespace UnwirePod removes what is left, as TeardownPod does.
+	q := p
+	q.Addr, q.HostVeth = netip.MustParseAddr("10.0.2.42"), dataplane.ContainerVethName("eni", "net", "c2", "eth0")
+	q.Owner = dataplane.OwnerTag("net", "c2", "eth0")
+	podNS2 := mustNS(t)
+	q.Netns = podNS2.path
+	do(t, tp.node, func() error { _, err := dataplane.SetupPod(q); return err })
+	q.Netns = "/run/netns/not-this-one"
+	do(t, tp.node, func() error { return dataplane.UnwirePod(q) })
+	if left := leftovers(t, tp, q); len(left) > 0 {
+		t.Fatalf("after UnwirePod without a provable namespace: %v", left)
 	}
 }

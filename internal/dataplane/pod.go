@@ -224,7 +224,19 @@ func setupPodSide(p Pod, hostMAC net.HardwareAddr) (string, error) {
 // now routed to another link (another sandbox holds it; its rules are the same and stay). There
 // is no per-pod nftables state. It needs no pod namespace; anything already gone, or a veth of
 // that name that is someone else's, is not an error. An invalid Addr removes only the veth.
-func TeardownPod(p Pod) error {
+func TeardownPod(p Pod) error { return teardown(p, false) }
+
+// UnwirePod is TeardownPod for a DEL whose pod namespace still exists: it leaves the veth pair to
+// go with the namespace (the runtime deletes it after DEL; deleting a veth costs the kernel RCU
+// grace periods, 10 to 40 ms here, against under 1 ms for this) and removes what carries traffic
+// instead: the pod's address from the veth's peer in p.Netns (no namespace keeps an address it
+// gave back), the host route through the veth, and the rules as TeardownPod does. With nothing
+// routed to it the veth carries nothing: the anti-spoofing rule drops whatever the pod still
+// sends. When the peer is not provably in p.Netns, or anything of that fails, the veth is
+// deleted as TeardownPod does. A later SetupPod of the same attachment replaces the veth.
+func UnwirePod(p Pod) error { return teardown(p, true) }
+
+func teardown(p Pod, keepVeth bool) error {
 	if p.HostVeth == "" {
 		return errors.New("teardown: no host veth name")
 	}
@@ -232,6 +244,9 @@ func TeardownPod(p Pod) error {
 	l, err := netlink.LinkByName(p.HostVeth)
 	switch {
 	case err == nil && owns(l, p):
+		if keepVeth && p.Addr.IsValid() && p.Netns != "" && peerIn(l, p.Netns) && unwireKeepingVeth(l, p) == nil {
+			break
+		}
 		if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 			errs = append(errs, fmt.Errorf("delete %s: %w", p.HostVeth, err))
 		}
@@ -263,6 +278,38 @@ func TeardownPod(p Pod) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// unwireKeepingVeth takes p.Addr off the peer of host veth l in p.Netns and the host route to
+// it through l.
+func unwireKeepingVeth(l netlink.Link, p Pod) error {
+	podNS, err := ns.GetNS(p.Netns)
+	if err != nil {
+		return err
+	}
+	defer podNS.Close()
+	err = podNS.Do(func(ns.NetNS) error {
+		peer, err := netlink.LinkByIndex(l.Attrs().ParentIndex)
+		if err != nil {
+			return err
+		}
+		if peer.Attrs().ParentIndex != l.Attrs().Index {
+			return fmt.Errorf("%s in %s is not the peer of %s", peer.Attrs().Name, p.Netns, p.HostVeth)
+		}
+		err = netlink.AddrDel(peer, &netlink.Addr{IPNet: hostPrefix(p.Addr)})
+		if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return fmt.Errorf("remove %s from the pod's %s: %w", p.Addr, peer.Attrs().Name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = netlink.RouteDel(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: hostPrefix(p.Addr), Table: mainTable, Scope: netlink.SCOPE_LINK})
+	if err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("route %s dev %s: %w", p.Addr, p.HostVeth, err)
+	}
+	return nil
 }
 
 // owns reports whether link l is p's host veth: a veth whose alias is p.Owner, or whose peer
