@@ -2,12 +2,12 @@ package cni_test
 
 import (
 	"fmt"
-	"runtime"
-	"os"
-	"os/exec"
 	"math/rand/v2"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -18,9 +18,9 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 	"github.com/vpcnet/vpcnet/internal/dataplane"
 	"github.com/vpcnet/vpcnet/internal/probe"
+	"golang.org/x/sys/unix"
 )
 
 // sandbox is a pod sandbox of pod default/<podName> with its own container ID and namespace, as
