@@ -687,3 +687,64 @@ type fdNS struct {
 }
 
 func (f fdNS) Path() string { return f.path }
+
+// Issue 14 item 3: STATUS fails when the node truly cannot network. An agent that serves its
+// socket but never started (here: IMDS unreachable, so it cannot learn its instance) answers 50;
+// once the plugin has seen the agent work, the same state is a restart and gets the grace period.
+func TestStatusAgentNeverStarted(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	c.stopAgent(t)
+	dead, err := freePort() // nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{}
+	for _, kv := range c.agentEnv {
+		if strings.HasPrefix(kv, "AWS_EC2_METADATA_SERVICE_ENDPOINT=") {
+			kv = "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://" + dead
+		}
+		env = append(env, kv)
+	}
+	logf, err := os.Create(filepath.Join(c.dir, "vpcnetd-nocloud.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(agentBin)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for { // the agent serves its socket before it reaches the cloud
+		if conn, err := net.Dial("unix", c.socket); err == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("vpcnetd without IMDS never served %s:\n%s", c.socket, tail(b, 2048))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := c.agentStatus(t); st.Ready || st.MaxPods != 0 {
+		t.Fatalf("agent without IMDS: ready=%v maxPods=%d reason %q, want not started", st.Ready, st.MaxPods, st.Reason)
+	}
+	fresh := c.conflist(t, "1.1.0") // a state dir where the agent never worked
+	if err := c.cni.GetStatusNetworkList(bg, fresh); cniCode(err) != types.ErrPluginNotAvailable {
+		t.Fatalf("STATUS with an agent that never started: %v, want code 50", err)
+	}
+	c.stateDir = filepath.Join(c.dir, "cni-state-worked")
+	worked := c.conflist(t, "1.1.0")
+	if err := os.MkdirAll(filepath.Join(c.stateDir, "vpcnet"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	st := fmt.Sprintf(`{"worked":%q}`, time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano))
+	if err := os.WriteFile(filepath.Join(c.stateDir, "vpcnet", "agent.json"), []byte(st), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cni.GetStatusNetworkList(bg, worked); err != nil {
+		t.Fatalf("STATUS with a restarting agent that worked before: %v, want ready within the grace", err)
+	}
+}
