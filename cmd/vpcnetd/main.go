@@ -67,6 +67,13 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return 1
 	}
 	defer st.Close()
+	switch d := st.Damage(); {
+	case d.Lost():
+		log.Error("the allocation journal was damaged: the allocations the plugin's records hold are restored from them; quarantined addresses are held until GC",
+			"journal", filepath.Join(cfg.StateDir, "ipam"), "damage", d.String())
+	case d.Torn > 0:
+		log.Warn("dropped a torn last journal record (a crash in the middle of an append, never acknowledged)", "bytes", d.Torn, "kept", d.Evidence)
+	}
 	reg := agent.NewRegistry()
 	cfg.Cloud.Observer = reg.Observer()
 	connect := func(ctx context.Context) (cloud.Cloud, error) {

@@ -120,11 +120,13 @@ func NewConnecting(cfg Config, connect func(context.Context) (cloud.Cloud, error
 	return a
 }
 
-// Run serves the gRPC socket and the HTTP listener, then reaches the cloud, initialises the
+// Run reconciles the store with the plugin's records, serves the gRPC socket and the HTTP
+// listener, then reaches the cloud, initialises the
 // node and keeps the pool at its targets until ctx ends. Listeners come first so that the
 // plugin and the operator hear why the node is not ready (cloud-unreachable) rather than
 // finding no socket.
 func (a *Agent) Run(ctx context.Context) error {
+	a.restoreFromPlugin()
 	srv, err := a.serveGRPC()
 	if err != nil {
 		return err
