@@ -66,7 +66,9 @@ const QuarantinePrefix = "quarantined:"
 const DefaultNetwork = "vpcnet"
 
 // IsQuarantine tells whether k is a quarantine key.
-func IsQuarantine(k Key) bool { return len(k.ContainerID) > len(QuarantinePrefix) && k.ContainerID[:len(QuarantinePrefix)] == QuarantinePrefix }
+func IsQuarantine(k Key) bool {
+	return len(k.ContainerID) > len(QuarantinePrefix) && k.ContainerID[:len(QuarantinePrefix)] == QuarantinePrefix
+}
 
 // Replay is what a journal holds.
 type Replay struct {
