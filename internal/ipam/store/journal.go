@@ -275,17 +275,23 @@ func decode(line []byte) (record, bool) {
 	return r, true
 }
 
-// maxRepair bounds the lines repair tries (it costs 255 checksums of the line per byte), and
-// maxRepairs the damaged lines of one journal it tries, so a journal of garbage replays quickly.
+// maxRepair bounds the lines repair tries, and maxRepairs the damaged lines of one journal it
+// tries, so a journal of garbage replays quickly.
 const (
-	maxRepair  = 640
-	maxRepairs = 16
+	maxRepair  = 4096
+	maxRepairs = 64
 )
 
 // repair finds the one byte whose change makes line a record that checks: a single damaged
 // byte (the kind a bit flip or a stray write leaves) is undone rather than quarantined. The
-// repair must be unique; a checksum field off by one hex digit over intact JSON is repaired too.
-// A line that lost its newline to the damage (one byte too many at the end) is cut back.
+// repair must be unique. A line that lost its newline to the damage (one byte too many at the
+// end) is cut back.
+//
+// A damaged checksum field is found by comparing it with the checksum of the JSON. A damaged
+// JSON byte is found without trying every value at every position: CRC-32C is linear, so
+// changing byte i by d changes the checksum by a value that depends only on d and on the
+// number of bytes after i; the candidates are the (i, d) whose change equals the difference
+// between the stored and the computed checksum, each then decoded.
 func repair(line []byte) (record, bool) {
 	if len(line) > maxRepair || len(line) < 10 {
 		return record{}, false
@@ -293,19 +299,69 @@ func repair(line []byte) (record, bool) {
 	if r, ok := decode(line[:len(line)-1]); ok {
 		return r, true
 	}
+	body := line[9:]
+	sum := crc32.Checksum(body, castagnoli)
+	// The checksum field or the separator.
+	head := fmt.Appendf(nil, "%08x ", sum)
+	diff := 0
+	for i := range head {
+		if head[i] != line[i] && !(i < 8 && head[i] == line[i]|0x20) {
+			diff++
+		}
+	}
+	if diff == 1 {
+		if r, ok := decode(append(head, body...)); ok {
+			return r, true
+		}
+	}
+	want, err := strconv.ParseUint(string(line[:8]), 16, 32)
+	if err != nil || line[8] != ' ' || uint32(want) == sum {
+		return record{}, false
+	}
+	syndrome := sum ^ uint32(want)
+	// bit[b] is the checksum change of bit b of a byte followed by k zero bytes, k = 0, 1, ...
+	n := len(body)
+	var bit [8]uint32
+	for b := range bit {
+		bit[b] = rawCRC(0, []byte{1 << b})
+	}
 	var found []byte
 	var rec record
-	for i := range line {
-		if r, ok := repairAt(line, i); ok {
+	buf := slices.Clone(line)
+	for k := 0; k < n; k++ {
+		i := 9 + n - 1 - k
+		for d := 1; d < 256; d++ {
+			var c uint32
+			for b := range bit {
+				if d&(1<<b) != 0 {
+					c ^= bit[b]
+				}
+			}
+			if c != syndrome {
+				continue
+			}
+			buf[i] = line[i] ^ byte(d)
+			r, ok := decode(buf)
+			buf[i] = line[i]
+			if !ok {
+				continue
+			}
 			if enc := r.encode(); found == nil {
 				found, rec = enc, r
 			} else if !bytes.Equal(enc, found) {
 				return record{}, false
 			}
 		}
+		for b := range bit { // one more zero byte after the changed one
+			bit[b] = rawCRC(bit[b], []byte{0})
+		}
 	}
 	return rec, found != nil
 }
+
+// rawCRC runs CRC-32C over p from state, without the initial and final inversions: the linear
+// part of the checksum.
+func rawCRC(state uint32, p []byte) uint32 { return ^crc32.Update(^state, castagnoli, p) }
 
 func repairIf(try bool, line []byte) (record, bool) {
 	if !try {
@@ -323,16 +379,11 @@ func repairAt(line []byte, i int) (record, bool) {
 	buf := slices.Clone(line)
 	var found []byte
 	var rec record
-	want, err := strconv.ParseUint(string(line[:8]), 16, 32)
-	fast := i > 8 && line[8] == ' ' && err == nil // only the checksummed part changes
 	for v := range 256 {
 		if byte(v) == line[i] {
 			continue
 		}
 		buf[i] = byte(v)
-		if fast && crc32.Checksum(buf[9:], castagnoli) != uint32(want) {
-			continue
-		}
 		if r, ok := decode(buf); ok {
 			if enc := r.encode(); found == nil {
 				found, rec = enc, r
