@@ -131,16 +131,19 @@ func (c *Controller) runPod(ctx context.Context, req lab.PodRequest, step func(s
 }
 
 // addRetrying runs CNI ADD and, as kubelet does, runs it again while the plugin answers
-// try-again (code 11) because the node's pool is fetching an address (agent reason
-// no-addresses), for up to 30 s. A full node or a dry subnet is answered at once.
+// try-again (code 11) and the node's pool is fetching an address (agent reason no-addresses,
+// or none once the address arrived), for up to 30 s. A full node or a dry subnet is answered
+// at once.
 func (c *Controller) addRetrying(ctx context.Context, n *node, cfg *libcni.CNIConfig, list *libcni.NetworkConfigList, p *pod) (types.Result, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		res, err := cfg.AddNetworkList(ctx, list, p.runtimeConf())
 		var cniErr *types.Error
-		if err == nil || !errors.As(err, &cniErr) || cniErr.Code != types.ErrTryAgainLater || time.Now().After(deadline) ||
-			c.agentStatus(ctx, n).Reason != "no-addresses" {
+		if err == nil || !errors.As(err, &cniErr) || cniErr.Code != types.ErrTryAgainLater || time.Now().After(deadline) {
 			return res, err
+		}
+		if r := c.agentStatus(ctx, n).Reason; r != "" && r != "no-addresses" {
+			return res, err // full, or the subnet or the cloud fails: waiting does not help soon
 		}
 		_ = cfg.DelNetworkList(context.Background(), list, p.runtimeConf()) // as a runtime does after a failed ADD
 		select {

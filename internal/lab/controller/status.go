@@ -71,6 +71,9 @@ func (c *Controller) status(ctx context.Context) (lab.Status, error) {
 		sort.Slice(ni.ENIs, func(i, j int) bool { return ni.ENIs[i].DeviceIndex < ni.ENIs[j].DeviceIndex })
 		if t, err := catalog.Builtin().Lookup(n.instanceType); err == nil {
 			ni.MaxENIs, ni.IPv4PerENI = t.MaxENIs, t.IPv4PerENI
+			if m, err := strconv.Atoi(c.cfg.Agent["MAX_ENI"]); err == nil && m > 0 {
+				ni.MaxENIs = min(ni.MaxENIs, m) // what the agent may attach, as its capacity counts it
+			}
 			ni.MaxPods = c.emptyNodeCapacity(t)
 		}
 		if ni.Agent.MaxPods > 0 { // the agent knows what the node can really hold (no_manage ENIs, slots taken)
