@@ -67,6 +67,9 @@ type Snapshot struct {
 	HostRoutes []HostRoute // /32 routes to pods in the node's main table
 	// MissingNetns lists attachment namespaces that could not be opened (gone).
 	MissingNetns []string
+	// Acknowledged are the ADD results the runtime (the caller) received and has not DELed yet:
+	// each must still be held by the agent, recorded and wired (optional; the caller knows them).
+	Acknowledged []Allocation
 }
 
 // Violation is one broken rule, with the objects it concerns.
@@ -87,6 +90,7 @@ const (
 	RuleRecordNotHeld     = "record-not-held"               // a wired pod's address is not held by the agent for its key (the agent considers it free)
 	RulePodWithoutNetwork = "pod-without-network"           // a live pod lacks its interface, address, routes or host route
 	RuleAddrNotAllocated  = "address-not-allocated"         // a pod interface carries an address the agent holds for no key of that pod
+	RuleAcknowledgedLost  = "acknowledged-allocation-lost"  // an ADD result the runtime holds is no longer held by the agent or recorded
 )
 
 // Check returns every violation of the invariant in s, in a stable order; none means it holds:
@@ -100,7 +104,9 @@ const (
 //     169.254.1.1 link route and the default route via it, and the node has the /32 host route
 //     to it through the record's host veth;
 //   - every address on a pod interface is held by the agent for a key whose record names that
-//     namespace.
+//     namespace;
+//   - every acknowledged ADD result (Snapshot.Acknowledged) is still held by the agent for its key
+//     and recorded by the plugin with the same address.
 func Check(s Snapshot) []Violation {
 	var out []Violation
 	add := func(rule, format string, a ...any) { out = append(out, Violation{rule, fmt.Sprintf(format, a...)}) }
@@ -223,6 +229,16 @@ func Check(s Snapshot) []Violation {
 		}
 		if len(lacks) > 0 {
 			add(RulePodWithoutNetwork, "attachment %s (%s in %s) lacks %s", r.Key, r.Addr, r.Netns, strings.Join(lacks, ", "))
+		}
+	}
+	for _, a := range sorted(s.Acknowledged, func(a Allocation) string { return a.Key.String() }) {
+		held, ok := allocByKey[a.Key]
+		recorded := false
+		for _, r := range recByKey[a.Key] {
+			recorded = recorded || r.Addr == a.Addr
+		}
+		if !ok || held.Addr != a.Addr || !recorded {
+			add(RuleAcknowledgedLost, "ADD of %s answered %s; the agent holds %v for it (held: %v), recorded: %v", a.Key, a.Addr, held.Addr, ok, recorded)
 		}
 	}
 	return out

@@ -76,6 +76,16 @@ func TestCheck(t *testing.T) {
 		{"record and agent disagree on the address", func(s *Snapshot) {
 			s.Allocations[1].Addr = netip.MustParseAddr("10.10.0.99")
 		}, []string{RuleAllocNoRecord, RuleAddrNotAllocated, RuleRecordNotHeld}},
+		{"acknowledged ADDs still held", func(s *Snapshot) { s.Acknowledged = []Allocation{{kA, ip1}, {kB, ip2}} }, nil},
+		{"an acknowledged ADD lost by the agent", func(s *Snapshot) {
+			s.Acknowledged = []Allocation{{kA, ip1}, {kB, ip2}}
+			s.Allocations = s.Allocations[:1]
+		}, []string{RuleAcknowledgedLost, RuleAddrNotAllocated, RuleRecordNotHeld}},
+		{"an acknowledged ADD whose record is gone", func(s *Snapshot) {
+			s.Acknowledged = []Allocation{{kA, ip1}}
+			s.Attachments, s.Interfaces, s.HostRoutes = s.Attachments[1:], s.Interfaces[1:], s.HostRoutes[1:]
+			s.Pending = []Key{kA}
+		}, []string{RuleAcknowledgedLost}},
 		{"a deleted sandbox still carries the address", func(s *Snapshot) {
 			s.Interfaces = append(s.Interfaces, Interface{Netns: "/run/netns/old", Name: "eth0", Up: true, Addrs: []netip.Addr{ip2}})
 		}, []string{RuleAddrNotAllocated, RuleAddrOnTwoPods, RuleAllocManyIfaces}},
