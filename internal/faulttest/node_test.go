@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -35,6 +36,7 @@ import (
 	"github.com/vpcnet/vpcnet/internal/invariant"
 	"github.com/vpcnet/vpcnet/internal/ipam/store"
 	"github.com/vpcnet/vpcnet/internal/netnsx"
+	"github.com/vpcnet/vpcnet/internal/probe"
 	"github.com/vpcnet/vpcnet/internal/testenv"
 	"github.com/vpcnet/vpcnet/internal/vpcsim"
 )
@@ -47,10 +49,13 @@ var bg = context.Background()
 //     stable listener that forwards to whichever vpcsim runs;
 //   - a node network namespace whose eth0 carries the primary ENI's MAC and address; the plugin
 //     runs there (exec'd through libcni from a thread inside it), as a container runtime runs it;
-//   - vpcnetd as a process, in this test's network namespace (VPCNET_HOST_NETWORKING=false: it
-//     manages addresses, the plugin wires pods), and in a private mount namespace held by a
-//     holder process, where its allocation store's directory is a small tmpfs (the host never
-//     sees that mount; the test reaches the files through /proc/<holder>/root).
+//   - a fabric that follows vpcsim as the lab's does: an ENI attached to the instance appears in
+//     the node as eth<device index> with the ENI's MAC, and goes when it is detached;
+//   - vpcnetd as a process inside the node namespace with VPCNET_HOST_NETWORKING=true (it sets
+//     up each ENI, its table and rules), reaching vpcsim through loopback proxies in the node, and
+//     in a private mount namespace held by a holder process, where its allocation store's
+//     directory is a small tmpfs (the host never sees that mount; the test reaches the files
+//     through /proc/<holder>/root).
 type node struct {
 	t   testing.TB
 	dir string
@@ -62,6 +67,9 @@ type node struct {
 	simAddr string
 	simOpts vpcsim.Options
 	ec2     *ec2.Client
+
+	fabricMu  sync.Mutex
+	fabricErr error // the first thing the fabric could not do
 
 	instance   string
 	primaryIP  netip.Addr
@@ -103,9 +111,10 @@ func newNode(t testing.TB, extraEnv ...string) *node {
 		t.Fatal(err)
 	}
 	n.simAddr = addr
+	n.nodeNS = testenv.NewNS(t)
 	// vpcsim checks signatures: the test's client and vpcnetd sign with this operator credential.
 	n.simOpts = vpcsim.Options{StateDir: filepath.Join(n.dir, "vpcsim"),
-		Operator: vpcsim.Credentials{AccessKeyID: "AKIDFAULTTEST", SecretAccessKey: "secret"}}
+		Operator: vpcsim.Credentials{AccessKeyID: "AKIDFAULTTEST", SecretAccessKey: "secret"}, Hook: n.fabric}
 	if err := n.startSim(); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +144,8 @@ func newNode(t testing.TB, extraEnv ...string) *node {
 	}
 	imdsURL := n.serveIMDS()
 
-	n.nodeNS = testenv.NewNS(t)
+	// The node's eth0 carries the primary ENI's MAC and address (the far end of its veth stays
+	// in the node: there is no router), and the default route its OS would have.
 	if err := n.nodeNS.Do(func(ns.NetNS) error {
 		hw, err := net.ParseMAC(n.primaryMAC)
 		if err != nil {
@@ -144,8 +154,18 @@ func newNode(t testing.TB, extraEnv ...string) *node {
 		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0", HardwareAddr: hw}, PeerName: "fabric0"}); err != nil {
 			return err
 		}
-		return dataplane.SetupENI(dataplane.ENI{MAC: n.primaryMAC, PrimaryIP: n.primaryIP, Subnet: n.subnet})
+		if err := dataplane.SetupENI(dataplane.ENI{MAC: n.primaryMAC, PrimaryIP: n.primaryIP, Subnet: n.subnet}); err != nil {
+			return err
+		}
+		eth0, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		return netlink.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: n.subnet.Addr().Next().AsSlice()})
 	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.fabricError(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -154,14 +174,12 @@ func newNode(t testing.TB, extraEnv ...string) *node {
 	n.socket = filepath.Join(n.dir, "vpcnetd.sock")
 	n.confDir = filepath.Join(n.dir, "net.d")
 	n.agentLog = filepath.Join(n.dir, "vpcnetd.log")
-	if n.metrics, err = freePort(); err != nil {
-		t.Fatal(err)
-	}
+	n.metrics = "127.0.0.1:61678" // inside the node namespace
 	n.env = append([]string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + n.dir,
 		"AWS_ACCESS_KEY_ID=AKIDFAULTTEST", "AWS_SECRET_ACCESS_KEY=secret",
-		"AWS_EC2_ENDPOINT=http://" + n.simAddr, "AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imdsURL,
-		"VPCNET_HOST_NETWORKING=false",
+		"AWS_EC2_ENDPOINT=" + n.proxyInto("http://"+n.simAddr), "AWS_EC2_METADATA_SERVICE_ENDPOINT=" + n.proxyInto(imdsURL),
+		"VPCNET_HOST_NETWORKING=true",
 		"VPCNET_SOCKET=" + n.socket,
 		"VPCNET_STATE_DIR=" + n.stateDir,
 		"VPCNET_CNI_CONF_DIR=" + n.confDir,
@@ -338,7 +356,7 @@ func (n *node) startAgent() {
 	cmd := exec.Command("nsenter", fmt.Sprintf("--mount=/proc/%d/ns/mnt", n.holder.Process.Pid), "--", filepath.Join(n.bin, "vpcnetd"))
 	cmd.Env = n.env
 	cmd.Stdout, cmd.Stderr = logf, logf
-	n.agent, n.agentDone = startOnOwnThread(t, cmd, nil)
+	n.agent, n.agentDone = startOnOwnThread(t, cmd, func() error { return n.nodeNS.Set() }) // the agent runs in the node
 	logf.Close()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -376,7 +394,8 @@ func (n *node) killAgent() {
 
 // allocs reads the agent's allocations from its introspection endpoint /v1/pods.
 func (n *node) allocs() ([]invariant.Allocation, error) {
-	cl := http.Client{Timeout: 10 * time.Second}
+	cl := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: probe.Dialer(n.nodeNS.Path())}}
+	defer cl.CloseIdleConnections()
 	resp, err := cl.Get("http://" + n.metrics + "/v1/pods")
 	if err != nil {
 		return nil, err
@@ -547,6 +566,27 @@ func (n *node) secondaryENIs() ([]string, error) {
 	return ids, nil
 }
 
+// attachedAddrs returns the private addresses EC2 assigns to ENIs attached to the instance.
+func (n *node) attachedAddrs() (map[netip.Addr]bool, error) {
+	out, err := n.ec2.DescribeNetworkInterfaces(bg, &ec2.DescribeNetworkInterfacesInput{
+		Filters: []ec2types.Filter{{Name: aws.String("attachment.instance-id"), Values: []string{n.instance}}}})
+	if err != nil {
+		return nil, err
+	}
+	addrs := map[netip.Addr]bool{}
+	for _, e := range out.NetworkInterfaces {
+		if e.Attachment == nil || e.Attachment.Status != ec2types.AttachmentStatusAttached {
+			continue
+		}
+		for _, a := range e.PrivateIpAddresses {
+			if ip, err := netip.ParseAddr(aws.ToString(a.PrivateIpAddress)); err == nil {
+				addrs[ip] = true
+			}
+		}
+	}
+	return addrs, nil
+}
+
 // detach force-detaches an ENI through the EC2 API, as an operator or another tool might.
 func (n *node) detach(eni string) error {
 	out, err := n.ec2.DescribeNetworkInterfaces(bg, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
@@ -628,4 +668,82 @@ func (n *node) damageJournal() (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("%s: line %d of %d, byte %d %q -> %q", filepath.Base(journal), i+1, len(lines), off, old, line[off]), nil
+}
+
+// fabric follows vpcsim as the lab's fabric does: an ENI attached to the instance appears in the
+// node as eth<device index> with the ENI's MAC (a veth whose far end stays in the node), and a
+// detached one disappears. It runs under vpcsim's lock and must not call back into vpcsim. A
+// restarted vpcsim replays the attachments; a device already there is kept.
+func (n *node) fabric(e vpcsim.Event) {
+	if e.DeviceIndex == 0 || (e.Kind != "eni-attached" && e.Kind != "eni-detached") {
+		return
+	}
+	dev, far := fmt.Sprintf("eth%d", e.DeviceIndex), fmt.Sprintf("fabric%d", e.DeviceIndex)
+	err := n.nodeNS.Do(func(ns.NetNS) error {
+		old, err := netlink.LinkByName(dev)
+		if err == nil && e.Kind == "eni-attached" && strings.EqualFold(old.Attrs().HardwareAddr.String(), e.MAC) {
+			return nil // already there (a replay after a vpcsim restart)
+		}
+		if err == nil && (e.Kind == "eni-attached" || strings.EqualFold(old.Attrs().HardwareAddr.String(), e.MAC)) {
+			if err := netlink.LinkDel(old); err != nil {
+				return err
+			}
+		}
+		if e.Kind == "eni-detached" {
+			return nil
+		}
+		hw, err := net.ParseMAC(e.MAC)
+		if err != nil {
+			return err
+		}
+		return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: dev, HardwareAddr: hw}, PeerName: far})
+	})
+	if err != nil {
+		n.fabricMu.Lock()
+		if n.fabricErr == nil {
+			n.fabricErr = fmt.Errorf("fabric: %s of %s (%s): %w", e.Kind, e.ENIID, dev, err)
+		}
+		n.fabricMu.Unlock()
+	}
+}
+
+func (n *node) fabricError() error {
+	n.fabricMu.Lock()
+	defer n.fabricMu.Unlock()
+	return n.fabricErr
+}
+
+// proxyInto listens on 127.0.0.1 inside the node namespace and forwards every connection to
+// target (an http://127.0.0.1:port URL of the test's own namespace); it returns the URL to use
+// inside the node. The listener outlives vpcsim restarts (it dials anew per connection).
+func (n *node) proxyInto(target string) string {
+	host := strings.TrimPrefix(target, "http://")
+	var ln net.Listener
+	if err := n.nodeNS.Do(func(ns.NetNS) error {
+		var err error
+		ln, err = net.Listen("tcp4", "127.0.0.1:0")
+		return err
+	}); err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp4", host) // from a thread of the test's namespace
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go func() { _, _ = io.Copy(out, in); out.(*net.TCPConn).CloseWrite() }()
+				_, _ = io.Copy(in, out)
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
 }
