@@ -124,6 +124,43 @@ func TestIproute2Interop(t *testing.T) {
 		}
 	})
 
+	t.Run("concurrent creates bind /run/netns once", func(t *testing.T) {
+		freshRun(t)
+		names := make([]string, 8)
+		errs := make(chan error, len(names))
+		for i := range names {
+			names[i] = testenv.NSName("many")
+			go func() {
+				h, err := netnsx.Create(names[i])
+				if err == nil {
+					h.Close()
+				}
+				errs <- err
+			}()
+		}
+		for range names {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers := 0
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 4 && f[4] == netnsx.Dir {
+				layers++
+			}
+		}
+		if layers != 1 {
+			t.Errorf("%s is mounted %d times, want once", netnsx.Dir, layers)
+		}
+		for _, n := range names {
+			mustDelete(t, n)
+		}
+	})
+
 	// A namespace bound on the plain directory (as vpcnet did before it followed iproute2's
 	// convention) ends up beneath the layer the next `ip netns add` stacks on /run/netns.
 	t.Run("namespace bound beneath a later /run/netns layer", func(t *testing.T) {

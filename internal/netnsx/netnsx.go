@@ -73,9 +73,18 @@ func Create(name string) (ns.NetNS, error) {
 // ensureDir makes Dir exist and be a shared mount point, the way iproute2 prepares it: mark it
 // shared (recursively); if that fails with EINVAL because Dir is not a mount point yet, bind it
 // onto itself (recursively, so namespaces already bound there stay reachable) and mark it again.
+// An exclusive flock on Dir keeps two vpcnet processes from both binding it (two layers).
 func ensureDir() error {
 	if err := os.MkdirAll(Dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", Dir, err)
+	}
+	fd, err := unix.Open(Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", Dir, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", Dir, err)
 	}
 	bound := false
 	for {
