@@ -85,14 +85,14 @@ type Capacity struct {
 	// addresses it holds plus its free slots, each slot worth one address, or one /28 prefix (16
 	// addresses) in prefix mode while no prefix fallback is in force; capped by MAX_PODS.
 	// kubelet's maxPods for the node is Pods plus its host-network pods (see docs/planning.md).
-	Pods int
+	Pods int `json:"pods"`
 	// ENIs is how many ENIs pods may use, the primary included: the instance type's limit or
 	// MAX_ENI, whichever is lower, less the attached ENIs tagged no_manage.
-	ENIs int
+	ENIs int `json:"enis"`
 	// ByMaxPods says MAX_PODS is what bounds Pods; otherwise the ENIs are.
-	ByMaxPods bool
+	ByMaxPods bool `json:"byMaxPods"`
 	// Limit says what bounds Pods, for people: "MAX_PODS=2", or the ENIs and slots behind it.
-	Limit string
+	Limit string `json:"limit"`
 }
 
 // ManagedENIs is how many ENIs pods may use (Capacity.ENIs), never less than zero.
