@@ -27,7 +27,7 @@ import (
 // envNotSettings are variables the manifest sets that are not in vpcnetd's settings table, each
 // with the reason.
 var envNotSettings = map[string]string{
-	"NODE_NAME": "the Node this pod runs on (downward API), for the agent's Kubernetes client (issue 14 item 4)",
+	"NODE_NAME": "the Node this pod runs on (downward API), read by cmd/vpcnetd/kube.go for the agent's Kubernetes side",
 }
 
 // settingDefaults parses cmd/vpcnetd/config.go's settings table: variable name -> default.
@@ -171,10 +171,9 @@ func TestManifestDecodesStrictlyAndMatchesTheAgent(t *testing.T) {
 
 	// RBAC: exactly these rules, no wildcards.
 	want := map[string][]string{
-		"nodes":        {"get", "list", "watch", "patch"},
-		"nodes/status": {"patch"},
-		"pods":         {"get", "list", "watch"},
-		"events":       {"create", "patch"},
+		"nodes":  {"list", "watch", "patch"},
+		"pods":   {"list", "watch"},
+		"events": {"create", "patch"},
 	}
 	got := map[string][]string{}
 	for _, r := range o.role.Rules {

@@ -44,6 +44,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if err == nil {
 		err = checkPaths(cfg)
 	}
+	var kenv kubeEnv
+	if err == nil {
+		kenv, err = kubeSettings(environ) // kube.go
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "vpcnetd: %v\n", err)
 		return 2
@@ -83,6 +87,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		}
 		return cl, nil
 	}
+	cfg.Kube = startKube(ctx, kenv, log)
 	log.Info("vpcnetd starting", "pid", os.Getpid(), "socket", cfg.Socket, "state", cfg.StateDir, "ec2", or(cfg.Cloud.EC2Endpoint, "AWS"), "hostNetworking", cfg.HostNetworking)
 	if err := agent.NewConnecting(cfg, connect, st, reg, log).Run(ctx); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "vpcnetd: %v\n", oneLine(err.Error()))

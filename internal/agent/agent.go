@@ -37,6 +37,7 @@ type Config struct {
 	Resync        time.Duration // how often the pool is compared with EC2 when nothing happens
 	DetachedGrace time.Duration // how long a detached ENI of ours lives before it is deleted
 	Cloud         cloud.Config
+	Kube          Kube // nil: no Kubernetes side (kube.go)
 }
 
 // Agent is a running node agent.
@@ -150,6 +151,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	close(a.ready)
+	a.kubeStarted()
 	a.loop(ctx)
 	return nil
 }

@@ -32,6 +32,7 @@ func (a *Agent) loop(ctx context.Context) {
 			_, _ = a.refreshSubnet(ctx, 0)
 		}
 		wake := a.reconcile(ctx)
+		a.kubeStatus()
 		d := a.cfg.Resync
 		if !wake.IsZero() {
 			d = min(d, max(time.Until(wake), 10*time.Millisecond))

@@ -144,6 +144,7 @@ func (s rpcServer) Add(ctx context.Context, req *agentapi.AddRequest) (*agentapi
 		st := a.statusLocked(time.Now(), a.sumLocked())
 		a.mu.Unlock()
 		a.poke()
+		a.kubeAddRefused(req.PodNamespace, req.PodName, st)
 		return nil, status.Errorf(codes.ResourceExhausted, "no free address on this node: %s", st.Message)
 	}
 	a.st.reserved[ip] = true

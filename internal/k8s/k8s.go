@@ -1,0 +1,288 @@
+// Package k8s is the node agent's optional Kubernetes side (issue 14 item 4). Given the node's
+// name (NODE_NAME, from the downward API) and a clientset, it watches that Node and the pods on it
+// through informers (no polling), and once the agent has read its identity from IMDS:
+//
+//   - checks the Node is this instance: its spec.providerID names the IMDS instance ID
+//     (aws:///<zone>/<instance-id>), or, when kubelet runs without a cloud provider and sets no
+//     providerID, its InternalIP addresses include the IMDS primary IP. Until that holds nothing is
+//     written; a Node that is another instance disables the package for the agent's lifetime
+//     (logged at error level), so a wrong NODE_NAME can never annotate or blame another node;
+//   - publishes what the node can still take as annotations on the Node (AnnotationFree,
+//     AnnotationAssigned, AnnotationMaxPods, AnnotationReason), patched only when they change and
+//     at most once per MinPatchInterval;
+//   - records a Warning Event on a pod whose ADD was answered try-again for want of an address
+//     (ReasonNoFreeAddress; the message is the agent's, naming the subnet or limit and what to do),
+//     and on the Node when the agent's status turns subnet-exhausted (ReasonSubnetExhausted).
+//
+// The agent calls it through agent.Kube; no method blocks, and an unreachable API server never
+// slows pod networking down.
+package k8s
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/vpcnet/vpcnet/internal/agent"
+	"github.com/vpcnet/vpcnet/internal/cloud"
+)
+
+// Node annotations the agent publishes (values are decimal counts, or a status reason).
+const (
+	AnnotationFree     = "vpcnet.io/free-addresses"     // addresses an ADD can get now
+	AnnotationAssigned = "vpcnet.io/assigned-addresses" // addresses held by pods
+	AnnotationMaxPods  = "vpcnet.io/max-pods"           // pods with a VPC address the node can hold
+	AnnotationReason   = "vpcnet.io/reason"             // agent.Status.Reason; "" when an ADD gets an address now
+)
+
+// Event reasons, as `kubectl describe` shows them.
+const (
+	ReasonNoFreeAddress   = "NoFreeVPCAddress"   // on a pod whose ADD was answered try-again
+	ReasonSubnetExhausted = "VPCSubnetExhausted" // on the Node
+)
+
+// MinPatchInterval is the shortest time between two patches of the Node's annotations.
+var MinPatchInterval = time.Second
+
+// Client is the Kubernetes side of one node's agent; it implements agent.Kube.
+type Client struct {
+	cs    kubernetes.Interface
+	node  string
+	log   *slog.Logger
+	nodes corelisters.NodeLister
+	pods  corelisters.PodLister
+	fact  []informers.SharedInformerFactory
+	bc    record.EventBroadcaster
+	rec   record.EventRecorder
+	kick  chan struct{}
+
+	mu         sync.Mutex
+	id         *cloud.Identity
+	state      string // "", "verified" or "disabled"
+	want       map[string]string
+	lastReason string
+}
+
+// New returns a client for node nodeName (a DNS subdomain, as Node names are); Run starts it.
+func New(cs kubernetes.Interface, nodeName string, log *slog.Logger) (*Client, error) {
+	if err := CheckNodeName(nodeName); err != nil {
+		return nil, err
+	}
+	c := &Client{cs: cs, node: nodeName, log: log, kick: make(chan struct{}, 1)}
+	nf := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", nodeName).String()
+	}))
+	pf := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", nodeName).String()
+	}))
+	ni := nf.Core().V1().Nodes()
+	c.nodes, c.pods = ni.Lister(), pf.Core().V1().Pods().Lister()
+	ni.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.poke() },
+		UpdateFunc: func(any, any) { c.poke() },
+	})
+	c.fact = []informers.SharedInformerFactory{nf, pf}
+	c.bc = record.NewBroadcaster()
+	c.rec = c.bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "vpcnetd", Host: nodeName})
+	return c, nil
+}
+
+// CheckNodeName says why name (NODE_NAME) cannot be a Node's name: Node names are DNS
+// subdomains (RFC 1123: lower case, at most 253 characters).
+func CheckNodeName(name string) error {
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return fmt.Errorf("NODE_NAME %q is not a node name: %s", name, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Run watches until ctx ends: it starts the informers and the event sink, then keeps the Node's
+// annotations up to date.
+func (c *Client) Run(ctx context.Context) {
+	c.bc.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.cs.CoreV1().Events("")})
+	defer c.bc.Shutdown()
+	for _, f := range c.fact {
+		f.Start(ctx.Done())
+		defer f.Shutdown()
+	}
+	for _, f := range c.fact {
+		f.WaitForCacheSync(ctx.Done())
+	}
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.kick:
+		}
+		if wait := MinPatchInterval - time.Since(last); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		if c.sync(ctx) {
+			last = time.Now()
+		}
+	}
+}
+
+func (c *Client) poke() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Started implements agent.Kube: the identity the Node is checked against.
+func (c *Client) Started(id cloud.Identity) {
+	c.mu.Lock()
+	c.id = &id
+	c.mu.Unlock()
+	c.poke()
+}
+
+// Status implements agent.Kube: the annotations to publish, and a Node event when the status
+// turns subnet-exhausted.
+func (c *Client) Status(st agent.Status) {
+	if !st.Ready {
+		return
+	}
+	want := map[string]string{
+		AnnotationFree:     strconv.Itoa(st.Free),
+		AnnotationAssigned: strconv.Itoa(st.Assigned),
+		AnnotationMaxPods:  strconv.Itoa(st.MaxPods),
+		AnnotationReason:   st.Reason,
+	}
+	c.mu.Lock()
+	verified := c.state == "verified"
+	turned := verified && st.Reason == agent.ReasonSubnetExhausted && c.lastReason != st.Reason
+	if verified {
+		c.lastReason = st.Reason
+	}
+	c.want = want
+	c.mu.Unlock()
+	if turned {
+		c.rec.Event(&corev1.ObjectReference{Kind: "Node", Name: c.node, UID: types.UID(c.node)}, corev1.EventTypeWarning, ReasonSubnetExhausted, st.Message)
+	}
+	c.poke()
+}
+
+// AddRefused implements agent.Kube: a Warning event on the pod.
+func (c *Client) AddRefused(namespace, name string, st agent.Status) {
+	c.mu.Lock()
+	verified := c.state == "verified"
+	c.mu.Unlock()
+	if !verified || name == "" {
+		return
+	}
+	var ref *corev1.ObjectReference
+	if p, err := c.pods.Pods(namespace).Get(name); err == nil {
+		ref = &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion}
+	} else {
+		ref = &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: namespace, Name: name}
+	}
+	c.rec.Eventf(ref, corev1.EventTypeWarning, ReasonNoFreeAddress, "no free VPC address on node %s (%s): %s", c.node, st.Reason, st.Message)
+}
+
+// sync checks the Node once the identity is known, then patches the annotations if they differ;
+// it reports whether it patched.
+func (c *Client) sync(ctx context.Context) bool {
+	c.mu.Lock()
+	id, state, want := c.id, c.state, c.want
+	c.mu.Unlock()
+	if id == nil || state == "disabled" {
+		return false
+	}
+	node, err := c.nodes.Get(c.node)
+	if errors.IsNotFound(err) {
+		return false // not registered yet: the informer pokes when it is
+	}
+	if err != nil {
+		c.log.Warn("kubernetes: reading the node", "node", c.node, "err", err)
+		return false
+	}
+	if state == "" {
+		ok, why := matches(node, *id)
+		switch {
+		case ok:
+			c.log.Info("kubernetes: node matches this instance", "node", c.node, "by", why)
+			state = "verified"
+		case why != "":
+			c.log.Error("kubernetes: NODE_NAME names another instance; not publishing to it", "node", c.node, "instance", id.InstanceID, "ip", id.PrimaryIP, "node says", why)
+			state = "disabled"
+		default:
+			return false // neither providerID nor addresses yet: kubelet's next update pokes
+		}
+		c.mu.Lock()
+		c.state = state
+		c.mu.Unlock()
+		if state != "verified" {
+			return false
+		}
+	}
+	if want == nil || annotated(node, want) {
+		return false
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": want}})
+	if _, err := c.cs.CoreV1().Nodes().Patch(ctx, c.node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		c.log.Warn("kubernetes: annotating the node", "node", c.node, "err", err)
+		c.poke() // try again after MinPatchInterval
+	}
+	return true
+}
+
+// matches says whether node is the instance id: by providerID when it has one, else by its
+// InternalIP addresses. ok=false with why="" means the Node does not say yet.
+func matches(node *corev1.Node, id cloud.Identity) (ok bool, why string) {
+	if p := node.Spec.ProviderID; p != "" {
+		if strings.HasPrefix(p, "aws://") && p[strings.LastIndex(p, "/")+1:] == id.InstanceID {
+			return true, "providerID " + p
+		}
+		return false, "providerID " + p
+	}
+	var ips []string
+	for _, a := range node.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		ips = append(ips, a.Address)
+		if ip, err := netip.ParseAddr(a.Address); err == nil && ip == id.PrimaryIP {
+			return true, "InternalIP " + a.Address
+		}
+	}
+	if len(ips) == 0 {
+		return false, ""
+	}
+	return false, "InternalIP " + strings.Join(ips, ",")
+}
+
+func annotated(node *corev1.Node, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := node.Annotations[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
