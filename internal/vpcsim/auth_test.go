@@ -3,6 +3,7 @@ package vpcsim_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +88,9 @@ func TestRoleCredentialsFromIMDS(t *testing.T) {
 	f := newFixture(t, vpcsim.Options{InstanceRole: "lab-node"}, "10.0.0.0/16", "10.0.1.0/24")
 	inst := f.run(t, "m5.large")
 	md := imdsClient(t, f.s, *inst.InstanceId)
+	if got := imdsGet(t, md, ""); !strings.Contains(got, "hostname\niam/\ninstance-id") {
+		t.Fatalf("meta-data/ does not list iam/ in its place: %q", got)
+	}
 	if got := imdsGet(t, md, "iam/security-credentials/"); got != "lab-node" {
 		t.Fatalf("iam/security-credentials/ lists %q", got)
 	}

@@ -374,9 +374,15 @@ func render(md *model.Metadata, extra []entry, path string) (string, bool) {
 	rel = strings.TrimSuffix(rel, "/")
 	es := leaves(md)
 	if len(extra) > 0 {
-		// In the listing's alphabetical place: after hostname, before instance-id.
-		at := 3
-		es = append(es[:at], append(extra, es[at:]...)...)
+		// In the listing's alphabetical place (iam/ comes before instance-id).
+		at := len(es)
+		for i, e := range es {
+			if e.path > extra[0].path {
+				at = i
+				break
+			}
+		}
+		es = append(es[:at:at], append(extra, es[at:]...)...)
 	}
 	for _, e := range es {
 		if e.path == rel && !strings.HasSuffix(path, "/") {
