@@ -52,6 +52,7 @@ var settings = []setting{
 	{"VPCNET_METRICS_ADDR", "127.0.0.1:61678", "loopback host:port for /metrics, /healthz and /v1/*; empty disables", metricsAddrVar},
 	{"VPCNET_CLUSTER_NAME", "vpcnet", "cluster name tagged on the ENIs the agent creates (1-256 printable characters, an EC2 tag value)", clusterVar},
 	{"VPCNET_HOST_NETWORKING", "true", "set up ENI devices, routing tables and SNAT in the agent's namespace; false: addresses only", boolVar(func(c *agent.Config) *bool { return &c.HostNetworking })},
+	{"VPCNET_BLOCK_POD_IMDS", "false", "with host networking, drop pods' traffic to IMDS (169.254.169.254) in nftables, so pods cannot use the node's instance role; the node's own IMDS access is kept", boolVar(func(c *agent.Config) *bool { return &c.BlockPodIMDS })},
 	{"VPCNET_INSTANCE_TYPES", "", "absolute path of an instance-type CSV used when DescribeInstanceTypes fails (default: built-in catalog); read and checked at start", catalogVar},
 	{"VPCNET_RESYNC_PERIOD", "30s", "how often the pool is compared with EC2 when nothing happens (at least 1s)", durMinVar(time.Second, func(c *agent.Config) *time.Duration { return &c.Resync })},
 	{"VPCNET_DETACHED_ENI_GRACE", "5m", "detached ENIs this cluster created are deleted after this long (at least 1s)", durMinVar(time.Second, func(c *agent.Config) *time.Duration { return &c.DetachedGrace })},

@@ -32,6 +32,7 @@ type Config struct {
 	MetricsAddr    string // "" disables the HTTP listener
 	ClusterName    string
 	HostNetworking bool
+	BlockPodIMDS   bool   // with HostNetworking: drop pods' traffic to IMDS (VPCNET_BLOCK_POD_IMDS)
 	InstanceTypes  string // catalog file; "" for the built-in one
 
 	Resync        time.Duration // how often the pool is compared with EC2 when nothing happens
@@ -85,6 +86,7 @@ type pool struct {
 	overSince    time.Time // since when the plans have said the pool is above its target
 	subnet       subnetCount
 	confWritten  bool
+	drift        drift // the cloud changed behind the agent (drift.go)
 }
 
 // subnetCount is the node subnet's free address count: EC2's AvailableIpAddressCount when last

@@ -37,7 +37,7 @@ func (a *Agent) setupENIs() {
 	a.mu.Lock()
 	var todo []cloud.ENI
 	for _, e := range a.st.enis {
-		if !e.Unmanaged && !a.st.setUp[e.ID] && !a.st.pending.Busy[e.ID] {
+		if !e.Unmanaged && !a.st.setUp[e.ID] && !a.st.pending.Busy[e.ID] && !a.isLost(e.ID) {
 			todo = append(todo, e)
 		}
 	}
@@ -64,10 +64,15 @@ func (a *Agent) teardownENI(e cloud.ENI) error {
 	return nil
 }
 
-func (a *Agent) setupSNAT(id cloud.Identity) error {
+// setupNode sets up the node-wide filters: SNAT, and the drop of pods' traffic to IMDS when
+// BlockPodIMDS is set (removed when it is not, so turning it off and restarting takes it away).
+func (a *Agent) setupNode(id cloud.Identity) error {
 	err := dataplane.SetupSNAT(dataplane.SNAT{PrimaryIP: id.PrimaryIP, VPCCIDRs: id.VPCCIDRs, Exclude: a.cfg.ExcludeSNAT, External: a.cfg.ExternalSNAT})
 	if err != nil {
 		return fmt.Errorf("SNAT: %w", err)
+	}
+	if err := dataplane.BlockPodIMDS(a.cfg.VethPrefix, a.cfg.BlockPodIMDS); err != nil {
+		return fmt.Errorf("VPCNET_BLOCK_POD_IMDS: %w", err)
 	}
 	return nil
 }

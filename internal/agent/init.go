@@ -50,7 +50,7 @@ func (a *Agent) init(ctx context.Context) error {
 		}
 	}
 	if a.cfg.HostNetworking {
-		if err := a.setupSNAT(id); err != nil {
+		if err := a.setupNode(id); err != nil {
 			return err
 		}
 	}

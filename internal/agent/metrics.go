@@ -77,6 +77,7 @@ func (r *Registry) watch(a *Agent) {
 	gauge("vpcnet_prefixes", "Delegated /28 prefixes the node holds.", func(v view) float64 { return float64(v.sum.Prefixes) })
 	gauge("vpcnet_max_pods", "Pod addresses the node can hold (its ENIs it may manage, their free slots, prefix mode, MAX_PODS); kubelet's maxPods is this plus its host-network pods.", func(v view) float64 { return float64(v.capacity.Pods) })
 	gauge("vpcnet_subnet_free_addresses", "Free addresses in the node's subnet, as EC2 last said.", func(v view) float64 { return float64(v.subnetFree) })
+	gauge("vpcnet_pods_without_cloud_address", "Pods whose address EC2 no longer assigns to the node (an ENI or address taken away outside vpcnet).", func(v view) float64 { return float64(len(v.status.PodsWithoutCloudAddress)) })
 	gauge("vpcnet_ready", "1 when the node's pod network works (the agent started); an address may still have to be fetched.", func(v view) float64 {
 		if v.status.Ready {
 			return 1

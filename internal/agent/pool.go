@@ -9,12 +9,13 @@ import (
 	"github.com/vpcnet/vpcnet/internal/ipam"
 )
 
-// managedLocked returns the ENIs pods may use, by device index: not marked no_manage and, with
-// host networking, set up (the primary always is).
+// managedLocked returns the ENIs pods may use, by device index: not marked no_manage, not
+// detached behind the agent's back (drift.go) and, with host networking, set up (the primary
+// always is).
 func (a *Agent) managedLocked() []cloud.ENI {
 	var out []cloud.ENI
 	for _, e := range a.st.enis {
-		if !e.Unmanaged && (e.DeviceIndex == 0 || a.st.setUp[e.ID] || !a.cfg.HostNetworking) {
+		if !e.Unmanaged && !a.isLost(e.ID) && (e.DeviceIndex == 0 || a.st.setUp[e.ID] || !a.cfg.HostNetworking) {
 			out = append(out, e)
 		}
 	}

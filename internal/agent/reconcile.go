@@ -15,6 +15,10 @@ import (
 // the plan says the state changes by itself (a cooldown ending), and every Resync.
 func (a *Agent) loop(ctx context.Context) {
 	lastRefresh, lastCleanup := time.Now(), time.Time{}
+	go a.watchDrift(ctx)
+	a.mu.Lock()
+	a.repairLocked(ctx) // pods restored from the store whose address the cloud took meanwhile
+	a.mu.Unlock()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -274,11 +278,15 @@ func (a *Agent) refresh(ctx context.Context) bool {
 	a.applyLocked(enis)
 	a.st.stale = false
 	a.st.cloudErr = nil
+	a.repairLocked(ctx)
 	return true
 }
 
-// applyLocked installs EC2's list of attached ENIs and warns about allocations no ENI holds.
+// applyLocked installs EC2's list of attached ENIs, keeps those of ours detached behind the
+// agent's back while pods use them, and reports pods whose address no attached ENI holds
+// (applyDriftLocked).
 func (a *Agent) applyLocked(enis []cloud.ENI) {
+	before := a.st.enis
 	a.st.enis = map[string]cloud.ENI{}
 	for _, e := range enis {
 		a.st.enis[e.ID] = e
@@ -288,16 +296,16 @@ func (a *Agent) applyLocked(enis []cloud.ENI) {
 			delete(a.st.setUp, id)
 		}
 	}
-	for _, al := range a.store.List() {
-		if e, ok := a.eniOfLocked(al.Addr); !ok || e.Unmanaged {
-			a.log.Warn("allocation on an address no ENI of ours holds", "ip", al.Addr, "key", al.Key.String())
-		}
-	}
+	a.applyDriftLocked(before, time.Now())
 }
 
-// cleanup deletes ENIs of ours left detached longer than the grace period.
+// cleanup deletes ENIs of ours left detached longer than the grace period, but none that local
+// pods use, nor any another live instance answers for.
 func (a *Agent) cleanup(ctx context.Context) {
-	ids, err := a.cloud.CleanupDetached(ctx, a.cfg.DetachedGrace)
+	a.mu.Lock()
+	self := a.st.id.InstanceID
+	a.mu.Unlock()
+	ids, err := a.cloud.CleanupDetached(ctx, a.cfg.DetachedGrace, self, a.inUseByPods)
 	if err != nil {
 		a.log.Warn("cleaning up detached ENIs", "err", err)
 	}

@@ -28,6 +28,9 @@ type Status struct {
 	MaxPods int `json:"maxPods"`
 	// CapacityLimit says what bounds MaxPods: "MAX_PODS=N" or the ENIs and slots behind it.
 	CapacityLimit string `json:"capacityLimit,omitempty"`
+	// PodsWithoutCloudAddress names each pod whose address EC2 no longer assigns to the node
+	// (an ENI or address taken away outside vpcnet): "namespace/name (address: why)".
+	PodsWithoutCloudAddress []string `json:"podsWithoutCloudAddress,omitempty"`
 }
 
 // Reasons, stable codes for machines.
@@ -75,6 +78,7 @@ func (a *Agent) statusLocked(now time.Time, sum ipam.Summary) Status {
 		st.Message = fmt.Sprintf("no free address now (%d assigned, %d cooling down): the pool is at its target (%s); an ADD makes it grow and is answered try-again until the address arrives",
 			sum.Assigned, sum.Cooldown, a.st.lastPlan.Reason)
 	}
+	a.driftStatusLocked(&st)
 	return st
 }
 

@@ -34,9 +34,21 @@ type Cloud interface {
 	AssignPrefixes(ctx context.Context, eniID string, n int) ([]netip.Prefix, error)
 	UnassignIPs(ctx context.Context, eniID string, ips []netip.Addr) error
 	UnassignPrefixes(ctx context.Context, eniID string, prefixes []netip.Prefix) error
-	// CleanupDetached deletes ENIs this cluster created that have been detached for longer than
-	// grace (left by a crash between create and attach, or between detach and delete).
-	CleanupDetached(ctx context.Context, grace time.Duration) ([]string, error)
+	// CleanupDetached deletes detached ENIs this cluster created more than grace ago (left by a
+	// crash between create and attach, or between detach and delete), except those an agent
+	// still answers for: an ENI tagged with a live instance other than self is that instance's
+	// agent's to re-attach or delete, and one tagged with self is kept while inUse says local
+	// pods hold its addresses.
+	CleanupDetached(ctx context.Context, grace time.Duration, self string, inUse func(ENI) bool) ([]string, error)
+
+	// Interfaces reads the attached ENIs' MACs, addresses and prefixes from IMDS.
+	Interfaces(ctx context.Context) (map[string]Interface, error)
+	// DescribeENIs describes ENIs by ID, attached or not; deleted ones are missing.
+	DescribeENIs(ctx context.Context, ids []string) ([]ENI, error)
+	// AttachENI re-attaches a detached ENI of ours at deviceIndex and waits for it.
+	AttachENI(ctx context.Context, id Identity, eni ENI, deviceIndex int) (ENI, error)
+	// AssignExact assigns the named addresses and prefixes (which it held before) to the ENI.
+	AssignExact(ctx context.Context, eniID string, ips []netip.Addr, prefixes []netip.Prefix) error
 }
 
 // Identity is the instance and its primary network interface, as IMDS reports them.
@@ -62,12 +74,14 @@ type Limits struct {
 	IPv4PerENI int // private addresses per ENI, the primary included
 }
 
-// ENI is a network interface attached to the instance.
+// ENI is a network interface attached to the instance (or, from DescribeENIs, to any or none).
 type ENI struct {
 	ID           string
 	MAC          string
 	DeviceIndex  int
-	AttachmentID string
+	AttachmentID string // set once the attachment is complete ("attached")
+	AttachedTo   string // instance of the attachment in any state; "" when detached
+	Status       string // EC2's: available, in-use, attaching, detaching
 	SubnetID     string
 	PrimaryIP    netip.Addr
 	IPs          []netip.Addr   // secondary addresses
@@ -86,6 +100,9 @@ const (
 	TagCreatedAt  = "vpcnet.io/created-at"
 	TagCluster    = "vpcnet.io/cluster-name"
 	TagNoManage   = "node.k8s.amazonaws.com/no_manage"
+	// TagDeviceIndex is the device index the ENI was created for: pods' policy rules name its
+	// routing table, so an ENI detached behind the agent's back is re-attached there.
+	TagDeviceIndex = "vpcnet.io/device-index"
 )
 
 // EC2 error codes the agent acts on.

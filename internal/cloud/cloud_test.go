@@ -196,12 +196,21 @@ func TestCreatedENIsTaggedAndFreed(t *testing.T) {
 	}
 }
 
+// TestCleanupDetached: detached ENIs of the cluster older than the grace period are deleted,
+// except those an agent still answers for: tagged with another live instance, or with the
+// caller's own while its pods use them (issue 11 fault 6: the cleanup deleted a force-detached
+// ENI whose addresses pods still used, and another node got them).
 func TestCleanupDetached(t *testing.T) {
-	c, raw, _, _ := setup(t)
-	subnet := func() *string {
-		out, _ := raw.DescribeSubnets(bg, &ec2.DescribeSubnetsInput{})
-		return out.Subnets[0].SubnetId
-	}()
+	c, raw, id, _ := setup(t)
+	subnet := aws.String(id.SubnetID)
+	run, err := raw.RunInstances(bg, &ec2.RunInstancesInput{InstanceType: "m5.large", SubnetId: subnet, MinCount: aws.Int32(1), MaxCount: aws.Int32(1), ImageId: aws.String("ami-12345678")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := *run.Instances[0].InstanceId
+	if _, err := raw.TerminateInstances(bg, &ec2.TerminateInstancesInput{InstanceIds: []string{dead}}); err != nil {
+		t.Fatal(err)
+	}
 	mk := func(age time.Duration, extra ...types.Tag) string {
 		tags := append([]types.Tag{{Key: aws.String(cloud.TagCluster), Value: aws.String("unit")},
 			{Key: aws.String(cloud.TagCreatedAt), Value: aws.String(time.Now().Add(-age).UTC().Format(time.RFC3339))}}, extra...)
@@ -212,15 +221,26 @@ func TestCleanupDetached(t *testing.T) {
 		}
 		return *out.NetworkInterface.NetworkInterfaceId
 	}
+	owner := func(id string) types.Tag {
+		return types.Tag{Key: aws.String(cloud.TagInstanceID), Value: aws.String(id)}
+	}
 	old := mk(time.Hour)
 	mk(time.Second)                                                                                               // within the grace period
 	mk(time.Hour, types.Tag{Key: aws.String(cloud.TagNoManage), Value: aws.String("true")})                       // someone else's
 	if _, err := raw.CreateNetworkInterface(bg, &ec2.CreateNetworkInterfaceInput{SubnetId: subnet}); err != nil { // untagged
 		t.Fatal(err)
 	}
-	deleted, err := c.CleanupDetached(bg, time.Minute)
-	if err != nil || len(deleted) != 1 || deleted[0] != old {
-		t.Fatalf("deleted %v (%v), want only %s", deleted, err, old)
+	ofLive := mk(time.Hour, owner(id.InstanceID)) // the live instance's agent answers for it
+	ofDead := mk(time.Hour, owner(dead))          // nobody does
+	mineUsed := mk(time.Hour, owner("i-self"))    // the caller's, its pods use it
+	mineFree := mk(time.Hour, owner("i-self"))    // the caller's, unused
+	inUse := func(e cloud.ENI) bool { return e.ID == mineUsed }
+	deleted, err := c.CleanupDetached(bg, time.Minute, "i-self", inUse)
+	slices.Sort(deleted)
+	want := []string{old, ofDead, mineFree}
+	slices.Sort(want)
+	if err != nil || !slices.Equal(deleted, want) {
+		t.Fatalf("deleted %v (%v), want %v (not the live instance's %s nor the used %s)", deleted, err, want, ofLive, mineUsed)
 	}
 }
 

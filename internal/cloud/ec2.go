@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,7 +94,11 @@ func fromEC2(ni types.NetworkInterface) ENI {
 		ID:       aws.ToString(ni.NetworkInterfaceId),
 		MAC:      aws.ToString(ni.MacAddress),
 		SubnetID: aws.ToString(ni.SubnetId),
+		Status:   string(ni.Status),
 		Tags:     map[string]string{},
+	}
+	if a := ni.Attachment; a != nil {
+		e.AttachedTo = aws.ToString(a.InstanceId)
 	}
 	if a := ni.Attachment; a != nil && a.Status == types.AttachmentStatusAttached {
 		e.AttachmentID = aws.ToString(a.AttachmentId)
@@ -180,6 +185,7 @@ func (c *Client) CreateENI(ctx context.Context, id Identity, deviceIndex, ips, p
 		{Key: aws.String(TagInstanceID), Value: aws.String(id.InstanceID)},
 		{Key: aws.String(TagCreatedAt), Value: aws.String(time.Now().UTC().Format(time.RFC3339))},
 		{Key: aws.String(TagCluster), Value: aws.String(c.cfg.Cluster)},
+		{Key: aws.String(TagDeviceIndex), Value: aws.String(strconv.Itoa(deviceIndex))},
 	}
 	in := &ec2.CreateNetworkInterfaceInput{
 		SubnetId:          aws.String(id.SubnetID),
@@ -385,9 +391,13 @@ func (c *Client) UnassignPrefixes(ctx context.Context, eniID string, prefixes []
 	return nil
 }
 
-// CleanupDetached deletes available (detached) ENIs tagged with our cluster whose
-// created-at tag is older than grace. ENIs marked no_manage are left alone.
-func (c *Client) CleanupDetached(ctx context.Context, grace time.Duration) ([]string, error) {
+// CleanupDetached deletes available (detached) ENIs tagged with our cluster whose created-at
+// tag is older than grace. ENIs marked no_manage are left alone, and so are those an agent
+// still answers for: one tagged with a live instance other than self (DescribeInstances) is
+// that instance's agent's to re-attach or delete, and one tagged with self is kept while inUse
+// says local pods hold its addresses. An ENI detached behind an agent's back while its pods use
+// its addresses is thus never deleted, so no other node gets those addresses.
+func (c *Client) CleanupDetached(ctx context.Context, grace time.Duration, self string, inUse func(ENI) bool) ([]string, error) {
 	enis, err := c.describeENIs(ctx, []types.Filter{
 		{Name: aws.String("tag:" + TagCluster), Values: []string{c.cfg.Cluster}},
 		{Name: aws.String("status"), Values: []string{"available"}},
@@ -395,11 +405,30 @@ func (c *Client) CleanupDetached(ctx context.Context, grace time.Duration) ([]st
 	if err != nil {
 		return nil, err
 	}
-	var deleted []string
+	var owners []string
+	var candidates []ENI
 	for _, e := range enis {
 		// The filters are checked again here: correctness must not rest on the server's filtering.
 		created, perr := time.Parse(time.RFC3339, e.Tags[TagCreatedAt])
-		if e.AttachmentID != "" || e.Unmanaged || e.Tags[TagCluster] != c.cfg.Cluster || perr != nil || time.Since(created) < grace {
+		if e.AttachedTo != "" || e.Unmanaged || e.Tags[TagCluster] != c.cfg.Cluster || perr != nil || time.Since(created) < grace {
+			continue
+		}
+		owner := e.Tags[TagInstanceID]
+		if owner == self && self != "" && inUse != nil && inUse(e) {
+			continue
+		}
+		if owner != "" && owner != self && !slices.Contains(owners, owner) {
+			owners = append(owners, owner)
+		}
+		candidates = append(candidates, e)
+	}
+	live, err := c.liveInstances(ctx, owners)
+	if err != nil {
+		return nil, fmt.Errorf("clean up detached ENIs: whose instances live: %w", err)
+	}
+	var deleted []string
+	for _, e := range candidates {
+		if owner := e.Tags[TagInstanceID]; owner != self && live[owner] {
 			continue
 		}
 		if err := c.deleteENI(ctx, e.ID); err != nil && Code(err) != ErrENINotFound {

@@ -31,6 +31,9 @@ const (
 	KindThrottled
 	// KindNotFound: the ENI (or attachment) named does not exist.
 	KindNotFound
+	// KindInUse: an address or prefix asked for by name is held by another interface
+	// (InvalidIPAddress.InUse, or InvalidParameterValue saying it is in use or assigned).
+	KindInUse
 )
 
 func (k Kind) String() string {
@@ -47,6 +50,8 @@ func (k Kind) String() string {
 		return "throttled"
 	case KindNotFound:
 		return "not-found"
+	case KindInUse:
+		return "in-use"
 	}
 	return "other"
 }
@@ -96,6 +101,10 @@ func Classify(code, message string, prefixes bool) Kind {
 		return KindThrottled
 	case code == ErrENINotFound || code == "InvalidAttachmentID.NotFound":
 		return KindNotFound
+	case code == "InvalidIPAddress.InUse" || code == "PrivateIpAddressInUse":
+		return KindInUse
+	case code == ErrInvalidParameter && (strings.Contains(message, "in use") || strings.Contains(message, "already assigned")):
+		return KindInUse
 	}
 	return KindOther
 }

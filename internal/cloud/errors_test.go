@@ -26,7 +26,9 @@ func TestClassify(t *testing.T) {
 		{"InvalidParameterValue", short + ".", true, cloud.KindNoCIDRBlocks},
 		{"InvalidParameterValue", "there aren't SUFFICIENT free ipv4 addresses or prefixes in subnet-0a1", false, cloud.KindSubnetFull},
 		// Other InvalidParameterValue answers are not exhaustion.
-		{"InvalidParameterValue", "Network interface 'eni-1' is currently in use.", false, cloud.KindOther},
+		{"InvalidIPAddress.InUse", "Address 10.0.1.9 is in use.", false, cloud.KindInUse},
+		{"InvalidParameterValue", "Address 10.0.1.9 is already assigned to eni-2.", false, cloud.KindInUse},
+		{"InvalidParameterValue", "Invalid value 'x' for PrivateIpAddress.", false, cloud.KindOther},
 		{"InvalidParameterValue", "", true, cloud.KindOther},
 		{"InsufficientFreeAddressesInSubnetX", short, false, cloud.KindOther},
 		{"UnauthorizedOperation", "You are not authorized to perform this operation.", false, cloud.KindUnauthorized},

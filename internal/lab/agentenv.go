@@ -21,6 +21,7 @@ func AgentEnv(cfg Config, n NodePaths) []string {
 		"VPCNET_CNI_CONF_DIR=" + n.CNIConfDir(),
 		"VPCNET_CNI_CONF_NAME=" + AgentCNIConfName,
 		"VPCNET_HOST_NETWORKING=true",
+		"VPCNET_BLOCK_POD_IMDS=true", // pods must not act as their node toward the cloud (issue 11 fault 9)
 		"VPCNET_METRICS_ADDR=" + AgentMetricsAddr,
 		"VPCNET_CLUSTER_NAME=" + cfg.Name,
 		"AWS_EC2_ENDPOINT=http://" + fabric.EC2Addr.String(),
