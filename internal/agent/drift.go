@@ -121,12 +121,12 @@ func (a *Agent) checkIMDS(ctx context.Context) {
 	d := &a.st.drift
 	found := false
 	for id, e := range a.st.enis {
-		if e.Unmanaged || e.DeviceIndex == 0 || a.isLost(id) || a.st.pending.Busy[id] || d.repair[id] {
+		if e.Unmanaged || a.isLost(id) || a.st.pending.Busy[id] || d.repair[id] {
 			continue
 		}
 		ifc, ok := ifcs[strings.ToLower(e.MAC)]
 		if !ok {
-			if now.Sub(d.lagging[id]) < imdsLagGrace {
+			if e.DeviceIndex == 0 || now.Sub(d.lagging[id]) < imdsLagGrace { // the primary cannot be detached
 				continue
 			}
 			a.log.Warn("IMDS no longer lists an ENI of the node: its addresses are withheld until EC2 says", "eni", id, "mac", e.MAC, "device", e.DeviceIndex)

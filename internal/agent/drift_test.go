@@ -67,9 +67,16 @@ func startVpcnetd(t *testing.T, x *sim, instance, imds, name string, extra ...st
 	})
 	d := &daemon{t: t, x: x, instance: instance, metrics: freePort(t), log: filepath.Join(dir, "log")}
 	socket := filepath.Join(dir, "run", "vpcnetd.sock")
-	env := append(os.Environ(),
+	// Credentials come from the SDK's default chain: with none in the environment or shared
+	// files, the instance role's from IMDS, as on EC2.
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"), "AWS_CONFIG_FILE="+filepath.Join(dir, "none"),
 		"AWS_EC2_ENDPOINT="+x.s.Endpoint(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds, "AWS_REGION="+x.s.Region(),
-		"AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret",
 		"VPCNET_SOCKET="+socket, "VPCNET_STATE_DIR="+filepath.Join(dir, "state"), "VPCNET_CNI_CONF_DIR="+filepath.Join(dir, "net.d"),
 		"VPCNET_METRICS_ADDR="+d.metrics, "VPCNET_HOST_NETWORKING=false", "VPCNET_CLUSTER_NAME=drift",
 		"IP_COOLDOWN_PERIOD=100ms", "VPCNET_RESYNC_PERIOD=1s", "VPCNET_EC2_MAX_BACKOFF=100ms", "VPCNET_SUBNET_BACKOFF=200ms", "VPCNET_LOG_LEVEL=info")
@@ -321,6 +328,11 @@ func TestAddressUnassignedBehindTheAgent(t *testing.T) {
 	ip0 := netip.MustParseAddr(a.mustAdd("pod0").Ip)
 	al1 := a.mustAdd("pod1")
 	ip1, eni := netip.MustParseAddr(al1.Ip), al1.EniId
+	// The pool back at its target first: an assign it made after the unassign could get the
+	// same address back from EC2 by count, which would hide the repair.
+	waitFor(t, 10*time.Second, "three free, five held", func() bool {
+		return a.status().Free == 3 && len(x.instanceAddrs(t, x.instance)) == 5
+	}, func() string { return a.get("/v1/status") })
 
 	if _, err := x.ec2.UnassignPrivateIpAddresses(bg, &ec2.UnassignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(eni), PrivateIpAddresses: []string{ip0.String()}}); err != nil {
 		t.Fatal(err)
