@@ -25,8 +25,8 @@ import (
 	"github.com/vpcnet/vpcnet/internal/vpcsim"
 )
 
-// daemon is a vpcnetd process for one instance of a sim.
-type daemon struct {
+// nodeAgent is a vpcnetd process for one instance of a sim.
+type nodeAgent struct {
 	t        *testing.T
 	x        *sim
 	instance string
@@ -53,7 +53,7 @@ func (x *sim) launch(t *testing.T, typ string) (string, string) {
 
 // startVpcnetd runs the built vpcnetd as the agent of instance (its IMDS endpoint given), with
 // addresses only (no host networking), fast resync and back-off, and the extra settings.
-func startVpcnetd(t *testing.T, x *sim, instance, imds, name string, extra ...string) *daemon {
+func startVpcnetd(t *testing.T, x *sim, instance, imds, name string, extra ...string) *nodeAgent {
 	t.Helper()
 	bin := filepath.Join(filepath.Dir(testenv.CLI(t)), "vpcnetd")
 	dir, err := os.MkdirTemp("", "vpcnetd-"+name)
@@ -65,7 +65,7 @@ func startVpcnetd(t *testing.T, x *sim, instance, imds, name string, extra ...st
 			os.RemoveAll(dir)
 		}
 	})
-	d := &daemon{t: t, x: x, instance: instance, metrics: freePort(t), log: filepath.Join(dir, "log")}
+	d := &nodeAgent{t: t, x: x, instance: instance, metrics: freePort(t), log: filepath.Join(dir, "log")}
 	socket := filepath.Join(dir, "run", "vpcnetd.sock")
 	// Credentials come from the SDK's default chain: with none in the environment or shared
 	// files, the instance role's from IMDS, as on EC2.
@@ -94,7 +94,7 @@ func startVpcnetd(t *testing.T, x *sim, instance, imds, name string, extra ...st
 	return d
 }
 
-func (d *daemon) add(id string) (*agentapi.Allocation, error) {
+func (d *nodeAgent) add(id string) (*agentapi.Allocation, error) {
 	r, err := d.client.Add(bg, &agentapi.AddRequest{Version: agentapi.Version, Key: key(id), PodNamespace: "default", PodName: id})
 	if err != nil {
 		return nil, err
@@ -103,7 +103,7 @@ func (d *daemon) add(id string) (*agentapi.Allocation, error) {
 }
 
 // mustAdd adds a pod, waiting while the pool grows.
-func (d *daemon) mustAdd(id string) *agentapi.Allocation {
+func (d *nodeAgent) mustAdd(id string) *agentapi.Allocation {
 	d.t.Helper()
 	var al *agentapi.Allocation
 	waitFor(d.t, 20*time.Second, "ADD "+id, func() bool {
@@ -120,14 +120,14 @@ func (d *daemon) mustAdd(id string) *agentapi.Allocation {
 	return al
 }
 
-func (d *daemon) del(id string) {
+func (d *nodeAgent) del(id string) {
 	d.t.Helper()
 	if _, err := d.client.Del(bg, &agentapi.DelRequest{Version: agentapi.Version, Key: key(id)}); err != nil {
 		d.t.Fatalf("DEL %s: %v", id, err)
 	}
 }
 
-func (d *daemon) get(path string) string {
+func (d *nodeAgent) get(path string) string {
 	r, err := http.Get("http://" + d.metrics + path)
 	if err != nil {
 		return err.Error()
@@ -137,7 +137,7 @@ func (d *daemon) get(path string) string {
 	return string(b)
 }
 
-func (d *daemon) status() agent.Status {
+func (d *nodeAgent) status() agent.Status {
 	d.t.Helper()
 	var st agent.Status
 	if err := json.Unmarshal([]byte(d.get("/v1/status")), &st); err != nil {
@@ -146,7 +146,7 @@ func (d *daemon) status() agent.Status {
 	return st
 }
 
-func (d *daemon) metric(prefix string) float64 {
+func (d *nodeAgent) metric(prefix string) float64 {
 	var sum float64
 	for _, l := range strings.Split(d.get("/metrics"), "\n") {
 		if strings.HasPrefix(l, prefix) && !strings.HasPrefix(l, "#") {
