@@ -46,8 +46,8 @@ func (a *Agent) stateLocked(now time.Time) ipam.State {
 		switch {
 		case e.Unmanaged:
 			s.Unmanaged++
-		case e.DeviceIndex != 0 && a.cfg.HostNetworking && !a.st.setUp[e.ID]:
-			s.SettingUp++
+		case a.isLost(e.ID), e.DeviceIndex != 0 && a.cfg.HostNetworking && !a.st.setUp[e.ID]:
+			s.SettingUp++ // a lost ENI (drift.go) holds its slot until it is re-attached
 		}
 	}
 	for _, e := range a.managedLocked() {
