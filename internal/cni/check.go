@@ -30,8 +30,8 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return ioError(err)
 	}
-	defer kl.unlock(false)
 	rec, known, err := c.store.loadRecord(args.ContainerID, args.IfName)
+	defer func() { kl.unlock(!known) }() // a key with no attachment keeps no lock file
 	if err != nil {
 		return ioError(err)
 	}

@@ -468,5 +468,9 @@ func (c *cluster) leftovers(t testing.TB) []string {
 	for _, f := range files {
 		left = append(left, "state "+f)
 	}
+	locks, _ := filepath.Glob(filepath.Join(c.stateDir, "*", "locks", "*"))
+	for _, f := range locks { // a finished key keeps no lock file
+		left = append(left, "lock "+f)
+	}
 	return left
 }
