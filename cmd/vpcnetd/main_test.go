@@ -85,12 +85,24 @@ func TestInvalidValueStopsWithOneLine(t *testing.T) {
 		{env: []string{"VPCNET_EC2_MAX_ATTEMPTS=0"}, names: "VPCNET_EC2_MAX_ATTEMPTS"},
 	} {
 		var out, errb bytes.Buffer
-		code := run(context.Background(), tc.args, tc.env, &out, &errb)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		code := run(ctx, tc.args, append(safeEnv(t), tc.env...), &out, &errb)
+		cancel()
 		lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
 		if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], tc.names) || !strings.Contains(lines[0], tc.says) {
 			t.Errorf("%v %v: exit %d, stderr %q", tc.args, tc.env, code, errb.String())
 		}
 	}
+}
+
+// safeEnv keeps a vpcnetd that a test starts by mistake (on code that accepts a bad setting)
+// inside the test's directory and on loopback: state, socket and CNI config in a temporary
+// directory, IMDS and EC2 on a closed loopback port.
+func safeEnv(t *testing.T) []string {
+	dir := t.TempDir()
+	return []string{"VPCNET_STATE_DIR=" + dir + "/state", "VPCNET_SOCKET=" + dir + "/run/x.sock", "VPCNET_CNI_CONF_DIR=" + dir + "/net.d",
+		"VPCNET_METRICS_ADDR=", "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1", "AWS_EC2_ENDPOINT=http://127.0.0.1:1", "AWS_REGION=us-east-1",
+		"VPCNET_HOST_NETWORKING=false"}
 }
 
 // TestBadSettingTouchesNothing: a bad setting (here the metrics address, which used to fail
@@ -99,7 +111,8 @@ func TestInvalidValueStopsWithOneLine(t *testing.T) {
 func TestBadSettingTouchesNothing(t *testing.T) {
 	dir := t.TempDir()
 	env := []string{"VPCNET_STATE_DIR=" + dir + "/state", "VPCNET_SOCKET=" + dir + "/run/x.sock", "VPCNET_CNI_CONF_DIR=" + dir + "/net.d",
-		"VPCNET_METRICS_ADDR=10.1.2.3:61678", "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1", "AWS_REGION=us-east-1"}
+		"VPCNET_METRICS_ADDR=10.1.2.3:61678", "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1", "AWS_EC2_ENDPOINT=http://127.0.0.1:1", "AWS_REGION=us-east-1",
+		"VPCNET_HOST_NETWORKING=false"}
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -122,7 +135,9 @@ func TestSocketPathNamingAFileRefused(t *testing.T) {
 	}
 	for _, args := range [][]string{nil, {"--check-settings"}} {
 		var out, errb bytes.Buffer
-		code := run(context.Background(), args, []string{"VPCNET_SOCKET=" + victim, "VPCNET_STATE_DIR=" + dir + "/state"}, &out, &errb)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		code := run(ctx, args, append(safeEnv(t), "VPCNET_SOCKET="+victim, "VPCNET_STATE_DIR="+dir+"/state"), &out, &errb)
+		cancel()
 		if code != 2 || !strings.HasPrefix(errb.String(), "vpcnetd: VPCNET_SOCKET: ") || !strings.Contains(errb.String(), "not a socket") || strings.Count(errb.String(), "\n") != 1 {
 			t.Fatalf("%v: exit %d, stderr %q", args, code, errb.String())
 		}
@@ -132,7 +147,9 @@ func TestSocketPathNamingAFileRefused(t *testing.T) {
 	}
 	// A directory named where a directory is needed is refused the same way.
 	var errb bytes.Buffer
-	if code := run(context.Background(), nil, []string{"VPCNET_STATE_DIR=" + victim}, &errb, &errb); code != 2 || !strings.Contains(errb.String(), "VPCNET_STATE_DIR") {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if code := run(ctx, nil, append(safeEnv(t), "VPCNET_STATE_DIR="+victim), &errb, &errb); code != 2 || !strings.Contains(errb.String(), "VPCNET_STATE_DIR") {
 		t.Fatalf("state dir naming a file: exit %d, %q", code, errb.String())
 	}
 }
@@ -151,7 +168,8 @@ func TestCheckSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := []string{"VPCNET_STATE_DIR=" + work + "/state", "VPCNET_SOCKET=" + work + "/run/vpcnetd.sock", "VPCNET_CNI_CONF_DIR=" + work + "/net.d",
-		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1", "AWS_REGION=us-east-1"}
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1", "AWS_EC2_ENDPOINT=http://127.0.0.1:1", "AWS_REGION=us-east-1", "VPCNET_HOST_NETWORKING=false",
+		"VPCNET_METRICS_ADDR=127.0.0.1:0"}
 	for _, tc := range []struct {
 		args, env []string
 		code      int
