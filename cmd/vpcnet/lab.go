@@ -34,7 +34,7 @@ Start with:  vpcnet lab demo`,
 	cmd.PersistentFlags().StringVar(&labName, "name", lab.DefaultName, "which lab (state in "+lab.Root()+"/NAME)")
 	cmd.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabNodeCmd(), newLabPodCmd(), newLabExecCmd(),
 		newLabDescribeCmd(), newLabPingCmd(), newLabLogsCmd(), newLabDownCmd(), newLabDemoCmd(), newLabControllerCmd(),
-		newLabBenchCmd(), newLabK8sCmd())
+		newLabBenchCmd(), newLabK8sCmd(), newLabKubectlCmd(), newLabKubeconfigCmd())
 	return cmd
 }
 
@@ -60,6 +60,8 @@ func newLabUpCmd() *cobra.Command {
 		vpcCIDR string
 		subnets []string
 		latency []string
+		runtime string
+		kube    bool
 		agent   = map[string]*string{}
 	)
 	cmd := &cobra.Command{
@@ -69,6 +71,10 @@ func newLabUpCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := lab.DefaultConfig(labName)
 			cfg.InstanceType = itype
+			cfg.Runtime = runtime
+			if kube {
+				cfg.Runtime = "kubernetes"
+			}
 			var err error
 			if cfg.VPCCIDR, err = netip.ParsePrefix(vpcCIDR); err != nil {
 				return usagef("--vpc-cidr %q: %v", vpcCIDR, err)
@@ -131,6 +137,8 @@ func newLabUpCmd() *cobra.Command {
 	f.StringVar(&itype, "instance-type", "t3.medium", "EC2 instance type of the nodes")
 	f.StringVar(&vpcCIDR, "vpc-cidr", "10.10.0.0/16", "the VPC's CIDR block")
 	f.StringSliceVar(&subnets, "subnet", nil, "a subnet CIDR inside the VPC, repeatable; nodes go to the first (default 10.10.1.0/24)")
+	f.StringVar(&runtime, "runtime", lab.RuntimeNone, "what runs pods: none (bare namespaces via libcni, for benchmarks) or kubernetes (a real cluster: control plane, containerd and kubelet per node)")
+	f.BoolVar(&kube, "kubernetes", false, "same as --runtime kubernetes")
 	f.StringSliceVar(&latency, "ec2-latency", nil, "delay an EC2 action in vpcsim, ACTION=DURATION, repeatable (e.g. AttachNetworkInterface=1s)")
 	for _, k := range lab.AgentSettings {
 		agent[k] = f.String(lab.FlagName(k), "", "vpcnetd setting "+k)

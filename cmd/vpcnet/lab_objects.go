@@ -93,6 +93,9 @@ func newLabPodCmd() *cobra.Command {
 			if err := lab.ValidatePodName(args[0]); err != nil {
 				return usageError{err}
 			}
+			if labIsCluster() {
+				return clusterPodRun(args[0], node)
+			}
 			return withLab(func(ctx context.Context, c *lab.Client) error {
 				p, err := c.RunPod(ctx, lab.PodRequest{Name: args[0], Node: node}, progress)
 				if err != nil {
@@ -109,6 +112,9 @@ func newLabPodCmd() *cobra.Command {
 		Short: "Remove a pod (CNI DEL, then its namespace)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
+			if labIsCluster() {
+				return clusterPodRm(args[0])
+			}
 			c, err := labClient()
 			if err != nil {
 				return err
@@ -125,6 +131,9 @@ func newLabPodCmd() *cobra.Command {
 		Short: "List pods with their IPs and nodes",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
+			if labIsCluster() {
+				return clusterPodLs()
+			}
 			st, err := labStatus()
 			if err != nil {
 				return err
@@ -149,6 +158,9 @@ func newLabExecCmd() *cobra.Command {
 			if err := lab.ValidateName(labName); err != nil {
 				return usageError{err}
 			}
+			if labIsCluster() {
+				return clusterExec(args[0], args[1:])
+			}
 			code, err := lab.Exec(labName, args[0], args[1:])
 			if err != nil {
 				return err
@@ -168,6 +180,9 @@ func newLabPingCmd() *cobra.Command {
 		Short: "ICMP echo from a pod to another pod or an address (built in: no ping binary needed)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
+			if labIsCluster() {
+				return clusterPing(args[0], args[1], count)
+			}
 			st, err := labStatus()
 			if err != nil {
 				return err

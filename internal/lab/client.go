@@ -80,11 +80,30 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 // AddNode starts a node and returns it once its agent is ready.
 func (c *Client) AddNode(ctx context.Context, req NodeRequest, progress func(string)) (NodeInfo, error) {
 	var n NodeInfo
-	return n, c.call(ctx, http.MethodPost, "/v1/nodes", req, progress, &n)
+	if err := c.call(ctx, http.MethodPost, "/v1/nodes", req, progress, &n); err != nil {
+		return n, err
+	}
+	if rt := c.runtime(); rt != nil {
+		return n, rt.NodeAdded(ctx, c, n, progress)
+	}
+	return n, nil
 }
 
 // RemoveNode removes a node with its pods.
 func (c *Client) RemoveNode(ctx context.Context, name string, progress func(string)) error {
+	if rt := c.runtime(); rt != nil {
+		st, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		n, err := FindNode(st, name)
+		if err != nil {
+			return err
+		}
+		if err := rt.NodeRemoving(ctx, c, n, progress); err != nil {
+			return err
+		}
+	}
 	return c.call(ctx, http.MethodDelete, "/v1/nodes/"+url.PathEscape(name), nil, progress, nil)
 }
 

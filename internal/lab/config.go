@@ -26,6 +26,9 @@ type Config struct {
 	// AgentBin and CNIBin are the vpcnetd and vpcnet-cni executables.
 	AgentBin string `json:"agentBin"`
 	CNIBin   string `json:"cniBin"`
+	// Runtime is what runs pods: "" or RuntimeNone for bare namespaces, "kubernetes" for a
+	// real cluster (see Runtime).
+	Runtime string `json:"runtime,omitempty"`
 }
 
 // DefaultConfig is the seed's example: VPC 10.10.0.0/16 with subnet 10.10.1.0/24.
@@ -72,6 +75,9 @@ func (c Config) Validate() error {
 				return fmt.Errorf("subnets %s and %s overlap", o, s)
 			}
 		}
+	}
+	if _, err := runtimeOf(c); err != nil {
+		return err
 	}
 	for k := range c.Agent {
 		if !isAgentSetting(k) {

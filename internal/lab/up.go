@@ -47,6 +47,9 @@ func Up(ctx context.Context, o UpOptions) (*Client, error) {
 	if pid := ControllerAlive(cfg.Name); pid != 0 {
 		return nil, fmt.Errorf("lab %s is already up (controller pid %d): `vpcnet lab down --name %s` first, or pick another --name", cfg.Name, pid, cfg.Name)
 	}
+	if err := runtimeDown(ctx, cfg.Name, func(s string) { progress("cleaning up an old lab: " + s) }); err != nil {
+		return nil, fmt.Errorf("clean up the old lab %s: %w", cfg.Name, err)
+	}
 	if err := Sweep(cfg.Name, func(s string) { progress("cleaning up an old lab: " + s) }); err != nil {
 		return nil, fmt.Errorf("clean up the old lab %s: %w", cfg.Name, err)
 	}
@@ -100,6 +103,11 @@ func Up(ctx context.Context, o UpOptions) (*Client, error) {
 		return nil, err
 	}
 	progress(fmt.Sprintf("controller up (pid %d): vpcsim, fabric in %s, IMDS and EC2 API for the nodes", pid, RouterNS(cfg.Name)))
+	if rt, _ := runtimeOf(cfg); rt != nil {
+		if err := rt.Start(ctx, c, cfg, progress); err != nil {
+			return c, fmt.Errorf("%s control plane: %w", cfg.Runtime, err)
+		}
+	}
 	for i := range o.Nodes {
 		n, err := c.AddNode(ctx, NodeRequest{}, progress)
 		if err != nil {
@@ -116,6 +124,7 @@ func Down(ctx context.Context, name string, progress func(string)) error {
 	if progress == nil {
 		progress = func(string) {}
 	}
+	rtErr := runtimeDown(ctx, name, progress)
 	if c, err := NewClient(name); err == nil {
 		if pid := ControllerAlive(name); pid != 0 {
 			progress("asking the controller to remove nodes and pods")
@@ -130,7 +139,7 @@ func Down(ctx context.Context, name string, progress func(string)) error {
 			}
 		}
 	}
-	return Sweep(name, progress)
+	return errors.Join(rtErr, Sweep(name, progress))
 }
 
 // SettingsError is vpcnetd's one-line refusal of a setting, from `vpcnetd --check-settings`

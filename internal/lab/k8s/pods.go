@@ -1,0 +1,131 @@
+package k8s
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/vpcnet/vpcnet/internal/lab"
+)
+
+// IsCluster reports whether the named lab runs the Kubernetes runtime.
+func IsCluster(labName string) bool {
+	cfg, err := lab.ReadConfig(lab.PathsFor(labName))
+	return err == nil && cfg.Runtime == Name
+}
+
+// PodManifest is a Pod running the lab's test image (vtool serve on :8080), pinned to
+// nodeName when it is not "" (else the scheduler places it), as JSON.
+func PodManifest(name, nodeName string) []byte {
+	spec := map[string]any{
+		"terminationGracePeriodSeconds": 1,
+		"containers": []any{map[string]any{"name": "main", "image": TestImage, "imagePullPolicy": "Never",
+			"args": []string{"serve", ":8080"}}},
+	}
+	if nodeName != "" {
+		spec["nodeName"] = nodeName
+	}
+	b, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": name, "labels": map[string]string{"app.kubernetes.io/name": "lab-pod"}},
+		"spec":     spec})
+	return b
+}
+
+// RunPod creates a Pod through the API (on the given node: a name, index or instance ID of
+// `lab status`; "" lets the scheduler choose) and waits until it runs with an address.
+func RunPod(ctx context.Context, labName, name, node string, progress func(string)) (lab.PodInfo, error) {
+	nodeName := ""
+	if node != "" {
+		c, err := lab.NewClient(labName)
+		if err != nil {
+			return lab.PodInfo{}, err
+		}
+		st, err := c.Status(ctx)
+		if err != nil {
+			return lab.PodInfo{}, err
+		}
+		n, err := lab.FindNode(st, node)
+		if err != nil {
+			return lab.PodInfo{}, err
+		}
+		nodeName = n.Name
+	}
+	cmd := Kubectl(ctx, labName, "create", "-f", "-")
+	cmd.Stdin = strings.NewReader(string(PodManifest(name, nodeName)))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return lab.PodInfo{}, fmt.Errorf("create pod %s: %s", name, strings.TrimSpace(string(out)))
+	}
+	progress(fmt.Sprintf("pod %s created; waiting for it to run", name))
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		pods, err := Pods(ctx, labName)
+		if err == nil {
+			for _, p := range pods {
+				if p.Name == name && p.IP.IsValid() && p.phase == "Running" {
+					return p.PodInfo, nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			out, _ := Kubectl(ctx, labName, "describe", "pod", name).CombinedOutput()
+			return lab.PodInfo{}, fmt.Errorf("pod %s not running after 2 min:\n%s", name, out)
+		}
+		select {
+		case <-ctx.Done():
+			return lab.PodInfo{}, ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// RemovePod deletes a Pod through the API and waits until it is gone (the runtime has run
+// CNI DEL by then).
+func RemovePod(ctx context.Context, labName, name string) error {
+	if out, err := Kubectl(ctx, labName, "delete", "pod", name, "--wait=true").CombinedOutput(); err != nil {
+		return fmt.Errorf("delete pod %s: %s", name, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+type clusterPod struct {
+	lab.PodInfo
+	phase string
+}
+
+// Pods lists the default namespace's pods as the lab shows pods.
+func Pods(ctx context.Context, labName string) ([]clusterPod, error) {
+	out, err := Kubectl(ctx, labName, "get", "pods", "-o", "json").Output()
+	if err != nil {
+		return nil, fmt.Errorf("list pods: %w", err)
+	}
+	var list struct {
+		Items []struct {
+			Metadata struct{ Name string }
+			Spec     struct{ NodeName string }
+			Status   struct{ Phase, PodIP string }
+		}
+	}
+	if err := json.Unmarshal(out, &list); err != nil {
+		return nil, err
+	}
+	var pods []clusterPod
+	for _, it := range list.Items {
+		p := clusterPod{PodInfo: lab.PodInfo{Name: it.Metadata.Name, Node: it.Spec.NodeName}, phase: it.Status.Phase}
+		p.IP, _ = netip.ParseAddr(it.Status.PodIP)
+		pods = append(pods, p)
+	}
+	return pods, nil
+}
+
+// PodInfos is Pods without the phases.
+func PodInfos(ctx context.Context, labName string) ([]lab.PodInfo, error) {
+	pods, err := Pods(ctx, labName)
+	out := make([]lab.PodInfo, len(pods))
+	for i, p := range pods {
+		out[i] = p.PodInfo
+	}
+	return out, err
+}
