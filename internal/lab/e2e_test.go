@@ -565,3 +565,13 @@ func TestUpChecksAgentSettingsFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestUpWaitsForTheVPC: `lab up` adds its nodes only once the controller has made the VPC and
+// its subnets, however slowly EC2 answers; it once asked for a node first on a loaded machine
+// and failed with "lab has no subnet". A slow CreateSubnet makes that order certain.
+func TestUpWaitsForTheVPC(t *testing.T) {
+	l := newLab(t, "--nodes", "1", "--ec2-latency", "CreateSubnet=2s")
+	if st := l.status(); len(st.Nodes) != 1 || !st.Nodes[0].Agent.Ready {
+		t.Fatalf("after lab up: %+v", st.Nodes)
+	}
+}

@@ -106,11 +106,18 @@ func (c *Controller) start() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return c.createVPC(ctx)
+	if err := c.createVPC(ctx); err != nil {
+		return err
+	}
+	// The control API opens last: `lab up` takes its first answer for "the lab is up", so a
+	// node request never reaches a controller whose VPC and subnets are not made yet (on a
+	// loaded machine one did: "lab has no subnet").
+	return c.listen("unix", c.paths.ControlSocket(), c.controlAPI())
 }
 
-// serve opens the listeners: IMDS and EC2 for the nodes (router namespace), the EC2 API and
-// the control API on unix sockets for the root namespace. Every EC2 call is recorded, the
+// serve opens the listeners: IMDS and EC2 for the nodes (router namespace) and the EC2 API on
+// a unix socket for the root namespace (start opens the control API's socket once the VPC is
+// made). Every EC2 call is recorded, the
 // nodes' with the instance their source address belongs to.
 func (c *Controller) serve() error {
 	simURL, _ := url.Parse(c.sim.Endpoint())
@@ -130,27 +137,34 @@ func (c *Controller) serve() error {
 		{"tcp", netip.AddrPortFrom(fabric.IMDSAddr, 80).String(), c.sim.IMDSHandler(c.sim.IdentifyBySource)},
 		{"tcp", netip.AddrPortFrom(fabric.EC2Addr, 80).String(), recordCalls(ec2Proxy, bySource, c.calls)},
 		{"unix", c.paths.EC2Socket(), recordCalls(ec2Proxy, unknown, c.calls)},
-		{"unix", c.paths.ControlSocket(), c.controlAPI()},
 	}
 	for _, l := range listeners {
-		if l.network == "unix" {
-			_ = os.Remove(l.addr)
+		if err := c.listen(l.network, l.addr, l.h); err != nil {
+			return err
 		}
-		ln, err := net.Listen(l.network, l.addr)
-		if err != nil {
-			return fmt.Errorf("listen %s: %w", l.addr, err)
-		}
-		if l.network == "unix" {
-			_ = os.Chmod(l.addr, 0o600)
-		}
-		srv := &http.Server{Handler: l.h, ReadHeaderTimeout: 10 * time.Second}
-		c.servers = append(c.servers, srv)
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				c.logf("serve %s: %v", l.addr, err)
-			}
-		}()
 	}
+	return nil
+}
+
+// listen serves h on addr (a unix socket is replaced and made 0600) until stop.
+func (c *Controller) listen(network, addr string, h http.Handler) error {
+	if network == "unix" {
+		_ = os.Remove(addr)
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if network == "unix" {
+		_ = os.Chmod(addr, 0o600)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	c.servers = append(c.servers, srv)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.logf("serve %s: %v", addr, err)
+		}
+	}()
 	return nil
 }
 
