@@ -94,7 +94,32 @@ func (c *call) agentWorks() {
 		st.Worked = time.Now()
 	}
 	st.DownSince = time.Time{}
-	_ = writeJSON(c.store.agentStatePath(), st)
+	_ = c.store.saveAgentState(st)
+}
+
+// saveAgentState replaces agent.json (temp file and rename, no fsync: losing it to a crash only
+// costs the grace period, and ADDs that run at once need not each wait on the disk).
+func (s store) saveAgentState(st agentState) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(s.dir, ".agent.json.*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), s.agentStatePath())
 }
 
 // notWorking answers STATUS for an agent that does not work now: nil within the grace period of
@@ -106,7 +131,7 @@ func (c *call) notWorking(now time.Time, code uint, msg, details string) error {
 	}
 	if st.DownSince.IsZero() {
 		st.DownSince = now
-		if err := writeJSON(c.store.agentStatePath(), st); err != nil {
+		if err := c.store.saveAgentState(st); err != nil {
 			return ioError(errors.Join(errors.New("cannot note the agent's outage"), err))
 		}
 	}
