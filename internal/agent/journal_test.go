@@ -144,10 +144,10 @@ func TestDamagedJournalLosesNoPod(t *testing.T) {
 				lines = append(lines, [2]int{s, e})
 				s = e
 			}
-			if len(lines) != 5 {
-				t.Fatalf("journal of %d lines, want a header and 4 ADDs:\n%s", len(lines), journal)
+			if len(lines) < 4 {
+				t.Fatalf("journal of %d lines, want (a header and) 4 ADDs:\n%s", len(lines), journal)
 			}
-			damaged := damage.do(bytes.Clone(journal), lines[1:])
+			damaged := damage.do(bytes.Clone(journal), lines[len(lines)-4:]) // the four ADDs
 			if err := os.WriteFile(path, damaged, 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -226,6 +226,13 @@ func TestFullDiskFailsAddCleanly(t *testing.T) {
 	wrap := []string{"nsenter", "-t", strconv.Itoa(holder), "-m", "--"}
 	d := runDaemon(t, bin, env, socket, filepath.Join(dir, "log1"), wrap...)
 
+	// Some records first, so that the journal's last page is partly used: the append that
+	// finds the disk full is then cut short half-way through its record.
+	acked := map[string]netip.Addr{}
+	for i := range 3 {
+		id := fmt.Sprintf("early%d", i)
+		acked[id] = d.mustAdd(t, id)
+	}
 	// Fill the tmpfs.
 	filler, err := os.Create(filepath.Join(inNS, ipam, "filler"))
 	if err != nil {
@@ -242,7 +249,6 @@ func TestFullDiskFailsAddCleanly(t *testing.T) {
 	}
 	filler.Close()
 	// ADD and DEL pairs until the journal's last page is full: some ADD must then fail.
-	acked := map[string]netip.Addr{}
 	var failed []string
 	for i := 0; len(failed) < 3 && i < 400; i++ {
 		id := fmt.Sprintf("pod%d", i)
