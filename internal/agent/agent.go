@@ -86,7 +86,8 @@ type pool struct {
 	overSince    time.Time // since when the plans have said the pool is above its target
 	subnet       subnetCount
 	confWritten  bool
-	drift        drift // the cloud changed behind the agent (drift.go)
+	drift        drift                // the cloud changed behind the agent (drift.go)
+	dotTried     map[string]time.Time // ENI ID -> last DeleteOnTermination attempt (termination.go)
 }
 
 // subnetCount is the node subnet's free address count: EC2's AvailableIpAddressCount when last

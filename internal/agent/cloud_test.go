@@ -42,34 +42,49 @@ func (x *sim) hog(t *testing.T, primary string, secondary ...string) string {
 	return id
 }
 
+// exhaustionStyles are the two ways EC2 answers a subnet out of addresses or /28s: its
+// documented codes, and InvalidParameterValue "There aren't sufficient free Ipv4 addresses or
+// prefixes" (issue 12 item 11), with the code each shows in vpcnet_ec2_errors_total.
+var exhaustionStyles = []struct {
+	style            string
+	subnetFull, cidr string
+}{
+	{vpcsim.ExhaustionCodes, "InsufficientFreeAddressesInSubnet", "InsufficientCidrBlocks"},
+	{vpcsim.ExhaustionInvalidParameter, "InvalidParameterValue", "InvalidParameterValue"},
+}
+
 func TestSubnetExhaustionReportedAndRecovers(t *testing.T) {
-	// A /28 has 11 usable addresses; the instance takes one, the hog eight.
-	x := newSim(t, vpcsim.Options{}, "10.0.1.0/28", "m5.large")
-	hog := x.hog(t, "", "count=7")
-	cfg := testConfig(t, x)
-	cfg.Pool.WarmIPTarget = 2
-	n := startNode(t, x, cfg)
-	n.settle("the last two addresses", func(p poolView) bool { return p.total == 2 })
-	n.mustAdd("a")
-	n.mustAdd("b")
-	waitFor(t, 10*time.Second, "status subnet-exhausted", func() bool {
-		_, err := n.add("c")
-		return status.Code(err) == codes.ResourceExhausted && n.status().Reason == agent.ReasonSubnetExhausted
-	}, func() string { return n.get("/v1/status") })
-	_, err := n.add("c")
-	if !strings.Contains(status.Convert(err).Message(), "subnet") {
-		t.Fatalf("ADD error does not name the subnet: %v", err)
-	}
-	if n.metric("vpcnet_subnet_exhausted_total") < 1 || n.metric(`vpcnet_ec2_errors_total{action="AssignPrivateIpAddresses",code="InsufficientFreeAddressesInSubnet"}`) < 1 {
-		t.Fatal("exhaustion not in the metrics")
-	}
-	if _, err := x.ec2.DeleteNetworkInterface(bg, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: aws.String(hog)}); err != nil {
-		t.Fatal(err)
-	}
-	n.mustAdd("c")
-	n.settle("back to two warm", func(p poolView) bool { return p.free == 2 && p.assigned == 3 })
-	if st := n.status(); !st.Ready {
-		t.Fatalf("status %v", st)
+	for _, ex := range exhaustionStyles {
+		t.Run(ex.style, func(t *testing.T) {
+			// A /28 has 11 usable addresses; the instance takes one, the hog eight.
+			x := newSim(t, vpcsim.Options{ExhaustionError: ex.style}, "10.0.1.0/28", "m5.large")
+			hog := x.hog(t, "", "count=7")
+			cfg := testConfig(t, x)
+			cfg.Pool.WarmIPTarget = 2
+			n := startNode(t, x, cfg)
+			n.settle("the last two addresses", func(p poolView) bool { return p.total == 2 })
+			n.mustAdd("a")
+			n.mustAdd("b")
+			waitFor(t, 10*time.Second, "status subnet-exhausted", func() bool {
+				_, err := n.add("c")
+				return status.Code(err) == codes.ResourceExhausted && n.status().Reason == agent.ReasonSubnetExhausted
+			}, func() string { return n.get("/v1/status") })
+			_, err := n.add("c")
+			if !strings.Contains(status.Convert(err).Message(), "subnet") {
+				t.Fatalf("ADD error does not name the subnet: %v", err)
+			}
+			if n.metric("vpcnet_subnet_exhausted_total") < 1 || n.metric(`vpcnet_ec2_errors_total{action="AssignPrivateIpAddresses",code="`+ex.subnetFull+`"}`) < 1 {
+				t.Fatal("exhaustion not in the metrics")
+			}
+			if _, err := x.ec2.DeleteNetworkInterface(bg, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: aws.String(hog)}); err != nil {
+				t.Fatal(err)
+			}
+			n.mustAdd("c")
+			n.settle("back to two warm", func(p poolView) bool { return p.free == 2 && p.assigned == 3 })
+			if st := n.status(); !st.Ready {
+				t.Fatalf("status %v", st)
+			}
+		})
 	}
 }
 
@@ -168,20 +183,24 @@ func TestShortSubnetRequestRetriedSmaller(t *testing.T) {
 }
 
 func TestPrefixFallbackOnFragmentedSubnet(t *testing.T) {
-	// 10.0.1.0/26 holds four /28s: the first has the reserved addresses and the instance, the
-	// last the broadcast address, and the hog takes one address in each of the other two.
-	x := newSim(t, vpcsim.Options{}, "10.0.1.0/26", "m5.xlarge")
-	x.hog(t, "10.0.1.20", "10.0.1.40")
-	cfg := testConfig(t, x)
-	cfg.Pool.PrefixDelegation, cfg.Pool.WarmPrefixTarget = true, 1
-	n := startNode(t, x, cfg)
-	n.settle("16 single addresses instead of a prefix", func(p poolView) bool { return p.total == 16 && p.free == 16 })
-	if got := n.metric("vpcnet_prefixes "); got != 0 {
-		t.Fatalf("prefixes %v", got)
-	}
-	n.mustAdd("a")
-	if n.metric(`vpcnet_ec2_errors_total{action="AssignPrivateIpAddresses",code="InsufficientCidrBlocks"}`) < 1 {
-		t.Fatal("InsufficientCidrBlocks never seen")
+	for _, ex := range exhaustionStyles {
+		t.Run(ex.style, func(t *testing.T) {
+			// 10.0.1.0/26 holds four /28s: the first has the reserved addresses and the instance,
+			// the last the broadcast address, and the hog takes one address in each of the others.
+			x := newSim(t, vpcsim.Options{ExhaustionError: ex.style}, "10.0.1.0/26", "m5.xlarge")
+			x.hog(t, "10.0.1.20", "10.0.1.40")
+			cfg := testConfig(t, x)
+			cfg.Pool.PrefixDelegation, cfg.Pool.WarmPrefixTarget = true, 1
+			n := startNode(t, x, cfg)
+			n.settle("16 single addresses instead of a prefix", func(p poolView) bool { return p.total == 16 && p.free == 16 })
+			if got := n.metric("vpcnet_prefixes "); got != 0 {
+				t.Fatalf("prefixes %v", got)
+			}
+			n.mustAdd("a")
+			if n.metric(`vpcnet_ec2_errors_total{action="AssignPrivateIpAddresses",code="`+ex.cidr+`"}`) < 1 {
+				t.Fatalf("%s never seen", ex.cidr)
+			}
+		})
 	}
 }
 

@@ -279,6 +279,7 @@ func (a *Agent) refresh(ctx context.Context) bool {
 	a.st.stale = false
 	a.st.cloudErr = nil
 	a.repairLocked(ctx)
+	a.ensureDeleteOnTerminationLocked(ctx)
 	return true
 }
 

@@ -49,6 +49,9 @@ type Cloud interface {
 	AttachENI(ctx context.Context, id Identity, eni ENI, deviceIndex int) (ENI, error)
 	// AssignExact assigns the named addresses and prefixes (which it held before) to the ENI.
 	AssignExact(ctx context.Context, eniID string, ips []netip.Addr, prefixes []netip.Prefix) error
+	// SetDeleteOnTermination sets the attachment's DeleteOnTermination, so that EC2 deletes the
+	// ENI, and frees its addresses, when the instance terminates.
+	SetDeleteOnTermination(ctx context.Context, eni ENI) error
 }
 
 // Identity is the instance and its primary network interface, as IMDS reports them.
@@ -81,12 +84,14 @@ type ENI struct {
 	DeviceIndex  int
 	AttachmentID string // set once the attachment is complete ("attached")
 	AttachedTo   string // instance of the attachment in any state; "" when detached
-	Status       string // EC2's: available, in-use, attaching, detaching
-	SubnetID     string
-	PrimaryIP    netip.Addr
-	IPs          []netip.Addr   // secondary addresses
-	Prefixes     []netip.Prefix // delegated prefixes
-	Tags         map[string]string
+	// DeleteOnTermination: EC2 deletes the ENI with the instance (the attachment's attribute).
+	DeleteOnTermination bool
+	Status              string // EC2's: available, in-use, attaching, detaching
+	SubnetID            string
+	PrimaryIP           netip.Addr
+	IPs                 []netip.Addr   // secondary addresses
+	Prefixes            []netip.Prefix // delegated prefixes
+	Tags                map[string]string
 	// Unmanaged ENIs carry node.k8s.amazonaws.com/no_manage=true: never used or changed.
 	Unmanaged bool
 }

@@ -182,8 +182,13 @@ func TestCreatedENIsTaggedAndFreed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if eni.DeviceIndex != 1 || eni.AttachmentID == "" || !eni.Ours() || eni.Tags[cloud.TagInstanceID] != id.InstanceID || eni.Tags[cloud.TagCluster] != "unit" {
+	if eni.DeviceIndex != 1 || eni.AttachmentID == "" || !eni.Ours() || eni.Tags[cloud.TagInstanceID] != id.InstanceID || eni.Tags[cloud.TagCluster] != "unit" ||
+		eni.Tags[cloud.TagDeviceIndex] != "1" || !eni.DeleteOnTermination {
 		t.Fatalf("ENI %+v", eni)
+	}
+	// EC2 agrees: the attachment goes with the instance (issue 11 fault 7).
+	if got, err := c.DescribeENIs(bg, []string{eni.ID}); err != nil || len(got) != 1 || !got[0].DeleteOnTermination || got[0].AttachedTo != id.InstanceID {
+		t.Fatalf("described %+v %v", got, err)
 	}
 	if err := c.FreeENI(bg, mustPrimary(t, c, id)); err == nil {
 		t.Fatal("freed the primary ENI")

@@ -129,6 +129,7 @@ func (c *Client) AttachENI(ctx context.Context, id Identity, eni ENI, deviceInde
 		return ENI{}, fmt.Errorf("re-attach %s to %s at device %d: %w", eni.ID, id.InstanceID, deviceIndex, err)
 	}
 	eni.AttachmentID, eni.DeviceIndex, eni.AttachedTo, eni.Status = aws.ToString(att.AttachmentId), deviceIndex, id.InstanceID, "in-use"
+	eni.DeleteOnTermination = c.SetDeleteOnTermination(ctx, eni) == nil
 	return c.waitAttached(ctx, eni)
 }
 

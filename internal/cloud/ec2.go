@@ -99,6 +99,7 @@ func fromEC2(ni types.NetworkInterface) ENI {
 	}
 	if a := ni.Attachment; a != nil {
 		e.AttachedTo = aws.ToString(a.InstanceId)
+		e.DeleteOnTermination = aws.ToBool(a.DeleteOnTermination)
 	}
 	if a := ni.Attachment; a != nil && a.Status == types.AttachmentStatusAttached {
 		e.AttachmentID = aws.ToString(a.AttachmentId)
@@ -221,7 +222,32 @@ func (c *Client) CreateENI(ctx context.Context, id Identity, deviceIndex, ips, p
 		return ENI{}, fmt.Errorf("attach %s to %s at device %d: %w", eni.ID, id.InstanceID, deviceIndex, err)
 	}
 	eni.AttachmentID, eni.DeviceIndex = aws.ToString(att.AttachmentId), deviceIndex
+	eni.DeleteOnTermination = c.SetDeleteOnTermination(ctx, eni) == nil
 	return c.waitAttached(ctx, eni)
+}
+
+// SetDeleteOnTermination sets DeleteOnTermination=true on the ENI's attachment with
+// ModifyNetworkInterfaceAttribute, as the AWS VPC CNI does after each attach: a terminated
+// node's ENIs then go with it and their addresses return to the subnet, with no agent left to
+// clean up. CreateENI and AttachENI call it right after the attach; a failure there leaves
+// ENI.DeleteOnTermination false, and the agent sets it again later. EC2 errors:
+// InvalidAttachmentID.NotFound (detached meanwhile), UnauthorizedOperation.
+func (c *Client) SetDeleteOnTermination(ctx context.Context, eni ENI) error {
+	if eni.AttachmentID == "" {
+		return fmt.Errorf("ENI %s has no attachment to set DeleteOnTermination on", eni.ID)
+	}
+	err := c.call(ctx, "ModifyNetworkInterfaceAttribute", false, func() error {
+		_, err := c.ec2.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{
+			NetworkInterfaceId: aws.String(eni.ID),
+			Attachment:         &types.NetworkInterfaceAttachmentChanges{AttachmentId: aws.String(eni.AttachmentID), DeleteOnTermination: aws.Bool(true)},
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("DeleteOnTermination on %s: %w", eni.ID, err)
+	}
+	c.invalidate()
+	return nil
 }
 
 // waitAttached waits until the attachment is complete. It watches IMDS, where an ENI's MAC
