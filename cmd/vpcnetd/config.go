@@ -40,6 +40,7 @@ var settings = []setting{
 	{"MAX_ENI", "", "most ENIs to attach, the primary included (default: the instance type's limit)", posIntVar(func(c *agent.Config) *int { return &c.Pool.MaxENI })},
 	{"IP_COOLDOWN_PERIOD", "30s", "how long a released address rests before reuse (seconds or a duration)", durVar(func(c *agent.Config) *time.Duration { return &c.Pool.Cooldown })},
 	{"VPCNET_POOL_RELEASE_DELAY", "30s", "how long the pool stays above its warm target before the surplus is released, all at once (seconds or a duration; 0 releases at once)", durVar(func(c *agent.Config) *time.Duration { return &c.Pool.ReleaseDelay })},
+	{"VPCNET_ADD_WAIT", "5s", "how long an ADD that finds no free address waits for one the pool is fetching before it answers try-again (CNI code 11); 0 answers at once (seconds or a duration, at most 15s: the plugin gives the agent 20s)", durMaxVar(15*time.Second, func(c *agent.Config) *time.Duration { return &c.AddWait })},
 	{"MAX_PODS", "", "hard cap on pod addresses the node holds (default: what its ENIs can hold)", posIntVar(func(c *agent.Config) *int { return &c.Pool.MaxPods })},
 	{"AWS_VPC_K8S_CNI_EXTERNALSNAT", "false", "SNAT happens outside the node (NAT gateway): no SNAT rules on the node", boolVar(func(c *agent.Config) *bool { return &c.ExternalSNAT })},
 	{"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "", "comma-separated CIDRs pods reach without SNAT, besides the VPC's", cidrsVar},
@@ -164,6 +165,21 @@ func durMinVar(least time.Duration, f func(*agent.Config) *time.Duration) func(*
 			return fmt.Errorf("is shorter than %s, the least this setting takes", least)
 		}
 		*f(c) = d
+		return nil
+	}
+}
+
+// durMaxVar is durVar with a ceiling.
+func durMaxVar(most time.Duration, f func(*agent.Config) *time.Duration) func(*agent.Config, string) error {
+	set := durVar(f)
+	return func(c *agent.Config, v string) error {
+		var d time.Duration
+		if err := set(c, v); err != nil {
+			return err
+		}
+		if d = *f(c); d > most {
+			return fmt.Errorf("is longer than %s, the most this setting takes", most)
+		}
 		return nil
 	}
 }

@@ -26,7 +26,7 @@ func TestHelpDocumentsEveryVariable(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"WARM_ENI_TARGET", "WARM_IP_TARGET", "MINIMUM_IP_TARGET", "ENABLE_PREFIX_DELEGATION", "WARM_PREFIX_TARGET",
-		"MAX_ENI", "IP_COOLDOWN_PERIOD", "VPCNET_POOL_RELEASE_DELAY", "MAX_PODS", "AWS_VPC_K8S_CNI_EXTERNALSNAT", "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "AWS_VPC_ENI_MTU",
+		"MAX_ENI", "IP_COOLDOWN_PERIOD", "VPCNET_POOL_RELEASE_DELAY", "VPCNET_ADD_WAIT", "MAX_PODS", "AWS_VPC_K8S_CNI_EXTERNALSNAT", "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "AWS_VPC_ENI_MTU",
 		"AWS_VPC_K8S_CNI_VETHPREFIX", "VPCNET_SOCKET", "VPCNET_STATE_DIR", "VPCNET_CNI_CONF_DIR", "VPCNET_CNI_CONF_NAME", "VPCNET_METRICS_ADDR",
 		"VPCNET_CLUSTER_NAME", "VPCNET_HOST_NETWORKING", "VPCNET_INSTANCE_TYPES", "AWS_EC2_ENDPOINT", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL",
 		"AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_REGION"} {
@@ -48,6 +48,10 @@ func TestInvalidValueStopsWithOneLine(t *testing.T) {
 		{env: []string{"IP_COOLDOWN_PERIOD=soon"}, names: "IP_COOLDOWN_PERIOD"},
 		{env: []string{"VPCNET_POOL_RELEASE_DELAY=-5s"}, names: "VPCNET_POOL_RELEASE_DELAY", says: "must not be negative"},
 		{env: []string{"IP_COOLDOWN_PERIOD=-5"}, names: "IP_COOLDOWN_PERIOD", says: "must not be negative"},
+		// issue 16 item 4: the ADD wait is bounded below the plugin's 20 s deadline
+		{env: []string{"VPCNET_ADD_WAIT=16s"}, names: "VPCNET_ADD_WAIT", says: "longer than 15s"},
+		{env: []string{"VPCNET_ADD_WAIT=-1s"}, names: "VPCNET_ADD_WAIT", says: "must not be negative"},
+		{env: []string{"VPCNET_ADD_WAIT=soon"}, names: "VPCNET_ADD_WAIT"},
 		{env: []string{"IP_COOLDOWN_PERIOD=99999999999"}, names: "IP_COOLDOWN_PERIOD", says: "too long"},
 		{args: []string{"--vpcnet-pool-release-delay=later"}, names: "VPCNET_POOL_RELEASE_DELAY"},
 		{env: []string{"AWS_VPC_ENI_MTU=100000"}, names: "AWS_VPC_ENI_MTU"},

@@ -35,6 +35,10 @@ type Config struct {
 	BlockPodIMDS   bool   // with HostNetworking: drop pods' traffic to IMDS (VPCNET_BLOCK_POD_IMDS)
 	InstanceTypes  string // catalog file; "" for the built-in one
 
+	// AddWait is how long an ADD that finds no free address waits for one the pool is
+	// fetching (VPCNET_ADD_WAIT); 0 answers try-again at once.
+	AddWait time.Duration
+
 	Resync        time.Duration // how often the pool is compared with EC2 when nothing happens
 	DetachedGrace time.Duration // how long a detached ENI of ours lives before it is deleted
 	Cloud         cloud.Config
@@ -53,8 +57,9 @@ type Agent struct {
 	kick    chan struct{}
 	ready   chan struct{} // closed once init is done
 
-	mu sync.Mutex
-	st pool
+	mu  sync.Mutex
+	st  pool
+	sig addrSignal // wakes ADDs waiting for an address (addwait.go)
 }
 
 // pool is the agent's mutable view of the node; guarded by Agent.mu.

@@ -79,11 +79,22 @@ func (a *Agent) capacityLocked(now time.Time) (ipam.Capacity, ipam.Summary) {
 	return ipam.CapacityOf(s), ipam.Count(s)
 }
 
-// pickLocked finds an address Add may hand out now: on the lowest ENI, not held, reserved,
+// pickLocked is freeLocked for an ADD's first look: an ADD that finds no address counts as
+// waiting (missed, see waitingLocked) until one is handed out.
+func (a *Agent) pickLocked(now time.Time) (netip.Addr, cloud.ENI, bool) {
+	if ip, e, ok := a.freeLocked(now); ok {
+		a.st.missed = max(a.st.missed-1, 0)
+		return ip, e, true
+	}
+	a.st.missed, a.st.missedAt = a.st.missed+1, now
+	return netip.Addr{}, cloud.ENI{}, false
+}
+
+// freeLocked finds an address Add may hand out now: on the lowest ENI, not held, reserved,
 // leaving or cooling down. It finds none once pods hold as many addresses as the node can hold
 // (ipam.CapacityOf, MAX_PODS included): a lowered MAX_PODS is enforced at once, whatever the
 // pool still holds until its release delay is over.
-func (a *Agent) pickLocked(now time.Time) (netip.Addr, cloud.ENI, bool) {
+func (a *Agent) freeLocked(now time.Time) (netip.Addr, cloud.ENI, bool) {
 	if c, sum := a.capacityLocked(now); sum.Assigned >= c.Pods {
 		return netip.Addr{}, cloud.ENI{}, false
 	}
@@ -96,11 +107,9 @@ func (a *Agent) pickLocked(now time.Time) (netip.Addr, cloud.ENI, bool) {
 			if _, held := a.store.Holder(ip); held {
 				continue
 			}
-			a.st.missed = max(a.st.missed-1, 0)
 			return ip, e, true
 		}
 	}
-	a.st.missed, a.st.missedAt = a.st.missed+1, now
 	return netip.Addr{}, cloud.ENI{}, false
 }
 

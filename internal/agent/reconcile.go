@@ -216,6 +216,7 @@ func (a *Agent) run(ctx context.Context, f func() error) {
 		a.st.ops--
 		a.st.changes++
 		a.noteLocked(err)
+		a.sig.broadcastLocked() // ADDs waiting for an address look again
 		a.mu.Unlock()
 		a.poke()
 	}()

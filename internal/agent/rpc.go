@@ -138,14 +138,11 @@ func (s rpcServer) Add(ctx context.Context, req *agentapi.AddRequest) (*agentapi
 		return nil, status.Errorf(codes.Unavailable, "%s: %s", st.Reason, st.Message)
 	}
 	a.mu.Lock()
-	ip, eni, ok := a.pickLocked(time.Now())
-	if !ok {
-		a.st.demand++
-		st := a.statusLocked(time.Now(), a.sumLocked())
+	ip, eni, st, err := a.pickOrWaitLocked(ctx) // waits up to VPCNET_ADD_WAIT for an address on its way
+	if err != nil {
 		a.mu.Unlock()
-		a.poke()
 		a.kubeAddRefused(req.PodNamespace, req.PodName, st)
-		return nil, status.Errorf(codes.ResourceExhausted, "no free address on this node: %s", st.Message)
+		return nil, err
 	}
 	a.st.reserved[ip] = true
 	a.mu.Unlock()

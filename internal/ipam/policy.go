@@ -14,7 +14,7 @@ func Decide(s State) Plan {
 	g := goalFor(s, c)
 	p := Plan{Wake: nextCooldownEnd(s)}
 
-	need := max(g.need, s.Demand-c.Free) - s.Pending.Addrs
+	need := max(g.need, max(s.Demand, s.Waiting)-c.Free) - s.Pending.Addrs // ADDs waiting are served first
 	if need > 0 {
 		return grow(s, c, g, need, p)
 	}
