@@ -3,6 +3,7 @@ package agent_test
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -19,16 +22,14 @@ import (
 	"github.com/vpcnet/vpcnet/internal/vpcsim"
 )
 
-// TestHostNetworkingInNetns runs vpcnetd with VPCNET_HOST_NETWORKING=true inside a test network
-// namespace where, as on an instance, each attached ENI appears as a device with its MAC: the
-// agent sets up the secondary ENI's table and rule when it attaches it, SNAT at start, and tears
-// the ENI down when it frees it.
-func TestHostNetworkingInNetns(t *testing.T) {
-	testenv.RequireNetns(t)
-	netns := testenv.NewNS(t)
+// newHostSim starts a sim whose instance lives in netns as on EC2: each attached secondary ENI
+// appears there as a device eth<device index> with the ENI's MAC (a veth), and goes when the
+// ENI is detached, like the hypervisor's doing.
+func newHostSim(t *testing.T, netns ns.NetNS) *sim {
+	t.Helper()
 	var mu sync.Mutex
 	var instance string
-	hook := func(e vpcsim.Event) { // the "hypervisor": ENI devices come and go with attachments
+	hook := func(e vpcsim.Event) {
 		mu.Lock()
 		mine := e.InstanceID == instance && instance != ""
 		mu.Unlock()
@@ -54,6 +55,17 @@ func TestHostNetworkingInNetns(t *testing.T) {
 	mu.Lock()
 	instance = x.instance
 	mu.Unlock()
+	return x
+}
+
+// TestHostNetworkingInNetns runs vpcnetd with VPCNET_HOST_NETWORKING=true inside a test network
+// namespace where, as on an instance, each attached ENI appears as a device with its MAC: the
+// agent sets up the secondary ENI's table and rule when it attaches it, SNAT at start, and tears
+// the ENI down when it frees it.
+func TestHostNetworkingInNetns(t *testing.T) {
+	testenv.RequireNetns(t)
+	netns := testenv.NewNS(t)
+	x := newHostSim(t, netns)
 
 	dir, err := os.MkdirTemp("", "vpcnetd-netns")
 	if err != nil {
@@ -128,4 +140,106 @@ func TestHostNetworkingInNetns(t *testing.T) {
 		return gone
 	}, func() string { return tail(filepath.Join(dir, "log")) })
 	t.Logf("ENI at device 1 (primary %s) set up and torn down", eniIP)
+}
+
+// table2Up reports whether, in netns, eth1 is up and table 2 routes by default through the
+// subnet router on it (what SetupENI gives device 1).
+func table2Up(netns ns.NetNS) bool {
+	ok := false
+	netns.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName("eth1")
+		if err != nil || l.Attrs().Flags&net.FlagUp == 0 {
+			return nil
+		}
+		routes, _ := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: 2}, netlink.RT_FILTER_TABLE)
+		for _, r := range routes {
+			if (r.Dst == nil || r.Dst.String() == "0.0.0.0/0") && r.Gw.String() == "10.0.1.1" && r.LinkIndex == l.Attrs().Index {
+				ok = true
+			}
+		}
+		return nil
+	})
+	return ok
+}
+
+// TestDetachedENIReattachedInNetns (issue 11 fault 6, host networking): an ENI holding a pod's
+// address is force-detached while re-attaching is refused; its device leaves the node
+// namespace, netlink tells the agent, which names the pod and hands none of the ENI's addresses
+// out; once EC2 allows it the agent re-attaches the ENI at device 1 and sets its device and
+// table 2 up again, so the pod's policy rule routes once more.
+func TestDetachedENIReattachedInNetns(t *testing.T) {
+	testenv.RequireNetns(t)
+	netns := testenv.NewNS(t)
+	x := newHostSim(t, netns)
+	dir, err := os.MkdirTemp("", "vpcnetd-netns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			os.RemoveAll(dir)
+		}
+	})
+	bin := filepath.Join(filepath.Dir(testenv.CLI(t)), "vpcnetd")
+	socket, log := filepath.Join(dir, "run", "vpcnetd.sock"), filepath.Join(dir, "log")
+	env := append(os.Environ(),
+		"AWS_EC2_ENDPOINT="+x.s.Endpoint(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+x.imds, "AWS_REGION="+x.s.Region(),
+		"VPCNET_SOCKET="+socket, "VPCNET_STATE_DIR="+filepath.Join(dir, "state"), "VPCNET_CNI_CONF_DIR="+filepath.Join(dir, "net.d"),
+		"VPCNET_METRICS_ADDR=", "VPCNET_HOST_NETWORKING=true", "VPCNET_CLUSTER_NAME=netns",
+		"WARM_IP_TARGET=3", "IP_COOLDOWN_PERIOD=200ms", "VPCNET_RESYNC_PERIOD=1s", "VPCNET_EC2_MAX_BACKOFF=100ms")
+	cmd := startDaemon(t, "nsenter", env, log, "--net="+netns.Path(), bin)
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	conn, err := agentapi.Dial(socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	n := &node{t: t, sim: x, client: agentapi.NewAgentClient(conn)}
+	waitFor(t, 20*time.Second, "vpcnetd ready", func() bool {
+		st, err := n.client.Status(bg, &agentapi.StatusRequest{Version: agentapi.Version})
+		return err == nil && st.Ready
+	}, func() string { return tail(log) })
+	var pod, eni string
+	for i := 0; eni == ""; i++ {
+		n.mustAdd(fmt.Sprint("pod", i))
+		al, err := n.add(fmt.Sprint("pod", i)) // ADD is idempotent: the allocation again
+		if err != nil {
+			t.Fatal(err)
+		}
+		if al.DeviceIndex == 1 {
+			pod, eni = fmt.Sprint("pod", i), al.EniId
+		}
+	}
+	waitFor(t, 20*time.Second, "eth1 and table 2 set up", func() bool { return table2Up(netns) }, func() string { return tail(log) })
+	ni, _ := x.eni(t, eni)
+	onENI := addrsOf(ni)
+
+	x.s.SetDeny("AttachNetworkInterface", true)
+	if _, err := x.ec2.DetachNetworkInterface(bg, &ec2.DetachNetworkInterfaceInput{AttachmentId: ni.Attachment.AttachmentId, Force: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	detached := time.Now()
+	named := fmt.Sprintf("pod has no cloud address\" pod=default/%s", pod)
+	waitFor(t, 10*time.Second, "the pod named", func() bool {
+		b, _ := os.ReadFile(log)
+		return strings.Contains(string(b), named)
+	}, func() string { return tail(log) })
+	t.Logf("noticed %v after the detach", time.Since(detached).Round(time.Millisecond))
+	for i := 100; i < 105; i++ {
+		al, err := n.add(fmt.Sprint("pod", i))
+		if err != nil {
+			continue // growing: what matters is what is handed out
+		}
+		if ip := netip.MustParseAddr(al.Ip); onENI[ip] {
+			t.Fatalf("pod%d got %s of the detached ENI", i, ip)
+		}
+	}
+
+	x.s.SetDeny("AttachNetworkInterface", false)
+	waitFor(t, 30*time.Second, "the ENI re-attached at device 1 and table 2 set up again", func() bool {
+		b, _ := os.ReadFile(log)
+		ni, ok := x.eni(t, eni)
+		return ok && ni.Attachment != nil && aws.ToInt32(ni.Attachment.DeviceIndex) == 1 &&
+			strings.Contains(string(b), "re-attached an ENI detached outside vpcnet") && table2Up(netns)
+	}, func() string { return tail(log) })
 }
