@@ -350,6 +350,12 @@ func catalogVar(c *agent.Config, v string) error {
 	if err := absPath(v); err != nil {
 		return err
 	}
+	// Only a regular file of sane size is read: /dev/zero or a FIFO would hang the start.
+	if fi, err := os.Stat(v); err != nil {
+		return fmt.Errorf("does not load: %s", oneLine(err.Error()))
+	} else if !fi.Mode().IsRegular() || fi.Size() > 16<<20 {
+		return fmt.Errorf("is not a regular file of at most 16 MiB")
+	}
 	if _, err := catalog.Load(v); err != nil {
 		return fmt.Errorf("does not load: %s", oneLine(err.Error()))
 	}

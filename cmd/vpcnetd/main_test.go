@@ -85,6 +85,7 @@ func TestInvalidValueStopsWithOneLine(t *testing.T) {
 		{env: []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://"}, names: "AWS_EC2_METADATA_SERVICE_ENDPOINT"},
 		{env: []string{"VPCNET_INSTANCE_TYPES=types.csv"}, names: "VPCNET_INSTANCE_TYPES", says: "absolute"},
 		{env: []string{"VPCNET_INSTANCE_TYPES=/nonexistent/types.csv"}, names: "VPCNET_INSTANCE_TYPES", says: "does not load"},
+		{env: []string{"VPCNET_INSTANCE_TYPES=/dev/zero"}, names: "VPCNET_INSTANCE_TYPES", says: "regular file"},
 		{env: []string{"WARM_IP_TARGET=99999999999999"}, names: "WARM_IP_TARGET"},
 		{env: []string{"VPCNET_EC2_MAX_ATTEMPTS=0"}, names: "VPCNET_EC2_MAX_ATTEMPTS"},
 	} {
