@@ -213,3 +213,27 @@ func TestAnotherInstancesNodeIsNeverWritten(t *testing.T) {
 		}
 	}
 }
+
+// FuzzMatches: any providerID and address the API server may hold; a match must really name
+// this instance (the providerID's last segment) or its primary IP.
+func FuzzMatches(f *testing.F) {
+	for _, s := range [][2]string{{"aws:///us-east-1a/i-0abc", ""}, {"", "10.0.1.10"}, {"aws://i-0abc", "x"}, {"aws:///", "::ffff:10.0.1.10"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, providerID, ip string) {
+		n := node(providerID, ip)
+		ok, why := matches(n, id)
+		if !ok {
+			return
+		}
+		if providerID != "" {
+			if !strings.HasPrefix(providerID, "aws://") || !strings.HasSuffix(providerID, "/"+id.InstanceID) {
+				t.Fatalf("providerID %q matched %s (%s)", providerID, id.InstanceID, why)
+			}
+			return
+		}
+		if a, err := netip.ParseAddr(ip); err != nil || a != id.PrimaryIP {
+			t.Fatalf("address %q matched %s (%s)", ip, id.PrimaryIP, why)
+		}
+	})
+}
