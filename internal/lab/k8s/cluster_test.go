@@ -1,0 +1,397 @@
+package k8s_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vpcnet/vpcnet/internal/lab"
+	"github.com/vpcnet/vpcnet/internal/lab/k8s"
+	"github.com/vpcnet/vpcnet/internal/lab/k8s/cache"
+	"github.com/vpcnet/vpcnet/internal/netnsx"
+	"github.com/vpcnet/vpcnet/internal/testenv"
+)
+
+// requireComponents skips the test unless the build cache holds every component; in strict
+// mode (CI) it builds them instead and fails only if the build fails.
+func requireComponents(t *testing.T) {
+	t.Helper()
+	testenv.RequireNetns(t)
+	bc := cache.Open("", cache.Default)
+	if err := bc.Check(); err == nil {
+		return
+	} else if !testenv.Strict() {
+		t.Skipf("%v (the cluster test needs the built components)", err)
+	}
+	if err := bc.Build(context.Background(), cache.BuildOptions{Progress: func(s string) { t.Log(s) }}); err != nil {
+		t.Fatalf("build the lab cluster's components: %v", err)
+	}
+}
+
+// clusterLab is one lab cluster owned by a test, always taken down at its end.
+type clusterLab struct {
+	t    *testing.T
+	bin  string
+	name string
+}
+
+var clusterLabRE = regexp.MustCompile(`^k([0-9]+)x[0-9]+$`)
+
+// sweepDeadClusterLabs takes down the labs of test processes that were killed mid-test.
+func sweepDeadClusterLabs(bin string) {
+	ents, _ := os.ReadDir(lab.Root())
+	for _, e := range ents {
+		m := clusterLabRE.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		if pid, _ := strconv.Atoi(m[1]); pid != os.Getpid() && syscall.Kill(pid, 0) != nil {
+			_ = exec.Command(bin, "lab", "down", "--name", e.Name()).Run()
+		}
+	}
+}
+
+func (l *clusterLab) run(args ...string) (string, error) {
+	l.t.Helper()
+	cmd := exec.Command(l.bin, append(args[:1:1], append([]string{"--name", l.name}, args[1:]...)...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func (l *clusterLab) must(args ...string) string {
+	l.t.Helper()
+	out, err := l.run(args...)
+	if err != nil {
+		l.t.Fatalf("vpcnet %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// kubectl runs `vpcnet lab kubectl -- args`, with stdin.
+func (l *clusterLab) kubectl(stdin string, args ...string) (string, error) {
+	cmd := exec.Command(l.bin, append([]string{"lab", "kubectl", "--name", l.name, "--"}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String() + errb.String(), err
+	}
+	return out.String(), nil
+}
+
+func (l *clusterLab) mustKubectl(stdin string, args ...string) string {
+	l.t.Helper()
+	out, err := l.kubectl(stdin, args...)
+	if err != nil {
+		l.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// machineState is what a lab must leave as it found it.
+type machineState struct {
+	sysctls map[string]string
+}
+
+func snapshot(t *testing.T) machineState {
+	s := machineState{sysctls: map[string]string{}}
+	for _, k := range k8s.KubeletSysctls {
+		v, err := k8s.ReadSysctl(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.sysctls[k] = v
+	}
+	return s
+}
+
+type node struct {
+	Metadata struct{ Name string }
+	Status   struct {
+		Addresses  []struct{ Type, Address string }
+		Conditions []struct{ Type, Status string }
+		Capacity   map[string]string
+	}
+}
+
+type pod struct {
+	Metadata struct{ Name string }
+	Spec     struct{ NodeName string }
+	Status   struct {
+		Phase string
+		PodIP string
+	}
+}
+
+// TestClusterTwoNodesPodsAcrossNodesAndNodeAdd is issue 13's "done when": a 2-node cluster,
+// nodes Ready with EC2 names and their primary ENI as InternalIP, a pod on each node with an
+// address of the subnet, traffic across nodes through kubectl exec with the source address
+// kept, a third node joining and its pod reaching the others, that node drained and removed,
+// and a teardown that leaves no namespace, process, cgroup, mount or changed sysctl.
+func TestClusterTwoNodesPodsAcrossNodesAndNodeAdd(t *testing.T) {
+	requireComponents(t)
+	bin := testenv.CLI(t)
+	sweepDeadClusterLabs(bin)
+	l := &clusterLab{t: t, bin: bin, name: fmt.Sprintf("k%dx1", os.Getpid())}
+	_, recordHeld := os.Stat(k8s.SysctlRecord)
+	before := snapshot(t)
+	labDir := lab.PathsFor(l.name).Dir
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, f := range []string{"k8s/kube-apiserver.log", "k8s/nodes/1/kubelet.log", "k8s/nodes/1/containerd.log", "k8s/node-1.log"} {
+				if b, err := os.ReadFile(filepath.Join(labDir, f)); err == nil {
+					if len(b) > 3000 {
+						b = b[len(b)-3000:]
+					}
+					t.Logf("--- %s (tail)\n%s", f, b)
+				}
+			}
+		}
+		out, err := l.run("lab", "down")
+		if err != nil {
+			t.Errorf("lab down: %v\n%s", err, out)
+		}
+		checkNothingLeft(t, l.name, labDir, before, recordHeld == nil)
+	})
+	start := time.Now()
+	l.must("lab", "up", "--nodes", "2", "--runtime", "kubernetes")
+	t.Logf("cluster of 2 nodes up in %s", time.Since(start).Round(100*time.Millisecond))
+
+	st := labStatus(t, l)
+	subnet := netip.MustParsePrefix("10.10.1.0/24")
+	checkNodes(t, l, st, 2)
+
+	// A pod on each node, by nodeName, from the lab's test image.
+	for i, n := range st.Nodes {
+		l.mustKubectl(podManifest(fmt.Sprintf("web-%d", i+1), n.Name), "apply", "-f", "-")
+	}
+	pods := waitPods(t, l, 2)
+	for _, p := range pods {
+		ip := netip.MustParseAddr(p.Status.PodIP)
+		if !subnet.Contains(ip) {
+			t.Errorf("pod %s has %s, not an address of %s", p.Metadata.Name, ip, subnet)
+		}
+		for _, n := range st.Nodes {
+			if n.PrimaryIP == ip {
+				t.Errorf("pod %s has its node's primary address %s (host network?)", p.Metadata.Name, ip)
+			}
+		}
+	}
+	if pods[0].Spec.NodeName == pods[1].Spec.NodeName {
+		t.Fatalf("both pods on %s", pods[0].Spec.NodeName)
+	}
+	checkTraffic(t, l, pods[0], pods[1])
+	checkTraffic(t, l, pods[1], pods[0])
+
+	// The lab's pod commands act through the API on a cluster (issue 13 item 4).
+	out := l.must("lab", "pod", "run", "extra", "--node", "2")
+	m := regexp.MustCompile(`pod extra running on (\S+) with IP (\S+)`).FindStringSubmatch(out)
+	if m == nil || m[1] != st.Nodes[1].Name || !subnet.Contains(netip.MustParseAddr(m[2])) {
+		t.Fatalf("lab pod run: %q, want it on %s with an address of %s", out, st.Nodes[1].Name, subnet)
+	}
+	if ls := l.must("lab", "pod", "ls"); !strings.Contains(ls, "extra") || !strings.Contains(ls, m[2]) {
+		t.Errorf("lab pod ls does not show extra with %s:\n%s", m[2], ls)
+	}
+	if addrs := l.must("lab", "exec", "extra", "--", "/vtool", "addrs"); !strings.Contains(addrs, "eth0 "+m[2]+"/32") {
+		t.Errorf("lab exec extra -- /vtool addrs: %q, want eth0 %s/32", addrs, m[2])
+	}
+	if ping := l.must("lab", "ping", "extra", "web-1", "--count", "1"); !strings.Contains(ping, "reply from "+pods[0].Status.PodIP) {
+		t.Errorf("lab ping extra web-1: %q", ping)
+	}
+	l.must("lab", "pod", "rm", "extra")
+	if ls := l.must("lab", "pod", "ls"); strings.Contains(ls, "extra") {
+		t.Errorf("extra still listed after lab pod rm:\n%s", ls)
+	}
+
+	// Scale out: a third node joins, and a pod on it talks to the first.
+	out = l.must("lab", "node", "add")
+	t.Log(strings.TrimSpace(out))
+	st = labStatus(t, l)
+	checkNodes(t, l, st, 3)
+	third := st.Nodes[len(st.Nodes)-1]
+	l.mustKubectl(podManifest("web-3", third.Name), "apply", "-f", "-")
+	pods = waitPods(t, l, 3)
+	var p3 pod
+	for _, p := range pods {
+		if p.Metadata.Name == "web-3" {
+			p3 = p
+		}
+	}
+	if p3.Spec.NodeName != third.Name || !subnet.Contains(netip.MustParseAddr(p3.Status.PodIP)) {
+		t.Fatalf("web-3 on %s with %s: want %s and an address of %s", p3.Spec.NodeName, p3.Status.PodIP, third.Name, subnet)
+	}
+	checkTraffic(t, l, p3, pods[0])
+
+	// Scale in: the third node is drained (its pod deleted through the API) and removed.
+	l.must("lab", "node", "rm", third.Name)
+	out = l.mustKubectl("", "get", "nodes", "-o", "name")
+	if strings.Contains(out, third.Name) {
+		t.Errorf("node %s still registered after lab node rm:\n%s", third.Name, out)
+	}
+	if out, _ := l.kubectl("", "get", "pod", "web-3", "-o", "name"); strings.Contains(out, "pod/web-3") {
+		t.Errorf("web-3 survived the drain of its node: %s", out)
+	}
+	if k8s.CgroupExists(k8s.NodeCgroup(l.name, third.Index)) {
+		t.Errorf("cgroup of the removed node %s is still there", third.Name)
+	}
+}
+
+func labStatus(t *testing.T, l *clusterLab) lab.Status {
+	t.Helper()
+	var st lab.Status
+	if err := json.Unmarshal([]byte(l.must("lab", "status", "--format", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Index < st.Nodes[j].Index })
+	return st
+}
+
+// checkNodes asserts the API shows exactly the lab's nodes, Ready, named as EC2 names them,
+// with the primary ENI address as InternalIP and max pods from the instance type.
+func checkNodes(t *testing.T, l *clusterLab, st lab.Status, want int) {
+	t.Helper()
+	var list struct{ Items []node }
+	if err := json.Unmarshal([]byte(l.mustKubectl("", "get", "nodes", "-o", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != want || len(st.Nodes) != want {
+		t.Fatalf("API has %d nodes, lab %d; want %d", len(list.Items), len(st.Nodes), want)
+	}
+	for _, ln := range st.Nodes {
+		var found *node
+		for i := range list.Items {
+			if list.Items[i].Metadata.Name == ln.Name {
+				found = &list.Items[i]
+			}
+		}
+		if found == nil {
+			t.Errorf("lab node %s is not registered", ln.Name)
+			continue
+		}
+		ready, internal := false, ""
+		for _, c := range found.Status.Conditions {
+			ready = ready || (c.Type == "Ready" && c.Status == "True")
+		}
+		for _, a := range found.Status.Addresses {
+			if a.Type == "InternalIP" {
+				internal = a.Address
+			}
+		}
+		if !ready {
+			t.Errorf("node %s not Ready: %+v", ln.Name, found.Status.Conditions)
+		}
+		if internal != ln.PrimaryIP.String() {
+			t.Errorf("node %s InternalIP %q, want its primary ENI address %s", ln.Name, internal, ln.PrimaryIP)
+		}
+		if got := found.Status.Capacity["pods"]; got != "17" { // t3.medium: 3 ENIs × 5 addresses + 2
+			t.Errorf("node %s pod capacity %q, want 17 (t3.medium)", ln.Name, got)
+		}
+	}
+}
+
+func podManifest(name, nodeName string) string {
+	m := map[string]any{
+		"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": name, "labels": map[string]string{"app": "web"}},
+		"spec": map[string]any{
+			"nodeName":                      nodeName,
+			"terminationGracePeriodSeconds": 1,
+			"containers": []any{map[string]any{"name": "web", "image": k8s.TestImage, "imagePullPolicy": "Never",
+				"args": []string{"serve", ":8080"}}},
+		},
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// waitPods waits until n pods run with an address, and returns them by name.
+func waitPods(t *testing.T, l *clusterLab, n int) []pod {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var list struct{ Items []pod }
+		out, err := l.kubectl("", "get", "pods", "-o", "json")
+		if err == nil && json.Unmarshal([]byte(out), &list) == nil {
+			running := 0
+			for _, p := range list.Items {
+				if p.Status.Phase == "Running" && p.Status.PodIP != "" {
+					running++
+				}
+			}
+			if running == n && len(list.Items) == n {
+				sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Metadata.Name < list.Items[j].Metadata.Name })
+				return list.Items
+			}
+		}
+		if time.Now().After(deadline) {
+			desc, _ := l.kubectl("", "describe", "pods")
+			t.Fatalf("pods not Running after 3 min:\n%s", desc)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// checkTraffic: from pod a, through kubectl exec, an HTTP GET to pod b's address answers with
+// b's name and a's own address (no SNAT between pods), and an ICMP echo is answered.
+func checkTraffic(t *testing.T, l *clusterLab, a, b pod) {
+	t.Helper()
+	out := l.mustKubectl("", "exec", a.Metadata.Name, "--", "/vtool", "get", "http://"+b.Status.PodIP+":8080/")
+	want := b.Metadata.Name + " " + a.Status.PodIP
+	if strings.TrimSpace(out) != want {
+		t.Errorf("%s -> %s: answer %q, want %q (b's name, a's address kept)", a.Metadata.Name, b.Metadata.Name, strings.TrimSpace(out), want)
+	}
+	out = l.mustKubectl("", "exec", a.Metadata.Name, "--", "/vtool", "ping", "-c", "2", b.Status.PodIP)
+	if !strings.Contains(out, "reply from "+b.Status.PodIP) {
+		t.Errorf("%s ping %s: %s", a.Metadata.Name, b.Status.PodIP, out)
+	}
+}
+
+// checkNothingLeft asserts the lab left no namespace, runtime process, cgroup, mount or
+// changed sysctl. The sysctls are compared only when no other lab cluster held them.
+func checkNothingLeft(t *testing.T, name, labDir string, before machineState, otherHeld bool) {
+	if ns, _ := netnsx.List(lab.NSPrefix(name)); len(ns) > 0 {
+		t.Errorf("namespaces left: %v", ns)
+	}
+	if out, _ := exec.Command("sh", "-c", "grep -lsz '^"+k8s.EnvMarker+"="+labDir+"/' /proc/[0-9]*/environ").Output(); len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("processes of the lab left: %s", out)
+	}
+	for i := 1; i <= 3; i++ {
+		if k8s.CgroupExists(k8s.NodeCgroup(name, i)) {
+			t.Errorf("cgroup %s left", k8s.NodeCgroup(name, i))
+		}
+	}
+	after := snapshot(t)
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mi), "\n") {
+		if strings.Contains(line, labDir) || strings.Contains(line, lab.NSPrefix(name)) || strings.Contains(line, k8s.NodeCgroup(name, 0)[:len(k8s.NodeCgroup(name, 0))-1]) {
+			t.Errorf("mount left: %s", line)
+		}
+	}
+	if _, err := os.Stat(labDir); err == nil {
+		t.Errorf("%s left", labDir)
+	}
+	if _, err := os.Stat(k8s.SysctlRecord); err == nil || otherHeld {
+		t.Logf("another lab cluster holds the kubelet sysctls; not comparing them")
+		return
+	}
+	for k, v := range before.sysctls {
+		if after.sysctls[k] != v {
+			t.Errorf("sysctl %s = %s after teardown, was %s", k, after.sysctls[k], v)
+		}
+	}
+}
