@@ -350,10 +350,19 @@ func waitPods(t *testing.T, l *clusterLab, n int) []pod {
 // b's name and a's own address (no SNAT between pods), and an ICMP echo is answered.
 func checkTraffic(t *testing.T, l *clusterLab, a, b pod) {
 	t.Helper()
-	out := l.mustKubectl("", "exec", a.Metadata.Name, "--", "/vtool", "get", "http://"+b.Status.PodIP+":8080/")
 	want := b.Metadata.Name + " " + a.Status.PodIP
-	if strings.TrimSpace(out) != want {
-		t.Errorf("%s -> %s: answer %q, want %q (b's name, a's address kept)", a.Metadata.Name, b.Metadata.Name, strings.TrimSpace(out), want)
+	// Running means the container started; its server may take a moment to listen.
+	var out string
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		out, err = l.kubectl("", "exec", a.Metadata.Name, "--", "/vtool", "get", "http://"+b.Status.PodIP+":8080/")
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if err != nil || strings.TrimSpace(out) != want {
+		t.Errorf("%s -> %s: answer %q (%v), want %q (b's name, a's address kept)", a.Metadata.Name, b.Metadata.Name, strings.TrimSpace(out), err, want)
 	}
 	out = l.mustKubectl("", "exec", a.Metadata.Name, "--", "/vtool", "ping", "-c", "2", b.Status.PodIP)
 	if !strings.Contains(out, "reply from "+b.Status.PodIP) {
