@@ -178,7 +178,7 @@ func TestClusterTwoNodesPodsAcrossNodesAndNodeAdd(t *testing.T) {
 
 	// A pod on each node, by nodeName, from the lab's test image.
 	for i, n := range st.Nodes {
-		l.mustKubectl(podManifest(fmt.Sprintf("web-%d", i+1), n.Name), "apply", "-f", "-")
+		l.mustKubectl(string(k8s.PodManifest(fmt.Sprintf("web-%d", i+1), n.Name)), "apply", "-f", "-")
 	}
 	pods := waitPods(t, l, 2)
 	for _, p := range pods {
@@ -224,7 +224,7 @@ func TestClusterTwoNodesPodsAcrossNodesAndNodeAdd(t *testing.T) {
 	st = labStatus(t, l)
 	checkNodes(t, l, st, 3)
 	third := st.Nodes[len(st.Nodes)-1]
-	l.mustKubectl(podManifest("web-3", third.Name), "apply", "-f", "-")
+	l.mustKubectl(string(k8s.PodManifest("web-3", third.Name)), "apply", "-f", "-")
 	pods = waitPods(t, l, 3)
 	var p3 pod
 	for _, p := range pods {
@@ -302,21 +302,6 @@ func checkNodes(t *testing.T, l *clusterLab, st lab.Status, want int) {
 			t.Errorf("node %s pod capacity %q, want 17 (t3.medium)", ln.Name, got)
 		}
 	}
-}
-
-func podManifest(name, nodeName string) string {
-	m := map[string]any{
-		"apiVersion": "v1", "kind": "Pod",
-		"metadata": map[string]any{"name": name, "labels": map[string]string{"app": "web"}},
-		"spec": map[string]any{
-			"nodeName":                      nodeName,
-			"terminationGracePeriodSeconds": 1,
-			"containers": []any{map[string]any{"name": "web", "image": k8s.TestImage, "imagePullPolicy": "Never",
-				"args": []string{"serve", ":8080"}}},
-		},
-	}
-	b, _ := json.Marshal(m)
-	return string(b)
 }
 
 // waitPods waits until n pods run with an address, and returns them by name.
