@@ -400,6 +400,7 @@ func (a *Agent) reattach(ctx context.Context, me cloud.Identity, lost cloud.ENI)
 		case back != nil:
 			delete(d.lost, lost.ID)
 			a.st.enis[lost.ID] = *back
+			a.st.changes++ // an IMDS read from before the attach must not find it missing
 			d.lagging[lost.ID] = time.Now()
 		case gone != "":
 			delete(d.lost, lost.ID)
@@ -496,6 +497,7 @@ func (a *Agent) reassign(ctx context.Context, eniID string, ips []netip.Addr, pf
 		e.IPs = union(e.IPs, ips)
 		e.Prefixes = union(e.Prefixes, pfx)
 		a.st.enis[eniID] = e
+		a.st.changes++
 		a.log.Info("assigned pods' addresses back to their ENI", "eni", eniID, "addresses", ips, "prefixes", pfx)
 	}
 	for _, p := range taken {

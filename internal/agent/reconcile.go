@@ -115,6 +115,7 @@ func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
 			got := len(eni.IPs) + 16*len(eni.Prefixes)
 			a.adjustSubnetLocked(1 + got) // the ENI's primary address and the ones it came with
 			a.st.enis[eni.ID] = eni
+			a.st.changes++ // an IMDS read from before the attach must not find it missing (drift.go)
 			a.st.setUp[eni.ID] = serr == nil
 			if got > 0 {
 				a.st.exhaustions, a.st.exhausted = 0, time.Time{}
@@ -148,6 +149,7 @@ func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
 				e.IPs = union(e.IPs, ips)
 				e.Prefixes = union(e.Prefixes, pfx)
 				a.st.enis[act.ENI] = e
+				a.st.changes++
 				a.st.exhaustions, a.st.exhausted = 0, time.Time{}
 			}
 			return err
