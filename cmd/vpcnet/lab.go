@@ -32,6 +32,7 @@ Nothing is added to the host's own network namespace.
 Start with:  vpcnet lab demo`,
 	}
 	cmd.PersistentFlags().StringVar(&labName, "name", lab.DefaultName, "which lab (state in "+lab.Root()+"/NAME)")
+	cmd.AddCommand(newLabConformanceCmd())
 	cmd.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabNodeCmd(), newLabPodCmd(), newLabExecCmd(),
 		newLabDescribeCmd(), newLabPingCmd(), newLabLogsCmd(), newLabDownCmd(), newLabDemoCmd(), newLabControllerCmd(),
 		newLabBenchCmd(), newLabK8sCmd(), newLabKubectlCmd(), newLabKubeconfigCmd())

@@ -33,16 +33,20 @@ type scenario struct {
 	name    string
 	run     func(ctx context.Context, r *runner) error
 	mainLab bool // runs on the shared main lab
+	// optIn scenarios run only when named (--scenario): k8s needs the Kubernetes build cache
+	// (`vpcnet lab k8s build`, about 15 min the first time) and a cluster.
+	optIn bool
 }
 
 // scenarios in the order they run.
 var scenarios = []scenario{
-	{"setup", runSetup, true},
-	{"burst", runBurst, true},
-	{"dataplane", runDataplane, true},
-	{"footprint", runFootprint, true},
-	{"scale-out", runScaleOut, false},
-	{"churn", runChurn, false},
+	{"setup", runSetup, true, false},
+	{"burst", runBurst, true, false},
+	{"dataplane", runDataplane, true, false},
+	{"footprint", runFootprint, true, false},
+	{"scale-out", runScaleOut, false, false},
+	{"churn", runChurn, false, false},
+	{"k8s", runK8s, false, true},
 }
 
 // Scenarios names every scenario, in the order they run.
@@ -50,6 +54,18 @@ func Scenarios() []string {
 	out := make([]string, len(scenarios))
 	for i, s := range scenarios {
 		out[i] = s.name
+	}
+	return out
+}
+
+// DefaultScenarios names the scenarios a run without a selection runs (all but the opt-in
+// ones), in order.
+func DefaultScenarios() []string {
+	var out []string
+	for _, s := range scenarios {
+		if !s.optIn {
+			out = append(out, s.name)
+		}
 	}
 	return out
 }
@@ -83,7 +99,7 @@ func Run(ctx context.Context, opts Options) (rep Report, err error) {
 		return rep, err
 	}
 	if len(opts.Scenarios) == 0 {
-		opts.Scenarios = Scenarios()
+		opts.Scenarios = DefaultScenarios()
 	}
 	name := opts.Name
 	if name == "" {
@@ -198,8 +214,8 @@ func ThisMachine() Machine {
 }
 
 // LabSuffixes are what the bench appends to its name for each lab it may build: the main lab,
-// the scale-out lab and the three churn labs.
-var LabSuffixes = []string{"m", "s", "c0", "c1", "c2"}
+// the scale-out lab, the three churn labs and the Kubernetes lab.
+var LabSuffixes = []string{"m", "s", "c0", "c1", "c2", "k"}
 
 // Leftovers lists the namespaces and state directories of the named bench's labs that still exist.
 func Leftovers(name string) ([]string, error) {

@@ -87,7 +87,7 @@ func TestBenchShort(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("JSON: %v\n%s", err, out.String())
 	}
-	if !rep.Short || rep.Machine.CPUs < 1 || len(rep.Notes) != len(bench.Scenarios()) {
+	if !rep.Short || rep.Machine.CPUs < 1 || len(rep.Notes) != len(bench.DefaultScenarios()) {
 		t.Errorf("report header: short %v, machine %+v, %d notes", rep.Short, rep.Machine, len(rep.Notes))
 	}
 	got := map[string][]bench.Row{}
@@ -95,7 +95,7 @@ func TestBenchShort(t *testing.T) {
 		got[r.Scenario] = append(got[r.Scenario], r)
 		checkRow(t, r)
 	}
-	for _, s := range bench.Scenarios() {
+	for _, s := range bench.DefaultScenarios() {
 		for _, fig := range want[s] {
 			found := false
 			for _, r := range got[s] {

@@ -32,6 +32,7 @@ type labSpec struct {
 	subnet       netip.Prefix
 	agent        map[string]string
 	latency      map[string]time.Duration // vpcsim's EC2 latency by action
+	runtime      string                   // lab.Config.Runtime: "" bare namespaces, "kubernetes"
 }
 
 // up brings a lab up and registers its teardown with the runner before anything can fail.
@@ -48,6 +49,7 @@ func (r *runner) up(ctx context.Context, spec labSpec) (*benchLab, error) {
 		}
 	}
 	cfg.AgentBin, cfg.CNIBin = r.agentBin, r.cniBin
+	cfg.Runtime = spec.runtime
 	r.teardown(name)
 	r.progress(fmt.Sprintf("lab %s: up with %d × %s, %v", name, spec.nodes, spec.instanceType, cfg.AgentEnv()))
 	c, err := lab.Up(ctx, lab.UpOptions{Config: cfg, Nodes: spec.nodes, Controller: r.opts.Controller, Progress: func(string) {}})

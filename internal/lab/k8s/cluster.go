@@ -303,6 +303,7 @@ func nodeCgroups(labName string) []string {
 // in the node's cgroups (shims, pods), and removes the cgroups.
 func stopNode(p Paths, labName string, idx int, progress func(string)) error {
 	role := fmt.Sprintf("node-%d", idx)
+	stopMarked(p.labDir(), kubeProxyRole(idx), 10*time.Second)
 	if pids := markedPIDs(p.labDir(), role); len(pids) > 0 {
 		progress(fmt.Sprintf("stopping kubelet and containerd of node %d", idx))
 		stopMarked(p.labDir(), role, 20*time.Second)

@@ -123,7 +123,7 @@ func (runtime) NodeAdded(ctx context.Context, c *lab.Client, n lab.NodeInfo, pro
 		ok, msg, err := api.nodeReady(ctx, n.Name)
 		if ok {
 			progress(fmt.Sprintf("node %s Ready %s after kubelet start", n.Name, time.Since(start).Round(10*time.Millisecond)))
-			return nil
+			return startKubeProxy(p, cfg.Name, n, advertise)
 		}
 		if err != nil {
 			msg = err.Error()
@@ -259,6 +259,7 @@ func kubeletConfig(cgroupRoot string, maxPods int, caPath string) ([]byte, error
 		"readOnlyPort":                0,
 		"healthzBindAddress":          "127.0.0.1",
 		"clusterDomain":               "cluster.local",
+		"clusterDNS":                  []string{DNSServiceIP.String()},
 		"serializeImagePulls":         false,
 		"resolvConf":                  "/etc/resolv.conf",
 		"evictionHard":                map[string]string{"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%", "nodefs.inodesFree": "1%"},

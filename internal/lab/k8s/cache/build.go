@@ -42,9 +42,12 @@ func (c *Cache) build(ctx context.Context, comp Component, log io.Writer) error 
 	env := append(os.Environ(), "GOWORK=off", "GO111MODULE=on")
 	env = append(env, comp.Env...)
 	args := append([]string{comp.Verb}, comp.Flags...)
-	if comp.Verb == "build" {
+	switch comp.Verb {
+	case "build":
 		args = append(args, "-o", out+"/")
-	} else {
+	case "test": // go test -c: a test binary, <package>.test
+		args = append(args, "-c", "-o", out+"/")
+	default:
 		env = append(env, "GOBIN="+out)
 	}
 	args = append(args, comp.Packages...)

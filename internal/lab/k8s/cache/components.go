@@ -19,8 +19,8 @@ type Component struct {
 	ColdTime string   // roughly how long a cold build takes on 2 idle cores
 	// Module is the wrapper module's files (go.mod, main.go ...), nil for `go install pkg@version`.
 	Module map[string]string
-	// Verb is "build" (in the wrapper module, with -o DIR/) or "install" (pkg@version, with
-	// GOBIN=DIR); DIR is a scratch directory whose binaries are then moved into bin/.
+	// Verb is "build" (in the wrapper module, with -o DIR/), "test" (go test -c -o DIR/ in the
+	// wrapper module) or "install" (pkg@version, with GOBIN=DIR); DIR is a scratch directory whose binaries are then moved into bin/.
 	Verb string
 	// Flags come before the packages: -trimpath, -tags, -ldflags ...
 	Flags []string
@@ -28,6 +28,9 @@ type Component struct {
 	Packages []string
 	// Env is added to the go command's environment (CGO_ENABLED, ...).
 	Env []string
+	// Optional components (the conformance suite's) are built only when named: `lab up` does
+	// not wait for them, and Check without names does not ask for them.
+	Optional bool
 }
 
 // recipe is what the stamp records: everything that decides the binaries.
@@ -114,7 +117,7 @@ func Components(v Versions) []Component {
 		toolPkgs = append(toolPkgs, "./"+path.Clean(b))
 	}
 
-	return []Component{
+	return append([]Component{
 		{Name: "tools", Version: "local", Binaries: ToolBinaries, ColdTime: "about 20 s",
 			Module: toolMod, Verb: "build", Flags: []string{"-trimpath", "-ldflags", "-s -w"}, Packages: toolPkgs,
 			Env: []string{"CGO_ENABLED=0"}},
@@ -131,7 +134,7 @@ func Components(v Versions) []Component {
 		{Name: "kubernetes", Version: v.Kubernetes, Binaries: KubernetesBinaries, ColdTime: "about 15 min",
 			Module: map[string]string{"go.mod": gomod.String()}, Verb: "build", Packages: k8sPkgs,
 			Flags: []string{"-mod=mod", "-trimpath", "-ldflags", "-s -w " + strings.Join(ld, " ")}},
-	}
+	}, conformanceComponents(v, gomod.String(), "-s -w "+strings.Join(ld, " "))...)
 }
 
 // Select returns the named components (all when names is empty), in build order; an unknown
@@ -139,7 +142,13 @@ func Components(v Versions) []Component {
 func Select(v Versions, names []string) ([]Component, error) {
 	all := Components(v)
 	if len(names) == 0 {
-		return all, nil
+		var out []Component
+		for _, c := range all {
+			if !c.Optional {
+				out = append(out, c)
+			}
+		}
+		return out, nil
 	}
 	want := map[string]bool{}
 	for _, n := range names {

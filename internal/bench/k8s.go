@@ -1,0 +1,236 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/vpcnet/vpcnet/internal/lab"
+	"github.com/vpcnet/vpcnet/internal/lab/k8s"
+)
+
+// podStartSLO is Kubernetes' pod start-up SLO: p99 of create-to-running, images present,
+// under 5 s (sig-scalability's "Pod startup latency" SLO).
+const podStartSLO = 5 * time.Second
+
+// refCNIConf is the reference CNI's conflist: ptp + host-local from the machine's CNI plugins
+// (/usr/lib/cni), one /24 per node out of 10.244.0.0/16 (outside the lab's VPC, so a pod's
+// address says which CNI gave it). Its file name sorts before vpcnet's 10-vpcnet.conflist, so
+// containerd (max_conf_num 1) uses it while it is there.
+const refCNIConfName = "00-bench-ptp.conflist"
+
+// refCNIDir holds the reference plugins.
+const refCNIDir = "/usr/lib/cni"
+
+// runK8s runs a Deployment of N pods over 3 nodes of a Kubernetes lab, first with vpcnet as
+// the network, then with the reference CNI installed the same way (plugin binary in the node's
+// /opt/cni/bin, conflist in its /etc/cni/net.d), and compares the time from create to every
+// pod Running and each pod's create-to-Running (p50, p99; the SLO is the floor for p99).
+func runK8s(ctx context.Context, r *runner) error {
+	n := 100
+	if r.opts.Short {
+		n = 9
+	}
+	l, err := r.up(ctx, labSpec{suffix: "k", instanceType: "m5.xlarge", nodes: 3, subnet: mustPrefix("10.10.0.0/20"), runtime: k8s.Name})
+	if err != nil {
+		return err
+	}
+	cs, err := kubeClient(l.name)
+	if err != nil {
+		return err
+	}
+	nodes, err := l.nodes(ctx)
+	if err != nil {
+		return err
+	}
+	r.progress(fmt.Sprintf("k8s: Deployment of %d pods with vpcnet", n))
+	vpc, err := deploymentStart(ctx, cs, "start-vpcnet", n, l.cfg.Subnets[0])
+	if err != nil {
+		return fmt.Errorf("vpcnet: %w", err)
+	}
+	if err := installRefCNI(l.name, nodes); err != nil {
+		return err
+	}
+	defer removeRefCNI(l.name, nodes)
+	r.progress(fmt.Sprintf("k8s: Deployment of %d pods with ptp + host-local", n))
+	ref, err := deploymentStart(ctx, cs, "start-ptp", n, netip.MustParsePrefix("10.244.0.0/16"))
+	if err != nil {
+		return fmt.Errorf("reference CNI: %w", err)
+	}
+	refName := "ptp + host-local"
+	slo := &Target{OnValue: true, Op: "<", Limit: float64(podStartSLO / time.Millisecond)}
+	pv, pr := Millis(vpc.perPod), Millis(ref.perPod)
+	r.add(
+		NewRow("k8s", fmt.Sprintf("Deployment of %d pods on 3 nodes: create to all Running", n), "ms", ms(vpc.all), refName, ms(ref.all), nil),
+		NewRow("k8s", "pod create to Running, p50", "ms", Percentile(pv, 50), refName, Percentile(pr, 50), nil),
+		NewRow("k8s", "pod create to Running, p99 (SLO < 5 s)", "ms", Percentile(pv, 99), refName, Percentile(pr, 99), slo),
+	)
+	r.note("k8s: a Deployment of %d pods (vtool, image present, imagePullPolicy Never) on 3 m5.xlarge nodes of one lab cluster; "+
+		"per pod, create is the first watch event and Running the first event with phase Running, both on this machine's clock; "+
+		"the reference CNI (ptp + host-local from %s) ran second on the same cluster, its conflist sorting before vpcnet's", n, refCNIDir)
+	return nil
+}
+
+// kubeClient is a client of the lab cluster as its admin (through the API proxy on loopback).
+func kubeClient(labName string) (*kubernetes.Clientset, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", k8s.PathsOf(lab.PathsFor(labName)).Kubeconfig())
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 100, 200
+	return kubernetes.NewForConfig(cfg)
+}
+
+// startRun is one Deployment's start-up.
+type startRun struct {
+	all    time.Duration   // create call to the last pod Running
+	perPod []time.Duration // first watch event to first Running event, per pod
+}
+
+// deploymentStart creates a Deployment of n pods, waits for all of them Running (each with an
+// address in want, so the run measured the CNI it meant to), then deletes it and waits until
+// its pods are gone.
+func deploymentStart(ctx context.Context, cs *kubernetes.Clientset, name string, n int, want netip.Prefix) (*startRun, error) {
+	ns := "default"
+	labels := map[string]string{"app": name}
+	w, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	replicas := int32(n)
+	grace := int64(0)
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					TerminationGracePeriodSeconds: &grace,
+					Containers:                    []corev1.Container{{Name: "vtool", Image: k8s.TestImage, ImagePullPolicy: corev1.PullNever}},
+				},
+			},
+		},
+	}
+	start := time.Now()
+	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		return nil, err
+	}
+	defer deleteDeployment(cs, ns, name, labels)
+	seen := map[string]time.Time{}
+	running := map[string]time.Duration{}
+	var last time.Time
+	timeout := time.After(time.Duration(n)*3*time.Second + 2*time.Minute)
+	for len(running) < n {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timeout:
+			return nil, fmt.Errorf("%d of %d pods Running after the timeout", len(running), n)
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return nil, fmt.Errorf("pod watch closed with %d of %d Running", len(running), n)
+			}
+			now := time.Now()
+			if ev.Type == watch.Error {
+				return nil, fmt.Errorf("pod watch: %v", apierrors.FromObject(ev.Object))
+			}
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				continue
+			}
+			uid := string(p.UID)
+			if _, ok := seen[uid]; !ok {
+				seen[uid] = now
+			}
+			if _, done := running[uid]; done || p.Status.Phase != corev1.PodRunning {
+				continue
+			}
+			ip, err := netip.ParseAddr(p.Status.PodIP)
+			if err != nil || !want.Contains(ip) {
+				return nil, fmt.Errorf("pod %s Running with address %q, not in %s: the wrong CNI gave it", p.Name, p.Status.PodIP, want)
+			}
+			running[uid] = now.Sub(seen[uid])
+			last = now
+		}
+	}
+	out := &startRun{all: last.Sub(start)}
+	for _, d := range running {
+		out.perPod = append(out.perPod, d)
+	}
+	return out, nil
+}
+
+// deleteDeployment deletes the Deployment and waits (up to 3 min) until its pods are gone, so
+// the next run starts on empty nodes.
+func deleteDeployment(cs *kubernetes.Clientset, ns, name string, labels map[string]string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	fg := metav1.DeletePropagationForeground
+	_ = cs.AppsV1().Deployments(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg})
+	for ctx.Err() == nil {
+		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+		if err == nil && len(pods.Items) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// installRefCNI puts ptp and host-local into every node's /opt/cni/bin and the reference
+// conflist into its /etc/cni/net.d (the same places vpcnet's plugin and conflist are).
+func installRefCNI(labName string, nodes []lab.NodeInfo) error {
+	p := k8s.PathsOf(lab.PathsFor(labName))
+	for _, n := range nodes {
+		for _, plugin := range []string{"ptp", "host-local"} {
+			b, err := os.ReadFile(filepath.Join(refCNIDir, plugin))
+			if err != nil {
+				return fmt.Errorf("reference CNI: %w (install the CNI plugins, e.g. apt-get install containernetworking-plugins)", err)
+			}
+			dst := filepath.Join(p.Node(n.Index), "cni-bin", plugin)
+			if err := os.WriteFile(dst+".tmp", b, 0o755); err != nil {
+				return err
+			}
+			if err := os.Rename(dst+".tmp", dst); err != nil {
+				return err
+			}
+		}
+		conf := map[string]any{"cniVersion": "1.0.0", "name": "bench-ptp", "plugins": []any{map[string]any{
+			"type": "ptp", "ipMasq": false, "mtu": 9001,
+			"ipam": map[string]any{"type": "host-local", "dataDir": "/var/lib/cni/bench-ptp",
+				"ranges": []any{[]any{map[string]any{"subnet": fmt.Sprintf("10.244.%d.0/24", n.Index)}}}},
+		}}}
+		b, _ := json.MarshalIndent(conf, "", "  ")
+		dst := filepath.Join(lab.PathsFor(labName).Node(n.Index).CNIConfDir(), refCNIConfName)
+		if err := os.WriteFile(dst+".tmp", b, 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(dst+".tmp", dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func removeRefCNI(labName string, nodes []lab.NodeInfo) {
+	for _, n := range nodes {
+		_ = os.Remove(filepath.Join(lab.PathsFor(labName).Node(n.Index).CNIConfDir(), refCNIConfName))
+	}
+}
