@@ -8,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -217,13 +215,6 @@ type E2EResult struct {
 	Elapsed                       time.Duration
 }
 
-var (
-	ranRe     = regexp.MustCompile(`^Ran (\d+) of (\d+) Specs`)
-	countsRe  = regexp.MustCompile(`(\d+) Passed \| (\d+) Failed \| (\d+) Pending \| (\d+) Skipped`)
-	specEndRe = regexp.MustCompile(`^(•|S) (\[(FAILED|PANICKED|TIMEDOUT|SKIPPED|INTERRUPTED|ABORTED)\] )?\[([0-9.]+) seconds\]`)
-	labelsRe  = regexp.MustCompile(` \[[^\[\]]*(, [^\[\]]*)*\]$`)
-)
-
 // RunE2E runs e2e.test from the lab's router namespace against the cluster, with one progress
 // line per finished spec, and returns the counts from the suite's summary.
 func RunE2E(ctx context.Context, labName string, o E2EOptions, progress func(string)) (E2EResult, error) {
@@ -261,62 +252,19 @@ func RunE2E(ctx context.Context, labName string, o E2EOptions, progress func(str
 	go func() { done <- cmd.Wait(); pw.Close() }()
 	sc := bufio.NewScanner(pr)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	// Ginkgo's verbose reporter frames each spec with a rule line; the spec's text is the first
-	// line after the rule (or after the end marker, in the reporter's other layout), and the end
-	// marker is "• [12.3 seconds]", "• [FAILED] [12.3 seconds]" or "S [SKIPPED] [0.0 seconds]".
-	spec, afterRule, n := "", false, 0
-	var pending []string // end marker waiting for its spec text
-	emit := func(m []string, text string) {
-		state := "passed"
-		switch {
-		case m[1] == "S" || m[3] == "SKIPPED":
-			state = "skipped"
-		case m[3] != "":
-			state = strings.ToLower(m[3])
-			res.FailedSpecs = append(res.FailedSpecs, text)
-		}
-		n++
-		progress(fmt.Sprintf("[%d] %-7s %7ss  %s", n, state, m[4], text))
-	}
+	var sp SpecParser
 	for sc.Scan() {
 		line := sc.Text()
 		fmt.Fprintln(logf, line)
-		trimmed := strings.TrimSpace(line)
-		if line == "------------------------------" {
-			afterRule, spec = true, ""
-			continue
-		}
-		if m := specEndRe.FindStringSubmatch(trimmed); m != nil {
-			if spec != "" {
-				emit(m, spec)
-				spec = ""
-			} else {
-				pending = m
+		if r, ok := sp.Line(line); ok {
+			if r.State != "passed" && r.State != "skipped" {
+				res.FailedSpecs = append(res.FailedSpecs, r.Text)
 			}
-			afterRule = false
-			continue
-		}
-		if trimmed != "" && (afterRule || pending != nil) {
-			text := labelsRe.ReplaceAllString(strings.TrimPrefix(trimmed, "[It] "), "")
-			if pending != nil {
-				emit(pending, text)
-				pending = nil
-			} else {
-				spec = text
-			}
-			afterRule = false
-		}
-		if m := ranRe.FindStringSubmatch(line); m != nil {
-			res.Ran, _ = strconv.Atoi(m[1])
-			res.Total, _ = strconv.Atoi(m[2])
-		}
-		if m := countsRe.FindStringSubmatch(line); m != nil {
-			res.Passed, _ = strconv.Atoi(m[1])
-			res.Failed, _ = strconv.Atoi(m[2])
-			res.Pending, _ = strconv.Atoi(m[3])
-			res.Skip, _ = strconv.Atoi(m[4])
+			progress(fmt.Sprintf("[%d] %-7s %7.1fs  %s", sp.Done, r.State, r.Seconds, r.Text))
 		}
 	}
+	res.Ran, res.Total = sp.Ran, sp.Total
+	res.Passed, res.Failed, res.Pending, res.Skip = sp.Passed, sp.Failed, sp.Pending, sp.Skipped
 	err = <-done
 	res.Elapsed = time.Since(start)
 	if res.Ran == 0 && err != nil {
