@@ -211,15 +211,15 @@ func nsHolder(t *testing.T, dir string, size string) int {
 
 // TestFullDiskFailsAddCleanly (issue 11 fault 2, a full disk during an append): vpcnetd's store
 // is on a tmpfs that the test fills. An ADD whose record does not fit fails with an error the
-// plugin passes on (INTERNAL, naming the full disk), its key holds nothing, and once there is
-// room ADDs succeed again; after a restart every acknowledged ADD is held, the failed ones are
+// plugin passes on (INTERNAL, naming the full disk), its key holds nothing, DELs still succeed
+// (the journal keeps reserved room for releases), and once there is room ADDs succeed again; after a restart every acknowledged ADD is held, the failed ones are
 // not, and the journal is clean (no half-written record was left ahead of later ones).
 func TestFullDiskFailsAddCleanly(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildDaemon(t, dir)
 	x := newSim(t, vpcsim.Options{}, "10.0.16.0/24", "m5.large")
 	ipam := filepath.Join(dir, "state", "ipam")
-	holder := nsHolder(t, ipam, "64k")
+	holder := nsHolder(t, ipam, "512k")
 	inNS := filepath.Join("/proc", strconv.Itoa(holder), "root") // the holder's view of the files
 	socket := filepath.Join(dir, "run", "vpcnetd.sock")
 	env := daemonEnv(x, dir, freePort(t), "WARM_IP_TARGET=5", "IP_COOLDOWN_PERIOD=0", "VPCNET_CLUSTER_NAME=full")
@@ -250,7 +250,7 @@ func TestFullDiskFailsAddCleanly(t *testing.T) {
 	filler.Close()
 	// ADD and DEL pairs until the journal's last page is full: some ADD must then fail.
 	var failed []string
-	for i := 0; len(failed) < 3 && i < 400; i++ {
+	for i := 0; len(failed) < 3 && i < 1000; i++ {
 		id := fmt.Sprintf("pod%d", i)
 		var ip netip.Addr
 		var err error
@@ -266,9 +266,6 @@ func TestFullDiskFailsAddCleanly(t *testing.T) {
 			continue
 		default:
 			t.Fatalf("ADD %s on a full disk: %v", id, err)
-		}
-		if i%4 == 0 {
-			continue // keep some
 		}
 		_, err = d.client.Del(bg, &agentapi.DelRequest{Version: agentapi.Version, Key: key(id)})
 		switch {
@@ -287,6 +284,13 @@ func TestFullDiskFailsAddCleanly(t *testing.T) {
 		if _, err := d.client.Check(bg, &agentapi.CheckRequest{Version: agentapi.Version, Key: key(id)}); status.Code(err) != codes.NotFound {
 			t.Fatalf("the failed ADD %s is held: %v", id, err)
 		}
+	}
+	// Releases still find room on the full disk: the journal keeps room for them.
+	for _, id := range []string{"early0", "early1"} {
+		if _, err := d.client.Del(bg, &agentapi.DelRequest{Version: agentapi.Version, Key: key(id)}); err != nil {
+			t.Fatalf("DEL %s on a full disk: %v", id, err)
+		}
+		delete(acked, id)
 	}
 	if err := os.Remove(filepath.Join(inNS, ipam, "filler")); err != nil {
 		t.Fatal(err)

@@ -475,7 +475,8 @@ func (s *Store) compact() error {
 	if s.f != nil {
 		s.f.Close()
 	}
-	s.f, s.size, s.records, s.broken = f, int64(buf.Len()), len(s.byKey)+len(s.released), nil
+	s.f, s.size, s.records, s.broken, s.allocated = f, int64(buf.Len()), len(s.byKey)+len(s.released), nil, 0
+	s.reserve()
 	return nil
 }
 

@@ -99,15 +99,18 @@ func (d Damage) String() string {
 
 // Store is the allocation table and its journal. It is safe for concurrent use.
 type Store struct {
-	mu     sync.Mutex
-	dir    string
-	lock   *os.File
-	f      *os.File
-	size   int64 // bytes of whole records in the journal: where the next append starts
-	broken error // set when a failed append could not be undone
-	damage Damage
-	byKey  map[Key]Alloc
-	byAddr map[netip.Addr]Key
+	mu   sync.Mutex
+	dir  string
+	lock *os.File
+	f    *os.File
+	size int64 // bytes of whole records in the journal: where the next append starts
+	// allocated is how far the journal's blocks are reserved (fallocate, KEEP_SIZE); 0 when the
+	// file system cannot reserve.
+	allocated int64
+	broken    error // set when a failed append could not be undone
+	damage    Damage
+	byKey     map[Key]Alloc
+	byAddr    map[netip.Addr]Key
 	// released is when addresses no key holds were last released, so that their cooldown
 	// survives a restart.
 	released map[netip.Addr]time.Time
@@ -179,6 +182,7 @@ func Open(dir string) (*Store, error) {
 			return nil, fmt.Errorf("allocation store: %w", err)
 		}
 		s.f, s.size = f, int64(len(data))
+		s.reserve()
 	}
 	ok = true
 	return s, nil
@@ -363,9 +367,16 @@ func (s *Store) Restore(a Alloc) (restored bool, err error) {
 		if !IsQuarantine(k) {
 			return false, fmt.Errorf("%w: %s is held by %s", ErrAddrHeld, a.Addr, k)
 		}
-		// One record: the quarantine key's DEL and a's ADD would be two appends, and a crash
-		// between them would free the address.
-		if err := s.append(record{Op: opDel, Alloc: Alloc{Key: k, Addr: a.Addr, At: time.Now().UTC()}}); err != nil {
+		// The quarantine key's DEL, then a's ADD: a crash between the two leaves the address
+		// free until the plugin's record claims it again at the next start. Room for both is
+		// checked first, so the ADD is not refused after the DEL went in.
+		del := record{Op: opDel, Alloc: Alloc{Key: k, Addr: a.Addr, At: time.Now().UTC()}}
+		if need := s.size + int64(len(del.encode())+len(record{Op: opAdd, Alloc: a}.encode())) + releaseRoom; s.allocated > 0 && need > s.allocated {
+			if s.reserve(); need > s.allocated {
+				return false, fmt.Errorf("allocation store: %w: the journal's last %d KiB are kept for releases", syscall.ENOSPC, releaseRoom>>10)
+			}
+		}
+		if err := s.append(del); err != nil {
 			return false, err
 		}
 		delete(s.byKey, k)
@@ -419,15 +430,42 @@ func (s *Store) GC(network string, valid []Key) ([]Alloc, error) {
 	return gone, nil
 }
 
-// append writes one record and fsyncs it. On failure (a full disk: ENOSPC from the write or
-// from the fsync) the journal is cut back to its last whole record and fsync'd, so the record
-// is neither acknowledged nor left half-written ahead of later ones; if even that fails, the
-// store refuses further changes (ErrBroken) until it is opened again.
+// Room kept ahead of the journal's end (fallocate(2) with FALLOC_FL_KEEP_SIZE), so that a full
+// disk refuses new allocations while releases still find room: an ADD is refused (ENOSPC)
+// once fewer than releaseRoom reserved bytes would be left after it; a DEL may use them all.
+const (
+	reserveBytes = 64 << 10
+	releaseRoom  = 16 << 10
+)
+
+// reserve extends the journal's reserved room to reserveBytes past its end, if it can.
+func (s *Store) reserve() {
+	if err := syscall.Fallocate(int(s.f.Fd()), 1 /* FALLOC_FL_KEEP_SIZE */, s.size, reserveBytes); err == nil {
+		s.allocated = s.size + reserveBytes
+	}
+}
+
+// append writes one record and fsyncs it. A new allocation that would eat into the room kept
+// for releases is refused first (ENOSPC), nothing written. On failure (a full disk: ENOSPC from
+// the write or the fsync) the journal is cut back to its last whole record and fsync'd, so the
+// record is neither acknowledged nor left half-written ahead of later ones; if even that fails,
+// the store refuses further changes (ErrBroken) until it is opened again.
 func (s *Store) append(r record) error {
 	if s.broken != nil {
 		return fmt.Errorf("%w: %v; restart vpcnetd once the disk is fixed", ErrBroken, s.broken)
 	}
 	b := r.encode()
+	need := s.size + int64(len(b))
+	margin := int64(0)
+	if r.Op == opAdd {
+		margin = releaseRoom
+	}
+	if s.allocated > 0 && need+margin > s.allocated {
+		s.reserve()
+		if r.Op == opAdd && need+margin > s.allocated {
+			return fmt.Errorf("allocation store: %w: the journal's last %d KiB are kept for releases", syscall.ENOSPC, releaseRoom>>10)
+		}
+	}
 	n, err := s.f.Write(b)
 	if err == nil {
 		err = s.f.Sync()
@@ -446,10 +484,15 @@ func (s *Store) append(r record) error {
 	return nil
 }
 
-// undo cuts the journal back to s.size and makes that durable.
+// undo cuts the journal back to s.size and makes that durable. The cut also frees the reserved
+// room, which is taken again if it can be.
 func (s *Store) undo() error {
 	if err := s.f.Truncate(s.size); err != nil {
 		return err
+	}
+	if s.allocated > 0 {
+		s.allocated = s.size
+		s.reserve()
 	}
 	return s.f.Sync()
 }
