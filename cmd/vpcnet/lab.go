@@ -63,6 +63,7 @@ func newLabUpCmd() *cobra.Command {
 		latency []string
 		runtime string
 		kube    bool
+		mode    string
 		agent   = map[string]*string{}
 	)
 	cmd := &cobra.Command{
@@ -76,6 +77,7 @@ func newLabUpCmd() *cobra.Command {
 			if kube {
 				cfg.Runtime = "kubernetes"
 			}
+			cfg.AgentMode = mode
 			var err error
 			if cfg.VPCCIDR, err = netip.ParsePrefix(vpcCIDR); err != nil {
 				return usagef("--vpc-cidr %q: %v", vpcCIDR, err)
@@ -140,6 +142,7 @@ func newLabUpCmd() *cobra.Command {
 	f.StringSliceVar(&subnets, "subnet", nil, "a subnet CIDR inside the VPC, repeatable; nodes go to the first (default 10.10.1.0/24)")
 	f.StringVar(&runtime, "runtime", lab.RuntimeNone, "what runs pods: none (bare namespaces via libcni, for benchmarks) or kubernetes (a real cluster: control plane, containerd and kubelet per node)")
 	f.BoolVar(&kube, "kubernetes", false, "same as --runtime kubernetes")
+	f.StringVar(&mode, "agent", lab.AgentSupervised, "who runs each node's vpcnetd: supervised (the lab's own process) or daemonset (deploy/'s DaemonSet plus the lab's overlay; needs --runtime kubernetes)")
 	f.StringSliceVar(&latency, "ec2-latency", nil, "delay an EC2 action in vpcsim, ACTION=DURATION, repeatable (e.g. AttachNetworkInterface=1s)")
 	for _, k := range lab.AgentSettings {
 		agent[k] = f.String(lab.FlagName(k), "", "vpcnetd setting "+k)

@@ -29,7 +29,19 @@ type Config struct {
 	// Runtime is what runs pods: "" or RuntimeNone for bare namespaces, "kubernetes" for a
 	// real cluster (see Runtime).
 	Runtime string `json:"runtime,omitempty"`
+	// AgentMode is who runs each node's vpcnetd: "" or AgentSupervised for the lab's own
+	// supervised process, AgentDaemonSet for deploy/'s DaemonSet (Runtime kubernetes only).
+	AgentMode string `json:"agentMode,omitempty"`
 }
+
+// Agent modes (Config.AgentMode, `lab up --agent`).
+const (
+	AgentSupervised = "supervised"
+	AgentDaemonSet  = "daemonset"
+)
+
+// DaemonSetAgent reports whether the nodes' vpcnetd is deploy/'s DaemonSet, not the lab's.
+func (c Config) DaemonSetAgent() bool { return c.AgentMode == AgentDaemonSet }
 
 // DefaultConfig is the seed's example: VPC 10.10.0.0/16 with subnet 10.10.1.0/24.
 func DefaultConfig(name string) Config {
@@ -54,6 +66,15 @@ func FlagName(setting string) string {
 
 // Validate checks the settings a user can get wrong.
 func (c Config) Validate() error {
+	switch c.AgentMode {
+	case "", AgentSupervised:
+	case AgentDaemonSet:
+		if c.Runtime != "kubernetes" {
+			return fmt.Errorf("--agent daemonset needs --runtime kubernetes (the DaemonSet runs under kubelet), not runtime %q", c.Runtime)
+		}
+	default:
+		return fmt.Errorf("--agent %q: want %s or %s", c.AgentMode, AgentSupervised, AgentDaemonSet)
+	}
 	if err := ValidateName(c.Name); err != nil {
 		return err
 	}

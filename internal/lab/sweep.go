@@ -35,6 +35,12 @@ func Sweep(name string, progress func(string)) error {
 	names, err := netnsx.List(NSPrefix(name))
 	errs = append(errs, err)
 	for _, n := range names {
+		// What still runs in a node's namespace (a DaemonSet's vpcnetd whose node runtime
+		// crashed) is the lab's.
+		for _, pid := range NamespacePIDs(n) {
+			progress(fmt.Sprintf("stopping pid %d left in %s", pid, n))
+			errs = append(errs, Terminate(pid, 3*time.Second))
+		}
 		progress("removing namespace " + n)
 		errs = append(errs, netnsx.Delete(n))
 	}

@@ -113,12 +113,23 @@ func (c *Controller) addNode(ctx context.Context, req lab.NodeRequest, step func
 		return nil, fmt.Errorf("wire %s into the fabric: %w", n.instanceID, err)
 	}
 	step(fmt.Sprintf("node %s: instance %s, primary ENI eth0 %s, namespace %s", n.name, n.instanceID, n.primary, n.ns))
-	if err := c.startAgent(n); err != nil {
-		return nil, err
-	}
-	step(fmt.Sprintf("vpcnetd started on %s (pid %d, log %s)", n.name, n.agent.pid, n.paths.AgentLog()))
-	if err := c.waitAgentReady(ctx, n, step); err != nil {
-		return nil, err
+	if c.cfg.DaemonSetAgent() {
+		// The DaemonSet's vpcnetd runs once the node's kubelet does (the runtime's NodeAdded
+		// starts it and waits for that agent); its socket and state are the node's usual paths.
+		for _, d := range []string{n.paths.AgentState(), n.paths.CNIConfDir()} {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return nil, err
+			}
+		}
+		step(fmt.Sprintf("node %s: vpcnetd comes from the DaemonSet once kubelet runs", n.name))
+	} else {
+		if err := c.startAgent(n); err != nil {
+			return nil, err
+		}
+		step(fmt.Sprintf("vpcnetd started on %s (pid %d, log %s)", n.name, n.agent.pid, n.paths.AgentLog()))
+		if err := c.waitAgentReady(ctx, n, step); err != nil {
+			return nil, err
+		}
 	}
 	c.mu.Lock()
 	c.nodes = append(c.nodes, n)

@@ -192,6 +192,11 @@ func (runtime) Start(ctx context.Context, c *lab.Client, cfg lab.Config, progres
 		"--bind-address=127.0.0.1", "--v=1"); err != nil {
 		return err
 	}
+	if cfg.DaemonSetAgent() {
+		if err := startDaemonSet(ctx, cfg, p, progress); err != nil {
+			return err
+		}
+	}
 	progress(fmt.Sprintf("control plane up; admin kubeconfig %s (`vpcnet lab kubectl --name %s -- get nodes`)", p.Kubeconfig(), cfg.Name))
 	return nil
 }

@@ -77,7 +77,9 @@ func (runtime) NodeAdded(ctx context.Context, c *lab.Client, n lab.NodeInfo, pro
 	if err := os.MkdirAll(filepath.Join(dir, "cni-bin"), 0o755); err != nil {
 		return err
 	}
-	if err := copyFile(cfg.CNIBin, filepath.Join(dir, "cni-bin", "vpcnet-cni"), 0o755); err != nil {
+	if cfg.DaemonSetAgent() {
+		daemonSetNode(c, p, n, &spec) // the DaemonSet's init container installs vpcnet-cni
+	} else if err := copyFile(cfg.CNIBin, filepath.Join(dir, "cni-bin", "vpcnet-cni"), 0o755); err != nil {
 		return fmt.Errorf("install vpcnet-cni on node %s: %w", n.Name, err)
 	}
 	ctrdConf := filepath.Join(dir, "containerd.toml")
@@ -123,7 +125,13 @@ func (runtime) NodeAdded(ctx context.Context, c *lab.Client, n lab.NodeInfo, pro
 		ok, msg, err := api.nodeReady(ctx, n.Name)
 		if ok {
 			progress(fmt.Sprintf("node %s Ready %s after kubelet start", n.Name, time.Since(start).Round(10*time.Millisecond)))
-			return startKubeProxy(p, cfg.Name, n, advertise)
+			if err := startKubeProxy(p, cfg.Name, n, advertise); err != nil {
+				return err
+			}
+			if cfg.DaemonSetAgent() {
+				return waitDaemonSetAgent(ctx, c, n, progress)
+			}
+			return nil
 		}
 		if err != nil {
 			msg = err.Error()
