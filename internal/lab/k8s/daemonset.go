@@ -104,8 +104,8 @@ func buildStatic(dir string) (string, string, error) {
 
 // OverlayEnv is what the lab's overlay adds to the agent container's environment: the lab's
 // EC2 and IMDS endpoints (credentials come from IMDS, the instance role, as on EC2), the API
-// server's address (the lab runs no kube-proxy, so the kubernetes Service's ClusterIP does not
-// route), the lab's cluster name, pods kept from IMDS, and the settings given to `lab up`.
+// server's address (a node's kube-proxy starts only once the node is Ready, which needs this
+// agent first, so the kubernetes Service's ClusterIP does not route yet), the lab's cluster name, pods kept from IMDS, and the settings given to `lab up`.
 func OverlayEnv(cfg lab.Config) map[string]string {
 	env := map[string]string{
 		"AWS_EC2_ENDPOINT":                  "http://" + fabric.EC2Addr.String(),
