@@ -40,6 +40,7 @@ var settings = []setting{
 	{"MAX_ENI", "", "most ENIs to attach, the primary included (default: the instance type's limit)", posIntVar(func(c *agent.Config) *int { return &c.Pool.MaxENI })},
 	{"IP_COOLDOWN_PERIOD", "30s", "how long a released address rests before reuse (seconds or a duration)", durVar(func(c *agent.Config) *time.Duration { return &c.Pool.Cooldown })},
 	{"VPCNET_POOL_RELEASE_DELAY", "30s", "how long the pool stays above its warm target before the surplus is released, all at once (seconds or a duration; 0 releases at once)", durVar(func(c *agent.Config) *time.Duration { return &c.Pool.ReleaseDelay })},
+	{"VPCNET_WARM_POOL", "aws", "aws: the pool follows WARM_ENI_TARGET / WARM_IP_TARGET / MINIMUM_IP_TARGET / WARM_PREFIX_TARGET as the AWS VPC CNI does; adaptive: the agent sizes it from the pod start rate and the cloud's replenish latency so pods need not wait (WARM_IP_TARGET and MINIMUM_IP_TARGET must be unset)", warmPoolVar},
 	{"VPCNET_ADD_WAIT", "5s", "how long an ADD that finds no free address waits for one the pool is fetching before it answers try-again (CNI code 11); 0 answers at once (seconds or a duration, at most 15s: the plugin gives the agent 20s)", durMaxVar(15*time.Second, func(c *agent.Config) *time.Duration { return &c.AddWait })},
 	{"MAX_PODS", "", "hard cap on pod addresses the node holds (default: what its ENIs can hold)", posIntVar(func(c *agent.Config) *int { return &c.Pool.MaxPods })},
 	{"AWS_VPC_K8S_CNI_EXTERNALSNAT", "false", "SNAT happens outside the node (NAT gateway): no SNAT rules on the node", boolVar(func(c *agent.Config) *bool { return &c.ExternalSNAT })},
@@ -96,6 +97,9 @@ func parse(values map[string]string) (agent.Config, error) {
 		}
 	}
 	c.Cloud.Cluster = c.ClusterName
+	if c.Pool.Adaptive && c.Pool.IPTargets() {
+		return c, fmt.Errorf("VPCNET_WARM_POOL: \"adaptive\" sizes the pool itself; unset WARM_IP_TARGET and MINIMUM_IP_TARGET, or use VPCNET_WARM_POOL=aws")
+	}
 	if c.Pool.BackoffMax == 0 {
 		c.Pool.BackoffMax = max(2*time.Minute, c.Pool.Backoff)
 	}
@@ -167,6 +171,19 @@ func durMinVar(least time.Duration, f func(*agent.Config) *time.Duration) func(*
 		*f(c) = d
 		return nil
 	}
+}
+
+// warmPoolVar takes "aws" or "adaptive" (issue 16 item 3).
+func warmPoolVar(c *agent.Config, v string) error {
+	switch strings.TrimSpace(v) {
+	case "aws":
+		c.Pool.Adaptive = false
+	case "adaptive":
+		c.Pool.Adaptive = true
+	default:
+		return fmt.Errorf("is not aws or adaptive")
+	}
+	return nil
 }
 
 // durMaxVar is durVar with a ceiling.

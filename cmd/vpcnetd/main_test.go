@@ -26,7 +26,7 @@ func TestHelpDocumentsEveryVariable(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"WARM_ENI_TARGET", "WARM_IP_TARGET", "MINIMUM_IP_TARGET", "ENABLE_PREFIX_DELEGATION", "WARM_PREFIX_TARGET",
-		"MAX_ENI", "IP_COOLDOWN_PERIOD", "VPCNET_POOL_RELEASE_DELAY", "VPCNET_ADD_WAIT", "MAX_PODS", "AWS_VPC_K8S_CNI_EXTERNALSNAT", "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "AWS_VPC_ENI_MTU",
+		"MAX_ENI", "IP_COOLDOWN_PERIOD", "VPCNET_POOL_RELEASE_DELAY", "VPCNET_ADD_WAIT", "VPCNET_WARM_POOL", "MAX_PODS", "AWS_VPC_K8S_CNI_EXTERNALSNAT", "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "AWS_VPC_ENI_MTU",
 		"AWS_VPC_K8S_CNI_VETHPREFIX", "VPCNET_SOCKET", "VPCNET_STATE_DIR", "VPCNET_CNI_CONF_DIR", "VPCNET_CNI_CONF_NAME", "VPCNET_METRICS_ADDR",
 		"VPCNET_CLUSTER_NAME", "VPCNET_HOST_NETWORKING", "VPCNET_INSTANCE_TYPES", "AWS_EC2_ENDPOINT", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL",
 		"AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_REGION"} {
@@ -52,6 +52,8 @@ func TestInvalidValueStopsWithOneLine(t *testing.T) {
 		{env: []string{"VPCNET_ADD_WAIT=16s"}, names: "VPCNET_ADD_WAIT", says: "longer than 15s"},
 		{env: []string{"VPCNET_ADD_WAIT=-1s"}, names: "VPCNET_ADD_WAIT", says: "must not be negative"},
 		{env: []string{"VPCNET_ADD_WAIT=soon"}, names: "VPCNET_ADD_WAIT"},
+		{env: []string{"VPCNET_WARM_POOL=auto"}, names: "VPCNET_WARM_POOL", says: "aws or adaptive"},
+		{env: []string{"VPCNET_WARM_POOL=adaptive", "WARM_IP_TARGET=3"}, names: "VPCNET_WARM_POOL", says: "unset WARM_IP_TARGET"},
 		{env: []string{"IP_COOLDOWN_PERIOD=99999999999"}, names: "IP_COOLDOWN_PERIOD", says: "too long"},
 		{args: []string{"--vpcnet-pool-release-delay=later"}, names: "VPCNET_POOL_RELEASE_DELAY"},
 		{env: []string{"AWS_VPC_ENI_MTU=100000"}, names: "AWS_VPC_ENI_MTU"},

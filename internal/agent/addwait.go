@@ -55,6 +55,7 @@ func (s *addrSignal) broadcastLocked() {
 func (a *Agent) pickOrWaitLocked(ctx context.Context) (netip.Addr, cloud.ENI, Status, error) {
 	now := time.Now()
 	if ip, eni, ok := a.pickLocked(now); ok {
+		a.dem.startLocked(now) // a pod start, counted once when served (a retried ADD is one pod)
 		return ip, eni, Status{}, nil
 	}
 	a.st.demand++ // pickLocked counted this ADD as waiting (missed) until it is served
@@ -93,6 +94,7 @@ func (a *Agent) pickOrWaitLocked(ctx context.Context) (netip.Addr, cloud.ENI, St
 		now = time.Now()
 		if ip, eni, ok := a.freeLocked(now); ok {
 			a.st.missed = max(a.st.missed-1, 0) // served: no longer waiting
+			a.dem.startLocked(start)
 			return ip, eni, Status{}, nil
 		}
 		a.st.missedAt = now // still waiting: the pool keeps what is fetched for it

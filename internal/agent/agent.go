@@ -60,6 +60,7 @@ type Agent struct {
 	mu  sync.Mutex
 	st  pool
 	sig addrSignal // wakes ADDs waiting for an address (addwait.go)
+	dem demandLog  // pod starts and grow durations, the adaptive mode's input (demand.go)
 }
 
 // pool is the agent's mutable view of the node; guarded by Agent.mu.

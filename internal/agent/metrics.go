@@ -78,6 +78,17 @@ func (r *Registry) watch(a *Agent) {
 	gauge("vpcnet_max_pods", "Pod addresses the node can hold (its ENIs it may manage, their free slots, prefix mode, MAX_PODS); kubelet's maxPods is this plus its host-network pods.", func(v view) float64 { return float64(v.capacity.Pods) })
 	gauge("vpcnet_subnet_free_addresses", "Free addresses in the node's subnet, as EC2 last said.", func(v view) float64 { return float64(v.subnetFree) })
 	gauge("vpcnet_pods_without_cloud_address", "Pods whose address EC2 no longer assigns to the node (an ENI or address taken away outside vpcnet).", func(v view) float64 { return float64(len(v.status.PodsWithoutCloudAddress)) })
+	sizing := func(f func(*PoolSizing) float64) func(view) float64 {
+		return func(v view) float64 {
+			if v.status.Pool == nil {
+				return 0
+			}
+			return f(v.status.Pool)
+		}
+	}
+	gauge("vpcnet_pool_target_free", "Adaptive mode: free addresses the pool keeps, sized from the pod start rate and the replenish latency (0 in the AWS modes).", sizing(func(p *PoolSizing) float64 { return float64(p.TargetFree) }))
+	gauge("vpcnet_pod_start_rate", "Adaptive mode: pod starts (ADDs) per second over the last 30 s.", sizing(func(p *PoolSizing) float64 { return p.StartRate }))
+	gauge("vpcnet_replenish_latency_seconds", "Adaptive mode: median time of the recent grows, from the request to usable addresses.", sizing(func(p *PoolSizing) float64 { return p.ReplenishSeconds }))
 	gauge("vpcnet_ready", "1 when the node's pod network works (the agent started); an address may still have to be fetched.", func(v view) float64 {
 		if v.status.Ready {
 			return 1

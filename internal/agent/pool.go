@@ -41,6 +41,7 @@ func (a *Agent) stateLocked(now time.Time) ipam.State {
 		OverSince:    a.st.overSince,
 		SubnetFree:   a.st.subnet.free,
 		SubnetKnown:  a.st.subnet.known,
+		History:      a.dem.historyLocked(),
 	}
 	for _, e := range a.st.enis {
 		switch {

@@ -98,6 +98,7 @@ func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
 		}
 		p.CreatingENI, p.Addrs = true, p.Addrs+n
 		dev, id := a.nextDeviceLocked(), a.st.id
+		began := time.Now()
 		a.run(ctx, func() error {
 			eni, err := a.createENI(ctx, id, dev, act.Count, act.ByPrefix)
 			if err != nil {
@@ -119,6 +120,7 @@ func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
 			a.st.setUp[eni.ID] = serr == nil
 			if got > 0 {
 				a.st.exhaustions, a.st.exhausted = 0, time.Time{}
+				a.dem.replenishedLocked(time.Since(began)) // the adaptive mode's replenish latency
 			}
 			a.log.Info("attached ENI", "eni", eni.ID, "device", dev, "mac", eni.MAC, "addresses", len(eni.IPs), "prefixes", len(eni.Prefixes), "setUp", serr == nil)
 			return serr
@@ -129,6 +131,7 @@ func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
 			n *= 16
 		}
 		p.Busy[act.ENI], p.Addrs = true, p.Addrs+n
+		began := time.Now()
 		a.run(ctx, func() error {
 			var ips []netip.Addr
 			var pfx []netip.Prefix
@@ -151,6 +154,7 @@ func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
 				a.st.enis[act.ENI] = e
 				a.st.changes++
 				a.st.exhaustions, a.st.exhausted = 0, time.Time{}
+				a.dem.replenishedLocked(time.Since(began)) // the adaptive mode's replenish latency
 			}
 			return err
 		})

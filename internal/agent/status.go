@@ -28,6 +28,9 @@ type Status struct {
 	MaxPods int `json:"maxPods"`
 	// CapacityLimit says what bounds MaxPods: "MAX_PODS=N" or the ENIs and slots behind it.
 	CapacityLimit string `json:"capacityLimit,omitempty"`
+	// Pool is the adaptive mode's sizing and its inputs (VPCNET_WARM_POOL=adaptive; nil
+	// otherwise): the pod start rate seen, the replenish latency measured, the free target.
+	Pool *PoolSizing `json:"pool,omitempty"`
 	// PodsWithoutCloudAddress names each pod whose address EC2 no longer assigns to the node
 	// (an ENI or address taken away outside vpcnet): "namespace/name (address: why)".
 	PodsWithoutCloudAddress []string `json:"podsWithoutCloudAddress,omitempty"`
@@ -54,7 +57,7 @@ func (a *Agent) statusLocked(now time.Time, sum ipam.Summary) Status {
 		return st
 	}
 	c := ipam.CapacityOf(a.stateLocked(now))
-	st := Status{Ready: true, Free: sum.Free, Assigned: sum.Assigned, MaxPods: c.Pods, CapacityLimit: c.Limit}
+	st := Status{Ready: true, Free: sum.Free, Assigned: sum.Assigned, MaxPods: c.Pods, CapacityLimit: c.Limit, Pool: a.sizingLocked(now)}
 	switch {
 	case sum.Assigned >= c.Pods:
 		st.Reason = ReasonMaxPods

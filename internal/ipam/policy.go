@@ -40,6 +40,17 @@ func goalFor(s State, c Summary) goal {
 		g.prefixes, g.unit = true, 16
 	}
 	switch {
+	case st.Adaptive && !st.IPTargets():
+		// Grow when fewer than Target are free, to Target + Batch; release only what is
+		// beyond Target + Batch: the band between is what keeps calls per pod low.
+		ad := AdaptiveOf(s)
+		if c.Free < ad.Target {
+			g.need = ad.Target + ad.Batch - c.Free
+		}
+		high := ad.Target + ad.Batch
+		g.canDrop = func(free, _, _ int) bool { return free >= high }
+		g.single = true
+		g.what = ad.Reason
 	case st.IPTargets():
 		g.need = max(st.WarmIPTarget-c.Free, st.MinimumIPTarget-c.Total)
 		g.canDrop = func(free, total, _ int) bool { return free >= st.WarmIPTarget && total >= st.MinimumIPTarget }

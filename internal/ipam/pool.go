@@ -28,6 +28,10 @@ type Settings struct {
 	// reuse the surplus instead of costing an assign, and an emptied ENI is not freed and
 	// recreated as load swings.
 	ReleaseDelay time.Duration
+	// Adaptive sizes the pool from the observed pod start rate and replenish latency
+	// (VPCNET_WARM_POOL=adaptive, see AdaptiveOf) instead of WARM_ENI_TARGET or
+	// WARM_PREFIX_TARGET; the IP targets may not be set with it.
+	Adaptive bool
 }
 
 // IPTargets reports whether the IP targets replace WARM_ENI_TARGET.
@@ -106,6 +110,8 @@ type State struct {
 	// AvailableIpAddressCount, less what this node took since); it counts only when SubnetKnown.
 	SubnetFree  int
 	SubnetKnown bool
+	// History is the demand and cloud latency the adaptive mode sizes the pool from.
+	History History
 }
 
 // Kind names what an action does.
