@@ -95,6 +95,7 @@ func (a *Agent) pickOrWaitLocked(ctx context.Context) (netip.Addr, cloud.ENI, St
 		if ip, eni, ok := a.freeLocked(now); ok {
 			a.st.missed = max(a.st.missed-1, 0) // served: no longer waiting
 			a.dem.startLocked(start)
+			a.m.addWaited.Inc()
 			return ip, eni, Status{}, nil
 		}
 		a.st.missedAt = now // still waiting: the pool keeps what is fetched for it

@@ -21,6 +21,7 @@ type Registry struct {
 	rpcCalls   *prometheus.CounterVec
 	rpcLatency *prometheus.HistogramVec
 	exhausted  prometheus.Counter
+	addWaited  prometheus.Counter
 }
 
 // NewRegistry makes the metrics; pass Observer() to the cloud client and the registry to New.
@@ -33,7 +34,8 @@ func NewRegistry() *Registry {
 	r.rpcCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vpcnet_cni_requests_total", Help: "Plugin requests by operation (add, del, check, gc) and gRPC result code."}, []string{"op", "code"})
 	r.rpcLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "vpcnet_cni_request_duration_seconds", Help: "Plugin request latency by operation.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}, []string{"op"})
 	r.exhausted = prometheus.NewCounter(prometheus.CounterOpts{Name: "vpcnet_subnet_exhausted_total", Help: "Times EC2 answered InsufficientFreeAddressesInSubnet."})
-	r.reg.MustRegister(r.ec2Calls, r.ec2Errors, r.ec2Latency, r.ec2Tries, r.rpcCalls, r.rpcLatency, r.exhausted,
+	r.addWaited = prometheus.NewCounter(prometheus.CounterOpts{Name: "vpcnet_add_waited_total", Help: "ADDs served an address only after waiting for one the pool fetched (VPCNET_ADD_WAIT): not warm."})
+	r.reg.MustRegister(r.addWaited, r.ec2Calls, r.ec2Errors, r.ec2Latency, r.ec2Tries, r.rpcCalls, r.rpcLatency, r.exhausted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
 }

@@ -214,8 +214,8 @@ func ThisMachine() Machine {
 }
 
 // LabSuffixes are what the bench appends to its name for each lab it may build: the main lab,
-// the scale-out lab, the three churn labs and the Kubernetes lab.
-var LabSuffixes = []string{"m", "s", "c0", "c1", "c2", "k"}
+// the scale-out lab, the churn labs (one per setting and trace) and the Kubernetes lab.
+var LabSuffixes = []string{"m", "s", "c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "k"}
 
 // Leftovers lists the namespaces and state directories of the named bench's labs that still exist.
 func Leftovers(name string) ([]string, error) {

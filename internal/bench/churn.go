@@ -12,10 +12,19 @@ import (
 	"github.com/vpcnet/vpcnet/internal/lab"
 )
 
-// churnConfig is one set of agent settings the churn trace runs against.
+// churnConfig is one set of agent settings the churn traces run against, with the upstream AWS
+// VPC CNI's figures on the churn trace where the issue gives them (issue 16: v1.23.1 built from
+// its repository, run by a session on lab nodes against vpcsim through the same driver and trace).
 type churnConfig struct {
-	label string
-	agent map[string]string
+	label    string
+	agent    map[string]string
+	upstream *upstreamFigures // nil: no upstream setting means the same
+	bursty   bool             // also played on the bursty trace
+}
+
+type upstreamFigures struct {
+	utilisation, warm, callsPerPod float64
+	note                           string
 }
 
 // churnCooldown is IP_COOLDOWN_PERIOD for the churn labs: the trace runs ten times faster than
@@ -27,67 +36,128 @@ const churnCooldown = "3s"
 const churnReleaseDelay = "3s"
 
 var churnConfigs = []churnConfig{
-	{"default (WARM_ENI_TARGET=1)", map[string]string{}},
-	{"WARM_IP_TARGET=3", map[string]string{"WARM_IP_TARGET": "3"}},
-	{"prefix + WARM_IP_TARGET=3", map[string]string{"ENABLE_PREFIX_DELEGATION": "true", "WARM_IP_TARGET": "3"}},
+	{"default (WARM_ENI_TARGET=1)", map[string]string{}, &upstreamFigures{36.7, 100, 0.41, ""}, true},
+	{"WARM_IP_TARGET=3", map[string]string{"WARM_IP_TARGET": "3"}, &upstreamFigures{73, 64, 0.40, "upstream warm 53-64%, pod ready p99 6-8 s"}, true},
+	{"WARM_IP_TARGET=3, MINIMUM_IP_TARGET=10", map[string]string{"WARM_IP_TARGET": "3", "MINIMUM_IP_TARGET": "10"}, &upstreamFigures{65, 73, 0.135, ""}, false},
+	{"prefix + WARM_IP_TARGET=3", map[string]string{"ENABLE_PREFIX_DELEGATION": "true", "WARM_IP_TARGET": "3"}, &upstreamFigures{43.7, 98.9, 0.022, "upstream calls per pod 0.011-0.022"}, false},
+	{"adaptive (VPCNET_WARM_POOL=adaptive)", map[string]string{"VPCNET_WARM_POOL": "adaptive"}, nil, true},
 }
 
-// churnResult is what one configuration did with the trace.
+// churnResult is what one configuration did with a trace.
 type churnResult struct {
 	utilisation float64 // time-weighted pods / pod addresses held, %
-	warm        float64 // ADDs that succeeded at the first try, %
+	warm        float64 // ADDs served at the first try without waiting for the cloud, %
 	callsPerPod float64 // EC2 calls (not IMDS) per pod started
+	readyP99    float64 // ms from the pod's start event to its ADD's success, waits and retries included
 	starts      int
+	waited      int // ADDs served after waiting for an address on its way (VPCNET_ADD_WAIT)
+	retried     int // ADDs answered try-again at least once
 	calls       float64
 	byAction    map[string]float64
 }
 
-// runChurn plays one seeded trace of pod starts and stops on 3 nodes for each configuration.
-func runChurn(ctx context.Context, r *runner) error {
+// churnTraces are the two seeded traces: Poisson arrivals, and the same rate in bursts.
+func churnTraces(short bool) []struct {
+	name string
+	spec TraceSpec
+} {
 	spec := TraceSpec{Seed: 20261121, Nodes: 3, Duration: 45 * time.Second, PerSecond: 2, MeanLife: 15 * time.Second,
 		MinLife: time.Second, MaxPerNode: 25}
-	if r.opts.Short {
+	if short {
 		spec.Duration, spec.PerSecond, spec.MeanLife = 8*time.Second, 2, 3*time.Second
 	}
-	trace := Trace(spec)
-	var res []churnResult
-	for i, cfg := range churnConfigs {
-		agent := map[string]string{"IP_COOLDOWN_PERIOD": churnCooldown, "VPCNET_POOL_RELEASE_DELAY": churnReleaseDelay}
-		for k, v := range cfg.agent {
-			agent[k] = v
+	bursty := spec
+	bursty.Seed, bursty.Burst, bursty.BurstSpread = 20261130, 8, 500*time.Millisecond
+	return []struct {
+		name string
+		spec TraceSpec
+	}{{"churn", spec}, {"bursty", bursty}}
+}
+
+// runChurn plays the seeded traces of pod starts and stops on 3 nodes for each configuration.
+func runChurn(ctx context.Context, r *runner) error {
+	lab := 0
+	for ti, tr := range churnTraces(r.opts.Short) {
+		trace := Trace(tr.spec)
+		var res []churnResult
+		var cfgs []churnConfig
+		for _, cfg := range churnConfigs {
+			if ti > 0 && !cfg.bursty {
+				continue
+			}
+			agent := map[string]string{"IP_COOLDOWN_PERIOD": churnCooldown, "VPCNET_POOL_RELEASE_DELAY": churnReleaseDelay}
+			for k, v := range cfg.agent {
+				agent[k] = v
+			}
+			l, err := r.up(ctx, labSpec{suffix: fmt.Sprintf("c%d", lab), instanceType: "m5.large", nodes: tr.spec.Nodes,
+				subnet: mustPrefix("10.10.0.0/20"), agent: agent})
+			lab++
+			if err != nil {
+				return err
+			}
+			out, err := playTrace(ctx, r, l, trace)
+			if derr := r.down(l); err == nil {
+				err = derr
+			}
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", tr.name, cfg.label, err)
+			}
+			res, cfgs = append(res, out), append(cfgs, cfg)
+			r.progress(fmt.Sprintf("%s %s: utilisation %.1f%%, warm %.1f%%, %.3f EC2 calls per pod, ready p99 %.0f ms", tr.name, cfg.label, out.utilisation, out.warm, out.callsPerPod, out.readyP99))
 		}
-		l, err := r.up(ctx, labSpec{suffix: fmt.Sprintf("c%d", i), instanceType: "m5.large", nodes: spec.Nodes,
-			subnet: mustPrefix("10.10.0.0/20"), agent: agent})
-		if err != nil {
-			return err
+		def := res[0]
+		for i, cfg := range cfgs {
+			o := res[i]
+			sfx := cfg.label
+			if ti > 0 {
+				sfx += ", bursty trace"
+			}
+			switch {
+			case cfg.upstream != nil && ti == 0:
+				up := cfg.upstream
+				ref := "upstream AWS VPC CNI, same setting"
+				r.add(
+					NewRow("churn", "utilisation, "+sfx, "%", o.utilisation, ref, up.utilisation, &Target{OnValue: true, Op: ">=", Limit: up.utilisation}),
+					NewRow("churn", "ADDs served warm, "+sfx, "%", o.warm, ref, up.warm, &Target{OnValue: true, Op: ">=", Limit: 99}),
+					NewRow("churn", "EC2 calls per pod, "+sfx, "calls", o.callsPerPod, ref, up.callsPerPod, &Target{OnValue: true, Op: "<=", Limit: up.callsPerPod}),
+				)
+			case cfg.upstream != nil: // the bursty trace: no upstream figures; the default is the reference
+				ref := churnConfigs[0].label
+				r.add(
+					NewRow("churn", "utilisation, "+sfx, "%", o.utilisation, ref, def.utilisation, nil),
+					NewRow("churn", "ADDs served warm, "+sfx, "%", o.warm, ref, def.warm, &Target{OnValue: true, Op: ">=", Limit: 99}),
+					NewRow("churn", "EC2 calls per pod, "+sfx, "calls", o.callsPerPod, ref, def.callsPerPod, nil),
+				)
+			default: // adaptive: the issue's targets, against the default on the same trace
+				ref := churnConfigs[0].label
+				r.add(
+					NewRow("churn", "utilisation, "+sfx, "%", o.utilisation, ref, def.utilisation, &Target{OnValue: true, Op: ">=", Limit: 90}),
+					NewRow("churn", "ADDs served warm, "+sfx, "%", o.warm, ref, def.warm, &Target{OnValue: true, Op: ">=", Limit: 99}),
+					NewRow("churn", "EC2 calls per pod, "+sfx, "calls", o.callsPerPod, ref, def.callsPerPod, &Target{OnValue: true, Op: "<", Limit: 0.2}),
+				)
+			}
+			r.add(NewRow("churn", "pod ready p99, "+sfx, "ms", o.readyP99, ref0(ti, i), res[0].readyP99, nil))
 		}
-		out, err := playTrace(ctx, r, l, trace)
-		if derr := r.down(l); err == nil {
-			err = derr
+		var per []string
+		for i, cfg := range cfgs {
+			per = append(per, fmt.Sprintf("%s: %d starts (%d waited for an address, %d retried), %.0f EC2 calls (%s)", cfg.label, res[i].starts, res[i].waited, res[i].retried, res[i].calls, byAction(res[i].byAction)))
 		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", cfg.label, err)
+		spec := tr.spec
+		shape := fmt.Sprintf("Poisson arrivals %.1f/s", spec.PerSecond)
+		if spec.Burst > 1 {
+			shape = fmt.Sprintf("arrivals %.1f/s in groups of 1 to %d pods (mean %d) within %s", spec.PerSecond, 2*spec.Burst-1, spec.Burst, spec.BurstSpread)
 		}
-		res = append(res, out)
-		r.progress(fmt.Sprintf("churn %s: utilisation %.1f%%, warm %.1f%%, %.2f EC2 calls per pod", cfg.label, out.utilisation, out.warm, out.callsPerPod))
+		r.note("%s: seed %d, %d events over %s on 3 × m5.large (%s, exponential lives of mean %s, at most %d pods a node), played ten times faster than life with IP_COOLDOWN_PERIOD=%s and VPCNET_POOL_RELEASE_DELAY=%s (30 s each by default); utilisation is ∫pods dt / ∫pod addresses held dt from the agents' /v1/enis every 250 ms (ENI primary addresses not counted); an ADD is warm when it succeeds at the first try without waiting for the cloud (vpcnet_add_waited_total; a try-again is retried every 100 ms); pod ready is from the start event to the ADD's success; EC2 calls from vpcnet_ec2_calls_total over the trace (%s).",
+			tr.name, spec.Seed, len(trace), spec.Duration, shape, spec.MeanLife, spec.MaxPerNode, churnCooldown, churnReleaseDelay, strings.Join(per, "; "))
 	}
-	def := res[0]
-	for i, cfg := range churnConfigs[1:] {
-		o := res[i+1]
-		ref := churnConfigs[0].label
-		r.add(
-			NewRow("churn", "utilisation, "+cfg.label, "%", o.utilisation, ref, def.utilisation, &Target{OnValue: true, Op: ">=", Limit: 90}),
-			NewRow("churn", "ADDs served warm, "+cfg.label, "%", o.warm, ref, def.warm, &Target{OnValue: true, Op: ">=", Limit: 99}),
-			NewRow("churn", "EC2 calls per pod, "+cfg.label, "calls", o.callsPerPod, ref, def.callsPerPod, &Target{OnValue: true, Op: "<", Limit: 0.2}),
-		)
-	}
-	var per []string
-	for i, cfg := range churnConfigs {
-		per = append(per, fmt.Sprintf("%s: %d starts, %.0f EC2 calls (%s)", cfg.label, res[i].starts, res[i].calls, byAction(res[i].byAction)))
-	}
-	r.note("churn: seed %d, %d events over %s on 3 × m5.large (Poisson arrivals %.1f/s, exponential lives of mean %s, at most %d pods a node), played ten times faster than life with IP_COOLDOWN_PERIOD=%s and VPCNET_POOL_RELEASE_DELAY=%s (30 s each by default); utilisation is ∫pods dt / ∫pod addresses held dt from the agents' /v1/enis every 250 ms (ENI primary addresses not counted); an ADD is warm when it succeeds at the first try (else it is retried every 100 ms); EC2 calls from vpcnet_ec2_calls_total over the trace (%s).",
-		spec.Seed, len(trace), spec.Duration, spec.PerSecond, spec.MeanLife, spec.MaxPerNode, churnCooldown, churnReleaseDelay, strings.Join(per, "; "))
 	return nil
+}
+
+func ref0(trace, i int) string {
+	if i == 0 {
+		return NoReference
+	}
+	return churnConfigs[0].label
 }
 
 // playTrace runs the trace on the lab's nodes in real time and measures it.
@@ -107,6 +177,10 @@ func playTrace(ctx context.Context, r *runner, l *benchLab, trace []TraceEvent) 
 	if err != nil {
 		return out, err
 	}
+	waitedBefore, err := metricSum(ctx, nodes, "vpcnet_add_waited_total")
+	if err != nil {
+		return out, err
+	}
 	type live struct {
 		pod  *benchPod
 		node int
@@ -118,6 +192,7 @@ func playTrace(ctx context.Context, r *runner, l *benchLab, trace []TraceEvent) 
 		warm    atomic.Int64
 		started atomic.Int64
 		errs    []error
+		ready   []time.Duration
 		wg      sync.WaitGroup
 	)
 	fail := func(err error) {
@@ -134,6 +209,7 @@ func playTrace(ctx context.Context, r *runner, l *benchLab, trace []TraceEvent) 
 		case <-time.After(time.Until(t0.Add(ev.At))):
 		}
 		if ev.Start {
+			at := ev.At
 			lv := &live{node: ev.Node % len(nodes), done: make(chan struct{})}
 			mu.Lock()
 			pods[ev.Pod] = lv
@@ -153,10 +229,14 @@ func playTrace(ctx context.Context, r *runner, l *benchLab, trace []TraceEvent) 
 					fail(err)
 					return
 				}
+				took := time.Since(t0.Add(at))
 				started.Add(1)
 				if tries == 1 {
 					warm.Add(1)
 				}
+				mu.Lock()
+				ready = append(ready, took)
+				mu.Unlock()
 			}()
 			continue
 		}
@@ -205,8 +285,15 @@ func playTrace(ctx context.Context, r *runner, l *benchLab, trace []TraceEvent) 
 			out.calls += d
 		}
 	}
+	waitedAfter, err := metricSum(ctx, nodes, "vpcnet_add_waited_total")
+	if err != nil {
+		return out, err
+	}
+	out.waited = int(waitedAfter - waitedBefore)
+	out.retried = out.starts - int(warm.Load())
 	out.utilisation = 100 * TimeWeighted(samples)
-	out.warm = 100 * Ratio(float64(warm.Load()), float64(out.starts))
+	out.warm = 100 * Ratio(float64(int(warm.Load())-out.waited), float64(out.starts))
+	out.readyP99 = Percentile(Millis(ready), 99)
 	out.callsPerPod = Ratio(out.calls, float64(out.starts))
 	return out, nil
 }
@@ -237,6 +324,23 @@ func ec2Calls(ctx context.Context, nodes []lab.NodeInfo) (map[string]float64, er
 		}
 	}
 	return out, nil
+}
+
+// metricSum sums one metric over the nodes' agents.
+func metricSum(ctx context.Context, nodes []lab.NodeInfo, name string) (float64, error) {
+	var sum float64
+	for _, n := range nodes {
+		ms, err := agentMetrics(ctx, n.NS)
+		if err != nil {
+			return 0, err
+		}
+		for _, m := range ms {
+			if m.Name == name {
+				sum += m.Value
+			}
+		}
+	}
+	return sum, nil
 }
 
 // sampler polls the agents' /v1/enis for pods and pod addresses held, summed over the nodes.

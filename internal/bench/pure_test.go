@@ -226,6 +226,49 @@ func TestTrace(t *testing.T) {
 	}
 }
 
+// The bursty trace: as many arrivals on average, but in groups: many starts within a spread.
+func TestBurstTrace(t *testing.T) {
+	spec := TraceSpec{Seed: 7, Nodes: 3, Duration: 60 * time.Second, PerSecond: 2, MeanLife: 15 * time.Second, MinLife: time.Second, MaxPerNode: 40}
+	plain := Trace(spec)
+	spec.Burst, spec.BurstSpread = 8, 500*time.Millisecond
+	bursty := Trace(spec)
+	if b2 := Trace(spec); len(b2) != len(bursty) {
+		t.Fatalf("same seed, %d and %d events", len(bursty), len(b2))
+	}
+	// The most starts within any 500 ms.
+	most := func(ev []TraceEvent) (int, int) {
+		var at []time.Duration
+		for _, e := range ev {
+			if e.Start {
+				at = append(at, e.At)
+			}
+		}
+		best, j := 0, 0
+		for i := range at {
+			for at[i]-at[j] > 500*time.Millisecond {
+				j++
+			}
+			best = max(best, i-j+1)
+		}
+		return best, len(at)
+	}
+	pb, pn := most(plain)
+	bb, bn := most(bursty)
+	if bn < pn/2 || bn > 2*pn {
+		t.Errorf("bursty trace starts %d pods, plain %d: the rate should be alike", bn, pn)
+	}
+	if bb < 2*pb || bb < 8 {
+		t.Errorf("bursty trace: at most %d starts within 500ms (plain: %d), want bursts", bb, pb)
+	}
+	var last time.Duration
+	for _, e := range bursty {
+		if e.At < last {
+			t.Fatalf("events out of order at %+v", e)
+		}
+		last = e.At
+	}
+}
+
 func TestParseMetrics(t *testing.T) {
 	text := `# HELP vpcnet_ec2_calls_total EC2 and IMDS calls by action.
 # TYPE vpcnet_ec2_calls_total counter

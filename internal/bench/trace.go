@@ -18,6 +18,11 @@ type TraceSpec struct {
 	MeanLife   time.Duration
 	MinLife    time.Duration
 	MaxPerNode int
+	// Burst > 1 makes arrivals come in groups (a Deployment scaled up, a Job's pods): groups
+	// arrive as a Poisson process at PerSecond/Burst, each of 1 to 2×Burst−1 pods (Burst on
+	// average, uniform), spread over BurstSpread, each pod on a node drawn uniformly.
+	Burst       int
+	BurstSpread time.Duration
 }
 
 // TraceEvent starts or stops one pod.
@@ -43,8 +48,21 @@ func Trace(spec TraceSpec) []TraceEvent {
 		count  = make([]int, spec.Nodes)
 		t      time.Duration
 	)
+	group := max(spec.Burst, 1)
+	var pending []time.Duration // the current group's pods still to place, in time order
 	for n := 0; ; n++ {
-		t += time.Duration(rng.ExpFloat64() / spec.PerSecond * float64(time.Second))
+		if len(pending) == 0 {
+			t += time.Duration(rng.ExpFloat64() / spec.PerSecond * float64(group) * float64(time.Second))
+			if group == 1 {
+				pending = []time.Duration{t}
+			} else {
+				for range 1 + rng.IntN(2*group-1) {
+					pending = append(pending, t+time.Duration(rng.Int64N(int64(max(spec.BurstSpread, 1)))))
+				}
+				slices.Sort(pending)
+			}
+		}
+		t, pending = max(t, pending[0]), pending[1:]
 		if t >= spec.Duration {
 			break
 		}
