@@ -52,10 +52,21 @@ func goalFor(s State, c Summary) goal {
 		g.single = true
 		g.what = ad.Reason
 	case st.IPTargets():
+		// A top-up asks for the shortfall plus a batch: the pod starts the release delay sees
+		// at the rate seen (AdaptiveOf's Batch; 0 before any start). The surplus is released
+		// only beyond WARM_IP_TARGET + batch, after the release delay, so an address fetched
+		// ahead is either taken by a pod or given back in the one release the delay makes.
+		batch := AdaptiveOf(s).Batch
 		g.need = max(st.WarmIPTarget-c.Free, st.MinimumIPTarget-c.Total)
-		g.canDrop = func(free, total, _ int) bool { return free >= st.WarmIPTarget && total >= st.MinimumIPTarget }
+		if g.need > 0 {
+			g.need += batch
+		}
+		g.canDrop = func(free, total, _ int) bool { return free >= st.WarmIPTarget+batch && total >= st.MinimumIPTarget }
 		g.single = true
 		g.what = fmt.Sprintf("WARM_IP_TARGET=%d MINIMUM_IP_TARGET=%d", st.WarmIPTarget, st.MinimumIPTarget)
+		if batch > 0 {
+			g.what += fmt.Sprintf(" (top-ups of %d beyond the shortfall from %.2f pod starts/s)", batch, AdaptiveOf(s).StartRate)
+		}
 	case st.PrefixDelegation:
 		// Prefix mode counts in /28s; WARM_ENI_TARGET does not apply (a whole ENI of prefixes
 		// is 16 times an ENI of addresses). WARM_PREFIX_TARGET=0 keeps one free address, so a
