@@ -129,6 +129,18 @@ func (c *Cache) Build(ctx context.Context, o BuildOptions) error {
 	if progress == nil {
 		progress = func(string) {}
 	}
+	// Everything asked for is built: no lock, so a lab starts at once even while another
+	// process builds other (optional) components into the same cache.
+	built := true
+	for _, comp := range comps {
+		built = built && c.upToDate(comp)
+	}
+	if built {
+		for _, comp := range comps {
+			progress(fmt.Sprintf("%-10s %-8s up to date (%s)", comp.Name, comp.Version, strings.Join(comp.Binaries, ", ")))
+		}
+		return nil
+	}
 	for _, d := range []string{c.Dir, filepath.Join(c.Dir, "bin"), filepath.Join(c.Dir, "stamps"), filepath.Join(c.Dir, "src")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("build cache: %w", err)
