@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,6 +34,7 @@ type nodeAgent struct {
 	client   agentapi.AgentClient
 	metrics  string
 	log      string
+	cmd      *exec.Cmd // the vpcnetd process
 }
 
 // launch starts another instance in the sim's subnet and returns its ID and IMDS endpoint.
@@ -80,7 +82,7 @@ func startVpcnetd(t *testing.T, x *sim, instance, imds, name string, extra ...st
 		"VPCNET_SOCKET="+socket, "VPCNET_STATE_DIR="+filepath.Join(dir, "state"), "VPCNET_CNI_CONF_DIR="+filepath.Join(dir, "net.d"),
 		"VPCNET_METRICS_ADDR="+d.metrics, "VPCNET_HOST_NETWORKING=false", "VPCNET_CLUSTER_NAME=drift",
 		"IP_COOLDOWN_PERIOD=100ms", "VPCNET_RESYNC_PERIOD=1s", "VPCNET_EC2_MAX_BACKOFF=100ms", "VPCNET_SUBNET_BACKOFF=200ms", "VPCNET_LOG_LEVEL=info")
-	startDaemon(t, bin, append(env, extra...), d.log)
+	d.cmd = startDaemon(t, bin, append(env, extra...), d.log)
 	conn, err := agentapi.Dial(socket)
 	if err != nil {
 		t.Fatal(err)
