@@ -375,3 +375,46 @@ func TestAddressUnassignedBehindTheAgent(t *testing.T) {
 	a.del("pod1")
 	waitFor(t, 10*time.Second, "nothing reported after pod1's DEL", func() bool { return a.metric("vpcnet_pods_without_cloud_address") == 0 })
 }
+
+// TestENIDeletedBehindTheAgent (issue 11 fault 6): an ENI holding a pod's address is
+// force-detached and deleted through the EC2 API before the agent can re-attach it. The pod is
+// reported as such (status, metric) until its DEL, and the agent drops the ENI from its view
+// (its slot free for a new ENI) rather than holding it for one that cannot come back.
+func TestENIDeletedBehindTheAgent(t *testing.T) {
+	x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
+	n := startNode(t, x, testConfig(t, x))
+	var pod, eni string
+	for i := 0; eni == ""; i++ {
+		n.mustAdd(fmt.Sprint("pod", i))
+		al, err := n.add(fmt.Sprint("pod", i)) // ADD is idempotent: the allocation again
+		if err != nil {
+			t.Fatal(err)
+		}
+		if al.DeviceIndex == 1 {
+			pod, eni = fmt.Sprint("pod", i), al.EniId
+		}
+	}
+	ni, _ := x.eni(t, eni)
+	x.s.SetDeny("AttachNetworkInterface", true)
+	if _, err := x.ec2.DetachNetworkInterface(bg, &ec2.DetachNetworkInterfaceInput{AttachmentId: ni.Attachment.AttachmentId, Force: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.ec2.DeleteNetworkInterface(bg, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: aws.String(eni)}); err != nil {
+		t.Fatal(err)
+	}
+	x.s.SetDeny("AttachNetworkInterface", false)
+	var st agent.Status
+	waitFor(t, 10*time.Second, "the pod reported with its ENI deleted", func() bool {
+		if err := json.Unmarshal([]byte(n.get("/v1/status")), &st); err != nil {
+			t.Fatal(err)
+		}
+		return len(st.PodsWithoutCloudAddress) == 1 && strings.Contains(st.PodsWithoutCloudAddress[0], "default/"+pod) &&
+			strings.Contains(st.PodsWithoutCloudAddress[0], "deleted outside vpcnet") && n.metric("vpcnet_pods_without_cloud_address") == 1
+	}, func() string { return n.get("/v1/status") })
+	// It no longer holds a slot: the agent's view has dropped it.
+	if strings.Contains(n.get("/v1/enis"), eni) {
+		t.Errorf("the deleted %s is still in the agent's view: %s", eni, n.get("/v1/enis"))
+	}
+	n.del(pod)
+	waitFor(t, 10*time.Second, "nothing reported after the pod's DEL", func() bool { return n.metric("vpcnet_pods_without_cloud_address") == 0 })
+}
