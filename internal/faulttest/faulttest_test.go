@@ -49,9 +49,7 @@ var allFaults = []step{faultKillAgent, faultFullDisk, faultJournal, faultDetachE
 
 // faultsOff are fault kinds switched off, with the reason. Only a fault whose fix has not
 // landed yet belongs here; the invariant check itself is never relaxed.
-var faultsOff = map[step]string{
-	faultFullDisk: "a DEL whose release the full disk refuses (the agent answers Internal, the store undoes the append) has already removed the pod's interface, addresses and host route, and keeps its attachment record and the agent's allocation: pod-without-network until kubelet's retry succeeds (vpcnet-cni's DEL, issue 11 fault 2's disk kind, not fixed on main at 05dfa30)",
-}
+var faultsOff = map[step]string{}
 
 // maxLive bounds the live pods (an m5.large holds 29).
 const maxLive = 14
