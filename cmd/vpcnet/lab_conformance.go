@@ -88,8 +88,8 @@ left out, and why, is --skip's default and docs/conformance.md.`,
 			if err != nil {
 				return err
 			}
-			fmt.Printf("ran %d of %d specs in %s: %d passed, %d failed, %d skipped\n", res.Ran, res.Total,
-				res.Elapsed.Round(time.Second), res.Passed, res.Failed, res.Skip)
+			fmt.Printf("ran %d of %d specs in %s: %d passed, %d failed, %d skipped (%d selected specs skipped themselves, %d not selected)\n",
+				res.Ran, res.Total, res.Elapsed.Round(time.Second), res.Passed, res.Failed, res.Skip, res.SkippedAtRun, res.Skip-res.SkippedAtRun)
 			for _, f := range res.FailedSpecs {
 				fmt.Printf("FAILED: %s\n", f)
 			}

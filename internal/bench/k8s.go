@@ -33,7 +33,7 @@ const podStartSLO = 5 * time.Second
 const refCNIConfName = "00-bench-ptp.conflist"
 
 // refCNIDir holds the reference plugins.
-const refCNIDir = "/usr/lib/cni"
+const refCNIDir = RefPluginDir
 
 // runK8s runs a Deployment of N pods over 3 nodes of a Kubernetes lab, first with vpcnet as
 // the network, then with the reference CNI installed the same way (plugin binary in the node's

@@ -209,7 +209,8 @@ type E2EOptions struct {
 // E2EResult is what a run of e2e.test reported.
 type E2EResult struct {
 	Ran, Total                    int // "Ran 4 of 3206 Specs"
-	Passed, Failed, Pending, Skip int
+	Passed, Failed, Pending, Skip int // the summary's counts; Skip includes the specs not selected
+	SkippedAtRun                  int // selected specs that skipped themselves
 	FailedSpecs                   []string
 	JUnit, Log                    string
 	Elapsed                       time.Duration
@@ -265,6 +266,7 @@ func RunE2E(ctx context.Context, labName string, o E2EOptions, progress func(str
 	}
 	res.Ran, res.Total = sp.Ran, sp.Total
 	res.Passed, res.Failed, res.Pending, res.Skip = sp.Passed, sp.Failed, sp.Pending, sp.Skipped
+	res.SkippedAtRun = sp.SkippedAtRun
 	err = <-done
 	res.Elapsed = time.Since(start)
 	if res.Ran == 0 && err != nil {

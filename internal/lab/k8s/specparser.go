@@ -21,6 +21,7 @@ type SpecResult struct {
 // Pending | 3202 Skipped". Lines it does not know are ignored; it never fails.
 type SpecParser struct {
 	Done                             int // specs finished so far
+	SkippedAtRun                     int // selected specs that skipped themselves (Skip at run time)
 	Ran, Total                       int
 	Passed, Failed, Pending, Skipped int
 
@@ -66,7 +67,7 @@ func (p *SpecParser) Line(line string) (SpecResult, bool) {
 		p.afterRule = false
 		if p.spec != "" {
 			r.Text, p.spec = p.spec, ""
-			p.Done++
+			p.count(r)
 			return r, true
 		}
 		p.pending = &r
@@ -93,9 +94,16 @@ func (p *SpecParser) Line(line string) (SpecResult, bool) {
 		r := *p.pending
 		p.pending = nil
 		r.Text = text
-		p.Done++
+		p.count(r)
 		return r, true
 	}
 	p.spec = text
 	return SpecResult{}, false
+}
+
+func (p *SpecParser) count(r SpecResult) {
+	p.Done++
+	if r.State == "skipped" {
+		p.SkippedAtRun++
+	}
 }

@@ -51,7 +51,7 @@ func TestSpecParser(t *testing.T) {
 			t.Errorf("spec %d: %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	if p.Ran != 3 || p.Total != 3206 || p.Passed != 1 || p.Failed != 1 || p.Skipped != 3204 || p.Done != 3 {
+	if p.Ran != 3 || p.Total != 3206 || p.Passed != 1 || p.Failed != 1 || p.Skipped != 3204 || p.Done != 3 || p.SkippedAtRun != 1 {
 		t.Errorf("summary %+v", p)
 	}
 }
