@@ -32,8 +32,10 @@ var k8toolsNames = []string{"sh", "curl", "wget", "nc", "grep", "cat", "sleep", 
 // ConformanceImages packs agnhost (agnhost plus k8tools in /bin), busybox (k8tools alone) and
 // CoreDNS into the cache's images directory, again only when a binary is newer than its
 // tarball, and returns the tarballs' paths.
-func ConformanceImages(bc *cache.Cache, progress func(string)) ([]string, error) {
-	if err := bc.Check(cache.ConformanceComponents...); err != nil {
+//
+// Without dns, CoreDNS is neither needed nor packed.
+func ConformanceImages(bc *cache.Cache, dns bool, progress func(string)) ([]string, error) {
+	if err := bc.Check(ConformanceComponents(dns)...); err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(bc.Dir, "images")
@@ -62,6 +64,9 @@ func ConformanceImages(bc *cache.Cache, progress func(string)) ([]string, error)
 	}
 	var out []string
 	for _, im := range imgs {
+		if im.tag == CoreDNSImage && !dns {
+			continue
+		}
 		p := filepath.Join(dir, im.file)
 		out = append(out, p)
 		fresh := true
@@ -88,6 +93,18 @@ func ConformanceImages(bc *cache.Cache, progress func(string)) ([]string, error)
 		}
 	}
 	return out, nil
+}
+
+// ConformanceComponents are the build-cache components a run needs: all of
+// cache.ConformanceComponents, CoreDNS only with dns.
+func ConformanceComponents(dns bool) []string {
+	var out []string
+	for _, c := range cache.ConformanceComponents {
+		if c != "coredns" || dns {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // ImportImages imports image tarballs into a running node's containerd (namespace k8s.io),
