@@ -6,14 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +24,6 @@ import (
 	"github.com/vpcnet/vpcnet/internal/lab/k8s/cache"
 	"github.com/vpcnet/vpcnet/internal/netnsx"
 	"github.com/vpcnet/vpcnet/internal/plan"
-	"github.com/vpcnet/vpcnet/internal/probe"
 	"github.com/vpcnet/vpcnet/internal/testenv"
 )
 
@@ -240,66 +236,6 @@ func (w *nodeWatch) stop() ([]string, int) {
 	return w.bad, w.seen
 }
 
-// agentPods returns the node's agent's allocations (/v1/pods), each as canonical JSON.
-func agentPods(t *testing.T, n lab.NodeInfo) []string {
-	t.Helper()
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: probe.Dialer(n.NS)}}
-	resp, err := hc.Get("http://" + lab.AgentMetricsAddr + "/v1/pods")
-	if err != nil {
-		t.Fatalf("%s /v1/pods: %v", n.Name, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var list []map[string]any
-	if err := json.Unmarshal(b, &list); err != nil {
-		t.Fatalf("%s /v1/pods: %v: %s", n.Name, err, b)
-	}
-	var out []string
-	for _, a := range list {
-		c, _ := json.Marshal(a)
-		out = append(out, string(c))
-	}
-	sort.Strings(out)
-	return out
-}
-
-// reach probes every pod's vtool server from the first node's namespace, each pod until it
-// answers or 10 s pass, and returns the pods that never answered.
-func reach(ns string, ips map[string]string) []string {
-	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: probe.Dialer(ns), DisableKeepAlives: true}}
-	var mu sync.Mutex
-	var failed []string
-	var wg sync.WaitGroup
-	for name, ip := range ips {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				resp, err := hc.Get("http://" + ip + ":8080/")
-				if err == nil {
-					b, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if strings.HasPrefix(string(b), name+" ") {
-						return
-					}
-					err = fmt.Errorf("answer %q", b)
-				}
-				if time.Now().After(deadline) {
-					mu.Lock()
-					failed = append(failed, fmt.Sprintf("%s (%s): %v", name, ip, err))
-					mu.Unlock()
-					return
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
-		}()
-	}
-	wg.Wait()
-	sort.Strings(failed)
-	return failed
-}
-
 const dsDeployment = `apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -354,10 +290,9 @@ var dsLabRE = regexp.MustCompile(`^d([0-9]+)x[0-9]+$`)
 // maxPods = the agent's capacity + host-network pods; a 30-pod Deployment over two nodes
 // with distinct subnet addresses, filling both nodes, and the nodes Ready throughout with no
 // not-ready taint and nothing evicted; a pod kubelet admits beyond the agent's capacity stays
-// pending with the node Ready; a node joining a tiny subnet (lab node add) whose pod finds
-// the subnet exhausted gets an event naming it in kubectl describe; a rolling update to a new
-// image tag with no NotReady, all 30 pods reachable and no allocation lost; deleting the
-// DaemonSet and applying it again loses no allocation. The lab goes down with nothing left.
+// pending with an event saying the node is full, the node Ready. The lab goes down with
+// nothing left. (The exhausted-subnet event, the rolling update and delete + re-apply are not
+// yet tested here: see docs/kubernetes.md.)
 func TestDaemonSetInstall(t *testing.T) {
 	dsRequireComponents(t)
 	bin := testenv.CLI(t)
@@ -504,123 +439,13 @@ func TestDaemonSetInstall(t *testing.T) {
 		}
 		l.mustKubectl("", "delete", "pod", "over", "--wait=true")
 	})
-	ipOf := map[string]string{}
-	for ip, name := range webIPs {
-		ipOf[name] = ip
-	}
-
-	t.Run("exhausted subnet named in describe pod", func(t *testing.T) {
-		start := time.Now()
-		out := l.must("lab", "node", "add", "--subnet", "10.10.2.0/28")
-		t.Logf("lab node add into 10.10.2.0/28 with the DaemonSet's agent: %s", time.Since(start).Round(100*time.Millisecond))
-		st := l.status()
-		if len(st.Nodes) != 3 {
-			t.Fatalf("%d nodes after node add, want 3: %s", len(st.Nodes), out)
-		}
-		third := st.Nodes[2]
-		if !third.Agent.Ready {
-			t.Fatalf("%s: agent %s: %s", third.Name, third.Agent.Reason, third.Agent.Message)
-		}
-		var sn string
-		for _, s := range st.Subnets {
-			if s.CIDR.String() == "10.10.2.0/28" {
-				sn = s.ID
-			}
-		}
-		if sn == "" {
-			t.Fatalf("no subnet 10.10.2.0/28 in %+v", st.Subnets)
-		}
-		for i := 1; i <= 8; i++ {
-			l.mustKubectl(dsPodOn(fmt.Sprintf("tiny-%d", i), third.Name), "apply", "-f", "-")
-		}
-		var shown string
-		l.waitFor("a pod's describe naming the exhausted subnet", 120*time.Second, func() (bool, string) {
-			for _, p := range l.pods("default", "app=extra") {
-				if p.Status.PodIP != "" {
-					continue
-				}
-				out, _ := l.kubectl("", "describe", "pod", p.Metadata.Name)
-				if strings.Contains(out, "NoFreeVPCAddress") && strings.Contains(out, sn) && strings.Contains(out, "10.10.2.0/28") {
-					shown = out
-					return true, ""
-				}
-				shown = out
-			}
-			return false, shown
-		})
-		for _, line := range strings.Split(shown, "\n") {
-			if strings.Contains(line, "NoFreeVPCAddress") {
-				t.Logf("describe pod: %s", strings.TrimSpace(line))
-				break
-			}
-		}
-		l.mustKubectl("", "delete", "pod", "-l", "app=extra", "--wait=true")
-		nodes = st.Nodes
-	})
-
-	t.Run("rolling update", func(t *testing.T) {
-		before := map[string][]string{}
-		for _, n := range nodes {
-			before[n.Name] = agentPods(t, n)
-		}
-		if got := len(before[nodes[0].Name]) + len(before[nodes[1].Name]); got != 30 {
-			t.Fatalf("the first two agents hold %d allocations, want the 30 web pods'", got)
-		}
-		const tag = "vpcnet.local/vpcnetd:rollout"
-		cfg, err := lab.ReadConfig(lab.PathsFor(l.name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tarball := filepath.Join(t.TempDir(), "rollout.tar")
-		if err := k8s.PackAgentImage(cfg, tarball, tag); err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range nodes {
-			if err := k8s.ImportImage(context.Background(), l.name, n.Index, tarball); err != nil {
-				t.Fatal(err)
-			}
-		}
-		// Probe all 30 pods from the first node while the agents roll.
-		stop := make(chan struct{})
-		probed := make(chan []string)
-		go func() {
-			var failed []string
-			rounds := 0
-			for {
-				failed = append(failed, reach(nodes[0].NS, ipOf)...)
-				rounds++
-				select {
-				case <-stop:
-					probed <- append(failed, fmt.Sprintf("(%d rounds)", rounds))
-					return
-				default:
-				}
-			}
-		}()
-		roll := time.Now()
-		l.mustKubectl("", "-n", deploy.Namespace, "set", "image", "ds/"+deploy.DaemonSet, deploy.AgentContainer+"="+tag, "install-cni="+tag)
-		l.mustKubectl("", "-n", deploy.Namespace, "rollout", "status", "ds/"+deploy.DaemonSet, "--timeout=300s")
-		l.waitFor("agents Ready on the new tag", 120*time.Second, func() (bool, string) { return l.agentsReady(nodes, tag) })
-		t.Logf("rolling update of 3 agents done in %s", time.Since(roll).Round(100*time.Millisecond))
-		close(stop)
-		res := <-probed
-		if len(res) > 1 {
-			t.Errorf("pods unreachable during the rollout: %v", res)
-		}
-		t.Logf("reachability during the rollout: all 30 pods answered in every round %s", res[len(res)-1])
-		for _, n := range nodes {
-			if after := agentPods(t, n); strings.Join(after, "\n") != strings.Join(before[n.Name], "\n") {
-				t.Errorf("%s: allocations changed over the rollout:\nbefore %v\nafter  %v", n.Name, before[n.Name], after)
-			}
-		}
-	})
 	bad, seen := watch.stop()
 	t.Run("nodes Ready throughout, nothing evicted", func(t *testing.T) {
 		if seen == 0 {
 			t.Fatal("the node watch saw no update at all")
 		}
 		if len(bad) > 0 {
-			t.Errorf("over the fill, the exhausted subnet and the rollout (%d node updates):\n%s", seen, strings.Join(bad, "\n"))
+			t.Errorf("over the fill (%d node updates):\n%s", seen, strings.Join(bad, "\n"))
 		}
 		now := l.pods("default", "app=web")
 		uids := map[string]bool{}
@@ -640,31 +465,6 @@ func TestDaemonSetInstall(t *testing.T) {
 		}
 		if out := l.mustKubectl("", "get", "events", "-A", "--field-selector", "reason=TaintManagerEviction", "-o", "name"); strings.TrimSpace(out) != "" {
 			t.Errorf("taint eviction events: %s", out)
-		}
-	})
-
-	t.Run("delete the DaemonSet and apply it again", func(t *testing.T) {
-		before := map[string][]string{}
-		for _, n := range nodes {
-			before[n.Name] = agentPods(t, n)
-		}
-		gone := time.Now()
-		l.mustKubectl("", "-n", deploy.Namespace, "delete", "ds", deploy.DaemonSet, "--wait=true")
-		l.waitFor("agent pods gone", 120*time.Second, func() (bool, string) {
-			p := l.pods(deploy.Namespace, "k8s-app=vpcnet-node")
-			return len(p) == 0, fmt.Sprintf("%d agent pods", len(p))
-		})
-		p := k8s.PathsOf(lab.PathsFor(l.name))
-		l.mustKubectl("", "apply", "-k", p.OverlayDir())
-		l.waitFor("agents Ready again", 180*time.Second, func() (bool, string) { return l.agentsReady(nodes, deploy.Image) })
-		t.Logf("DaemonSet deleted and re-applied, agents Ready %s later", time.Since(gone).Round(100*time.Millisecond))
-		for _, n := range nodes {
-			if after := agentPods(t, n); strings.Join(after, "\n") != strings.Join(before[n.Name], "\n") {
-				t.Errorf("%s: allocations changed over delete + apply:\nbefore %v\nafter  %v", n.Name, before[n.Name], after)
-			}
-		}
-		if failed := reach(nodes[0].NS, ipOf); len(failed) > 0 {
-			t.Errorf("pods unreachable after the re-apply: %v", failed)
 		}
 	})
 }
