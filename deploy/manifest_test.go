@@ -68,16 +68,10 @@ func stringValue(t *testing.T, e ast.Expr) string {
 		return s
 	case *ast.SelectorExpr:
 		pkg := v.X.(*ast.Ident).Name
-		pkgs, err := parser.ParseDir(token.NewFileSet(), filepath.Join("..", "internal", pkg), nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range pkgs {
-			for _, f := range p.Files {
-				if obj := f.Scope.Lookup(v.Sel.Name); obj != nil {
-					if vs, ok := obj.Decl.(*ast.ValueSpec); ok {
-						return stringValue(t, vs.Values[slices.IndexFunc(vs.Names, func(n *ast.Ident) bool { return n.Name == v.Sel.Name })])
-					}
+		for _, f := range parseGoFiles(t, filepath.Join("..", "internal", pkg)) {
+			if obj := f.Scope.Lookup(v.Sel.Name); obj != nil {
+				if vs, ok := obj.Decl.(*ast.ValueSpec); ok {
+					return stringValue(t, vs.Values[slices.IndexFunc(vs.Names, func(n *ast.Ident) bool { return n.Name == v.Sel.Name })])
 				}
 			}
 		}

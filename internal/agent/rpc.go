@@ -16,7 +16,6 @@ import (
 
 	"github.com/vpcnet/vpcnet/internal/agentapi"
 	"github.com/vpcnet/vpcnet/internal/dataplane"
-	"github.com/vpcnet/vpcnet/internal/ipam"
 	"github.com/vpcnet/vpcnet/internal/ipam/store"
 )
 
@@ -229,8 +228,6 @@ func (a *Agent) released(al store.Alloc) {
 	a.log.Debug("del", "key", al.Key.String(), "ip", al.Addr)
 	a.poke()
 }
-
-func (a *Agent) sumLocked() ipam.Summary { return ipam.Count(a.stateLocked(time.Now())) }
 
 // allocation is what the plugin needs to wire an address.
 func (a *Agent) allocation(al store.Alloc) *agentapi.Allocation {

@@ -214,11 +214,8 @@ func (k *Keys) mac(purpose, payload string) []byte {
 	return m.Sum(nil)
 }
 
-// errBadToken and errExpired are what a session token check can say.
-var (
-	errBadToken = errors.New("the security token included in the request is invalid")
-	errExpired  = errors.New("the security token included in the request is expired")
-)
+// errBadToken is what a session token check says of a token it cannot trust.
+var errBadToken = errors.New("the security token included in the request is invalid")
 
 // parseToken checks a role session token's MAC and returns the credentials it stands for,
 // its instance and its expiry.
