@@ -89,7 +89,7 @@ func buildStatic(dir string) (string, string, error) {
 		}
 		parent := filepath.Dir(root)
 		if parent == root {
-			return "", "", errors.New("no vpcnet module source above the working directory to build them from: build them with CGO_ENABLED=0 go build ./cmd/...")
+			return "", "", errors.New("no vpcnet module source above the working directory to build them from: build them with `CGO_ENABLED=0 go build ./cmd/vpcnetd ./cmd/vpcnet-cni`")
 		}
 		root = parent
 	}

@@ -14,7 +14,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // env is what one command runs with: its stdio and the interpreter's environment.
@@ -91,5 +90,3 @@ func needArg(args []string, i *int) (string, error) {
 	*i++
 	return args[*i], nil
 }
-
-func trimFlag(a string) string { return strings.TrimLeft(a, "-") }
