@@ -383,6 +383,13 @@ func TestDaemonSetInstall(t *testing.T) {
 		return
 	}
 
+	// A node that has just turned Ready keeps the start-up taint node.kubernetes.io/not-ready
+	// until the controller-manager's node lifecycle pass removes it (seconds later): wait for
+	// that, so the watch below judges the fill, not the nodes' start.
+	l.waitFor("the nodes' start-up not-ready taints removed", 120*time.Second, func() (bool, string) {
+		out, err := l.kubectl("", "get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name}{" "}{.spec.taints[*].key}{"\n"}{end}`)
+		return err == nil && !strings.Contains(out, "node.kubernetes.io/not-ready") && !strings.Contains(out, "node.kubernetes.io/unreachable"), out
+	})
 	watch := l.watchNodes()
 	webIPs := map[string]string{}
 	var webPods []dsPod
