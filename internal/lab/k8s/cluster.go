@@ -192,6 +192,11 @@ func (runtime) Start(ctx context.Context, c *lab.Client, cfg lab.Config, progres
 		"--bind-address=127.0.0.1", "--v=1"); err != nil {
 		return err
 	}
+	// A pod can be created only once its namespace's ServiceAccount exists, and the
+	// controller-manager makes "default" a moment after it starts: the cluster is up then.
+	if err := waitHTTP(ctx, api.hc, local+"/api/v1/namespaces/default/serviceaccounts/default", 120*time.Second); err != nil {
+		return fmt.Errorf("kube-controller-manager made no default ServiceAccount: %w (see %s)", err, p.Log("kube-controller-manager"))
+	}
 	if cfg.DaemonSetAgent() {
 		if err := startDaemonSet(ctx, cfg, p, progress); err != nil {
 			return err
