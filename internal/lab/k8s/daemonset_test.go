@@ -21,27 +21,10 @@ import (
 	"github.com/vpcnet/vpcnet/deploy"
 	"github.com/vpcnet/vpcnet/internal/lab"
 	"github.com/vpcnet/vpcnet/internal/lab/k8s"
-	"github.com/vpcnet/vpcnet/internal/lab/k8s/cache"
 	"github.com/vpcnet/vpcnet/internal/netnsx"
 	"github.com/vpcnet/vpcnet/internal/plan"
 	"github.com/vpcnet/vpcnet/internal/testenv"
 )
-
-// dsRequireComponents is the cluster tests' gate: skip without the built components, build
-// them in strict mode (CI, VPCNET_REQUIRE_NETNS=1) and fail only if that fails.
-func dsRequireComponents(t *testing.T) {
-	t.Helper()
-	testenv.RequireNetns(t)
-	bc := cache.Open("", cache.Default)
-	if err := bc.Check(); err == nil {
-		return
-	} else if !testenv.Strict() {
-		t.Skipf("%v (the cluster test needs the built components)", err)
-	}
-	if err := bc.Build(context.Background(), cache.BuildOptions{Progress: func(s string) { t.Log(s) }}); err != nil {
-		t.Fatalf("build the lab cluster's components: %v", err)
-	}
-}
 
 // dsLab is the DaemonSet test's lab cluster.
 type dsLab struct {
@@ -294,7 +277,7 @@ var dsLabRE = regexp.MustCompile(`^d([0-9]+)x[0-9]+$`)
 // nothing left. (The exhausted-subnet event, the rolling update and delete + re-apply are not
 // yet tested here: see docs/kubernetes.md.)
 func TestDaemonSetInstall(t *testing.T) {
-	dsRequireComponents(t)
+	requireComponents(t)
 	bin := testenv.CLI(t)
 	ents, _ := os.ReadDir(lab.Root())
 	for _, e := range ents {
