@@ -34,4 +34,13 @@ func TestAgentModeValidate(t *testing.T) {
 			t.Errorf("agent %q: DaemonSetAgent %v", c.mode, !c.ds)
 		}
 	}
+	// A deferred install (the demo's `kubectl apply` after the nodes) is of the DaemonSet only.
+	for mode, want := range map[string]string{AgentDaemonSet: "", AgentSupervised: "needs --agent daemonset", "": "needs --agent daemonset"} {
+		cfg := DefaultConfig("am")
+		cfg.Runtime, cfg.AgentMode, cfg.DeferAgentInstall = "kubernetes", mode, true
+		err := cfg.Validate()
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("deferred install with agent %q: %v, want %q", mode, err, want)
+		}
+	}
 }

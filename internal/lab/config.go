@@ -32,6 +32,11 @@ type Config struct {
 	// AgentMode is who runs each node's vpcnetd: "" or AgentSupervised for the lab's own
 	// supervised process, AgentDaemonSet for deploy/'s DaemonSet (Runtime kubernetes only).
 	AgentMode string `json:"agentMode,omitempty"`
+	// DeferAgentInstall (AgentDaemonSet only) leaves deploy/'s DaemonSet unapplied at start:
+	// nodes register NotReady (kubelet: "cni plugin not initialized") until
+	// k8s.InstallAgent applies it, as on EKS before the VPC CNI is installed. The demo uses it
+	// to run the seed's order: cluster with nodes, then `kubectl apply`.
+	DeferAgentInstall bool `json:"deferAgentInstall,omitempty"`
 }
 
 // Agent modes (Config.AgentMode, `lab up --agent`).
@@ -74,6 +79,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("--agent %q: want %s or %s", c.AgentMode, AgentSupervised, AgentDaemonSet)
+	}
+	if c.DeferAgentInstall && c.AgentMode != AgentDaemonSet {
+		return fmt.Errorf("a deferred agent install needs --agent daemonset, not %q", c.AgentMode)
 	}
 	if err := ValidateName(c.Name); err != nil {
 		return err

@@ -159,6 +159,8 @@ func WriteOverlay(dir string, cfg lab.Config) error {
 
 // startDaemonSet packs the node image and applies deploy/ with the lab's overlay. It runs
 // before the first node joins: each node then imports the image before its kubelet starts.
+// With cfg.DeferAgentInstall it packs the image and writes the overlay but applies nothing:
+// InstallAgent does that once the nodes have registered.
 func startDaemonSet(ctx context.Context, cfg lab.Config, p Paths, progress func(string)) error {
 	progress(fmt.Sprintf("packing the node image %s into %s", deploy.Image, p.AgentImagePath()))
 	if err := PackAgentImage(cfg, p.AgentImagePath(), deploy.Image); err != nil {
@@ -167,12 +169,98 @@ func startDaemonSet(ctx context.Context, cfg lab.Config, p Paths, progress func(
 	if err := WriteOverlay(p.OverlayDir(), cfg); err != nil {
 		return err
 	}
-	progress(fmt.Sprintf("kubectl apply -k %s (deploy/vpcnet.yaml + the lab's endpoints)", p.OverlayDir()))
-	out, err := Kubectl(ctx, cfg.Name, "apply", "-k", p.OverlayDir()).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("kubectl apply -k %s: %v: %s", p.OverlayDir(), err, strings.TrimSpace(string(out)))
+	if cfg.DeferAgentInstall {
+		progress(fmt.Sprintf("the DaemonSet is not applied yet: nodes join NotReady until `kubectl apply -k %s`", p.OverlayDir()))
+		return nil
 	}
-	return nil
+	_, err := applyOverlay(ctx, cfg.Name, p, progress)
+	return err
+}
+
+// applyOverlay runs `kubectl apply -k` on the lab's overlay and returns kubectl's output.
+func applyOverlay(ctx context.Context, labName string, p Paths, progress func(string)) (string, error) {
+	progress(fmt.Sprintf("kubectl apply -k %s (deploy/vpcnet.yaml + the lab's endpoints)", p.OverlayDir()))
+	out, err := Kubectl(ctx, labName, "apply", "-k", p.OverlayDir()).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("kubectl apply -k %s: %v: %s", p.OverlayDir(), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// agentApplied reports whether deploy/'s DaemonSet exists in the cluster.
+func agentApplied(ctx context.Context, a *apiClient) (bool, error) {
+	var ds struct{ Metadata struct{ Name string } }
+	err := a.get(ctx, "/apis/apps/v1/namespaces/"+deploy.Namespace+"/daemonsets/"+deploy.DaemonSet, &ds)
+	if err != nil && strings.Contains(err.Error(), "404 Not Found") {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// InstallAgent is the deferred install of a lab started with Config.DeferAgentInstall:
+// `kubectl apply -k` of the overlay (deploy/vpcnet.yaml + the lab's endpoints), then, for
+// every node that registered without an agent, the rest of its join: Node Ready (the agent
+// wrote the CNI config), kube-proxy, the agent ready on its socket and /healthz. It returns
+// kubectl's output. Errors: a lab that is not a DaemonSet lab, kubectl's own, or a node whose
+// agent is not ready within 120 s.
+func InstallAgent(ctx context.Context, c *lab.Client, progress func(string)) (string, error) {
+	cfg, err := lab.ReadConfig(c.Paths)
+	if err != nil {
+		return "", err
+	}
+	if cfg.Runtime != Name || !cfg.DaemonSetAgent() {
+		return "", fmt.Errorf("lab %s: the agent is installed by kubectl apply only with --runtime kubernetes --agent daemonset", cfg.Name)
+	}
+	p := PathsOf(c.Paths)
+	out, err := applyOverlay(ctx, cfg.Name, p, progress)
+	if err != nil {
+		return "", err
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return out, err
+	}
+	api, err := newAPI(p, lab.RouterNS(cfg.Name), fmt.Sprintf("https://127.0.0.1:%d", APIPort))
+	if err != nil {
+		return out, err
+	}
+	for _, n := range st.Nodes {
+		if err := waitNodeReady(ctx, api, p, n, 120*time.Second, progress); err != nil {
+			return out, err
+		}
+		if err := startKubeProxy(p, cfg.Name, n, cfg.Subnets[0].Addr().Next()); err != nil {
+			return out, err
+		}
+		if err := waitDaemonSetAgent(ctx, c, n, progress); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// waitNodeReady polls the Node object until it says Ready=True.
+func waitNodeReady(ctx context.Context, api *apiClient, p Paths, n lab.NodeInfo, limit time.Duration, progress func(string)) error {
+	start := time.Now()
+	last := ""
+	for {
+		ok, msg, err := api.nodeReady(ctx, n.Name)
+		if ok {
+			progress(fmt.Sprintf("node %s Ready (%s)", n.Name, time.Since(start).Round(10*time.Millisecond)))
+			return nil
+		}
+		if err != nil {
+			msg = err.Error()
+		}
+		last = msg
+		if time.Since(start) > limit {
+			return fmt.Errorf("node %s not Ready after %s: %s (see %s)", n.Name, limit, last, filepath.Join(p.Node(n.Index), "kubelet.log"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // daemonSetNode adapts a node's spec for the DaemonSet's agent: the vpcnet image joins the

@@ -119,6 +119,16 @@ func (runtime) NodeAdded(ctx context.Context, c *lab.Client, n lab.NodeInfo, pro
 	if err != nil {
 		return err
 	}
+	if cfg.DaemonSetAgent() && cfg.DeferAgentInstall {
+		applied, err := agentApplied(ctx, api)
+		if err != nil {
+			return err
+		}
+		if !applied {
+			// No CNI yet: the node registers NotReady, and InstallAgent finishes its join.
+			return waitNodeRegistered(ctx, api, p, n, spec.Kubelet.Log, progress)
+		}
+	}
 	deadline := time.Now().Add(120 * time.Second)
 	last := ""
 	for {
@@ -144,6 +154,29 @@ func (runtime) NodeAdded(ctx context.Context, c *lab.Client, n lab.NodeInfo, pro
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("node %s not Ready after 120s: %s (see %s)", n.Name, last, spec.Kubelet.Log)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// waitNodeRegistered waits until kubelet has registered the Node object (Ready or not).
+func waitNodeRegistered(ctx context.Context, api *apiClient, p Paths, n lab.NodeInfo, kubeletLog string, progress func(string)) error {
+	start := time.Now()
+	for {
+		_, msg, err := api.nodeReady(ctx, n.Name)
+		if err == nil {
+			progress(fmt.Sprintf("node %s registered (%s); no CNI installed yet: %s", n.Name, time.Since(start).Round(10*time.Millisecond), msg))
+			return nil
+		}
+		if len(markedPIDs(p.labDir(), fmt.Sprintf("node-%d", n.Index))) == 0 {
+			return fmt.Errorf("node %s: its runtime process exited (see %s)", n.Name, kubeletLog)
+		}
+		if time.Since(start) > 120*time.Second {
+			return fmt.Errorf("node %s not registered after 120s: %v (see %s)", n.Name, err, kubeletLog)
 		}
 		select {
 		case <-ctx.Done():
