@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/vpcnet/vpcnet/internal/lab"
+	"github.com/vpcnet/vpcnet/internal/lab/k8s"
 )
 
 // withLab runs fn against the lab's controller with a context that ends on Ctrl-C: for the
@@ -25,13 +26,26 @@ func withLab(fn func(context.Context, *lab.Client) error) error {
 	return fn(ctx, c)
 }
 
-// labStatus asks the lab's controller for its status: the commands that only look.
+// labStatus asks the lab's controller for its status: the commands that only look. On a
+// cluster the pods are the Kubernetes pods holding a pod-network address, from the API; if
+// the API does not answer, the status says so on stderr and shows the controller's view.
 func labStatus() (lab.Status, error) {
 	c, err := labClient()
 	if err != nil {
 		return lab.Status{}, err
 	}
-	return c.Status(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := c.Status(ctx)
+	if err != nil || !labIsCluster() {
+		return st, err
+	}
+	withPods, err := k8s.ClusterStatus(ctx, labName, st)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "warning: lab %s: %v; pods are not shown\n", labName, err)
+		return st, nil
+	}
+	return withPods, nil
 }
 
 // labNode asks for the lab's status and finds a node in it by name, index or instance ID.

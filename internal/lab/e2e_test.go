@@ -395,7 +395,7 @@ func TestDemo(t *testing.T) {
 	sweepDeadTestLabs()
 	name := fmt.Sprintf("d%dx%d", os.Getpid(), labSeq.Add(1))
 	t.Cleanup(func() { _ = lab.Sweep(name, func(string) {}) })
-	cmd := exec.Command(bin, "lab", "demo", "--name", name)
+	cmd := exec.Command(bin, "lab", "demo", "--runtime", "none", "--name", name)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("lab demo: %v\n%s", err, out)

@@ -3,8 +3,10 @@ package k8s
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -128,4 +130,83 @@ func PodInfos(ctx context.Context, labName string) ([]lab.PodInfo, error) {
 		out[i] = p.PodInfo
 	}
 	return out, err
+}
+
+// podList is the part of a `kubectl get pods -o json` answer the lab reads.
+type podList struct {
+	Items []struct {
+		Metadata struct{ Namespace, Name string }
+		Spec     struct {
+			NodeName    string
+			HostNetwork bool
+		}
+		Status struct {
+			Phase, PodIP string
+			// ContainerStatuses[0].ContainerID is "containerd://<id>".
+			ContainerStatuses []struct{ ContainerID string }
+		}
+	}
+}
+
+// NetworkPods reads a `kubectl get pods -A -o json` answer and returns the pods that hold a
+// pod-network address (what the CNI plugin gave them): a podIP, not hostNetwork (those carry
+// their node's primary address), not Succeeded or Failed (their sandbox is gone). Pods outside
+// the namespace "default" are named NAMESPACE/NAME. NS (a bare pod's netns) stays "".
+func NetworkPods(kubectlJSON []byte) ([]lab.PodInfo, error) {
+	var list podList
+	if err := json.Unmarshal(kubectlJSON, &list); err != nil {
+		return nil, fmt.Errorf("pod list: %w", err)
+	}
+	var out []lab.PodInfo
+	for _, it := range list.Items {
+		ip, err := netip.ParseAddr(it.Status.PodIP)
+		if err != nil || it.Spec.HostNetwork || it.Status.Phase == "Succeeded" || it.Status.Phase == "Failed" {
+			continue
+		}
+		name := it.Metadata.Name
+		if it.Metadata.Namespace != "" && it.Metadata.Namespace != "default" {
+			name = it.Metadata.Namespace + "/" + name
+		}
+		p := lab.PodInfo{Name: name, Node: it.Spec.NodeName, IP: ip}
+		if len(it.Status.ContainerStatuses) > 0 {
+			_, p.ContainerID, _ = strings.Cut(it.Status.ContainerStatuses[0].ContainerID, "://")
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// WithPods returns st with pods as its pods, each node's Pods listing those on it by name:
+// a cluster's status, whose controller knows no bare pods.
+func WithPods(st lab.Status, pods []lab.PodInfo) lab.Status {
+	st.Pods = pods
+	nodes := make([]lab.NodeInfo, len(st.Nodes))
+	for i, n := range st.Nodes {
+		n.Pods = nil
+		for _, p := range pods {
+			if p.Node == n.Name {
+				n.Pods = append(n.Pods, p.Name)
+			}
+		}
+		nodes[i] = n
+	}
+	st.Nodes = nodes
+	return st
+}
+
+// ClusterStatus is the lab's status with the cluster's pods (all namespaces) from the API.
+func ClusterStatus(ctx context.Context, labName string, st lab.Status) (lab.Status, error) {
+	out, err := Kubectl(ctx, labName, "get", "pods", "--all-namespaces", "-o", "json").Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%v: %s", err, strings.TrimSpace(string(ee.Stderr)))
+		}
+		return st, fmt.Errorf("list the cluster's pods: %w", err)
+	}
+	pods, err := NetworkPods(out)
+	if err != nil {
+		return st, err
+	}
+	return WithPods(st, pods), nil
 }
