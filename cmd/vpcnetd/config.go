@@ -51,6 +51,7 @@ var settings = []setting{
 	{"VPCNET_STATE_DIR", "/var/lib/vpcnet", "absolute path where the allocation store (ipam/), the plugin's records (cni/) and the agent's lock live", dirVar("VPCNET_STATE_DIR", func(c *agent.Config) *string { return &c.StateDir })},
 	{"VPCNET_CNI_CONF_DIR", "/etc/cni/net.d", "absolute path where the CNI config is written once the agent can serve an address", dirVar("VPCNET_CNI_CONF_DIR", func(c *agent.Config) *string { return &c.CNIConfDir })},
 	{"VPCNET_CNI_CONF_NAME", "10-vpcnet.conflist", "file name of the CNI config: a plain name ending in .conflist, no path separator", confNameVar},
+	{"VPCNET_CNI_PORTMAP", "false", "chain upstream's portmap plugin after vpcnet-cni in the CNI config (capability portMappings, snat), so pods' hostPort works; the runtime's CNI bin directory must hold portmap", boolVar(func(c *agent.Config) *bool { return &c.PortMap })},
 	{"VPCNET_METRICS_ADDR", "127.0.0.1:61678", "loopback host:port for /metrics, /healthz and /v1/*; empty disables", metricsAddrVar},
 	{"VPCNET_CLUSTER_NAME", "vpcnet", "cluster name tagged on the ENIs the agent creates (1-256 printable characters, an EC2 tag value)", clusterVar},
 	{"VPCNET_HOST_NETWORKING", "true", "set up ENI devices, routing tables and SNAT in the agent's namespace; false: addresses only", boolVar(func(c *agent.Config) *bool { return &c.HostNetworking })},

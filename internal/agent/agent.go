@@ -35,6 +35,11 @@ type Config struct {
 	BlockPodIMDS   bool   // with HostNetworking: drop pods' traffic to IMDS (VPCNET_BLOCK_POD_IMDS)
 	InstanceTypes  string // catalog file; "" for the built-in one
 
+	// PortMap chains upstream's portmap plugin after vpcnet-cni in the CNI config
+	// (VPCNET_CNI_PORTMAP), so pods' hostPort works; the runtime's CNI bin directory must hold
+	// a portmap binary.
+	PortMap bool
+
 	// AddWait is how long an ADD that finds no free address waits for one the pool is
 	// fetching (VPCNET_ADD_WAIT); 0 answers try-again at once.
 	AddWait time.Duration

@@ -20,19 +20,30 @@ const ConfCNIVersion = "1.0.0"
 // ConfCNIVersions lists every version the conflist offers, lowest first.
 var ConfCNIVersions = []string{"1.0.0", "1.1.0"}
 
-// ConfList is the CNI network configuration the agent writes (docs/CONTRACTS.md).
+// ConfList is the CNI network configuration the agent writes (docs/CONTRACTS.md): vpcnet-cni,
+// then, with PortMap, upstream's portmap plugin with the portMappings capability (the runtime
+// passes a pod's hostPort entries to it, as the AWS VPC CNI's 10-aws.conflist does) and snat,
+// so a hostPort answers on the node's addresses and on its loopback.
 func (c Config) ConfList() []byte {
+	plugins := []map[string]any{{
+		"type":        "vpcnet-cni",
+		"agentSocket": c.Socket,
+		"mtu":         c.MTU,
+		"vethPrefix":  c.VethPrefix,
+		"stateDir":    filepath.Join(c.StateDir, "cni"),
+	}}
+	if c.PortMap {
+		plugins = append(plugins, map[string]any{
+			"type":         "portmap",
+			"capabilities": map[string]bool{"portMappings": true},
+			"snat":         true,
+		})
+	}
 	b, _ := json.MarshalIndent(map[string]any{
 		"cniVersion":  ConfCNIVersion,
 		"cniVersions": ConfCNIVersions,
 		"name":        "vpcnet",
-		"plugins": []map[string]any{{
-			"type":        "vpcnet-cni",
-			"agentSocket": c.Socket,
-			"mtu":         c.MTU,
-			"vethPrefix":  c.VethPrefix,
-			"stateDir":    filepath.Join(c.StateDir, "cni"),
-		}},
+		"plugins":     plugins,
 	}, "", "  ")
 	return append(b, '\n')
 }

@@ -63,3 +63,28 @@ func TestConfListNegotiatesOldAndNewRuntimes(t *testing.T) {
 		}
 	}
 }
+
+// With PortMap (VPCNET_CNI_PORTMAP) the conflist chains portmap after vpcnet-cni with the
+// portMappings capability, so a runtime hands it the pod's hostPort entries; without it the
+// list holds vpcnet-cni alone (a runtime with no portmap binary would fail every ADD).
+func TestConfListChainsPortmap(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		cfg := agent.Config{Socket: "/run/vpcnet/vpcnetd.sock", MTU: 9001, VethPrefix: "eni", StateDir: "/var/lib/vpcnet", PortMap: on}
+		list, err := libcni.NetworkConfFromBytes(cfg.ConfList())
+		if err != nil {
+			t.Fatalf("PortMap %v: libcni refuses the conflist: %v", on, err)
+		}
+		if !on {
+			if len(list.Plugins) != 1 {
+				t.Errorf("PortMap off: %d plugins, want vpcnet-cni alone", len(list.Plugins))
+			}
+			continue
+		}
+		if len(list.Plugins) != 2 || list.Plugins[0].Network.Type != "vpcnet-cni" || list.Plugins[1].Network.Type != "portmap" {
+			t.Fatalf("PortMap on: plugins %d, want vpcnet-cni then portmap", len(list.Plugins))
+		}
+		if !list.Plugins[1].Network.Capabilities["portMappings"] {
+			t.Errorf("portmap without the portMappings capability: the runtime would not pass hostPorts: %s", list.Plugins[1].Bytes)
+		}
+	}
+}

@@ -28,5 +28,10 @@ func AgentEnv(cfg Config, n NodePaths) []string {
 		"AWS_ENDPOINT_URL_EC2=http://" + fabric.EC2Addr.String(),
 		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://" + fabric.IMDSAddr.String(),
 	}
+	if cfg.Runtime == "kubernetes" {
+		// kubelet passes hostPort mappings to the conflist's portmap (the node's /opt/cni/bin
+		// gets it from the machine's CNI plugins, internal/lab/k8s).
+		env = append(env, "VPCNET_CNI_PORTMAP=true")
+	}
 	return append(env, cfg.AgentEnv()...)
 }

@@ -15,6 +15,10 @@ import (
 	"github.com/vpcnet/vpcnet/internal/lab/k8s/cache"
 )
 
+// PortmapPlugin is upstream's portmap CNI plugin as Debian's containernetworking-plugins
+// installs it; the lab copies it into each node's /opt/cni/bin, after vpcnet-cni in the conflist.
+const PortmapPlugin = "/usr/lib/cni/portmap"
+
 // NodeBinds are the host paths each node keeps for itself, by the bind source's name in the
 // node's directory: containerd's and kubelet's state, the CNI directories, the agent's paths,
 // and the log directories kubelet hard-codes.
@@ -79,8 +83,14 @@ func (runtime) NodeAdded(ctx context.Context, c *lab.Client, n lab.NodeInfo, pro
 	}
 	if cfg.DaemonSetAgent() {
 		daemonSetNode(c, p, n, &spec) // the DaemonSet's init container installs vpcnet-cni
-	} else if err := copyFile(cfg.CNIBin, filepath.Join(dir, "cni-bin", "vpcnet-cni"), 0o755); err != nil {
-		return fmt.Errorf("install vpcnet-cni on node %s: %w", n.Name, err)
+	} else {
+		if err := copyFile(cfg.CNIBin, filepath.Join(dir, "cni-bin", "vpcnet-cni"), 0o755); err != nil {
+			return fmt.Errorf("install vpcnet-cni on node %s: %w", n.Name, err)
+		}
+		// The agent's conflist chains portmap (VPCNET_CNI_PORTMAP, lab.AgentEnv) for hostPort.
+		if err := copyFile(PortmapPlugin, filepath.Join(dir, "cni-bin", "portmap"), 0o755); err != nil {
+			return fmt.Errorf("install portmap on node %s: %w (install the CNI plugins: apt-get install containernetworking-plugins)", n.Name, err)
+		}
 	}
 	ctrdConf := filepath.Join(dir, "containerd.toml")
 	if err := os.WriteFile(ctrdConf, []byte(containerdConfig(bc)), 0o644); err != nil {
