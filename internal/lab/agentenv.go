@@ -30,7 +30,7 @@ func AgentEnv(cfg Config, n NodePaths) []string {
 	}
 	if cfg.Runtime == "kubernetes" {
 		// kubelet passes hostPort mappings to the conflist's portmap (the node's /opt/cni/bin
-		// gets it from the machine's CNI plugins, internal/lab/k8s).
+		// gets it from the build cache, internal/lab/k8s).
 		env = append(env, "VPCNET_CNI_PORTMAP=true")
 	}
 	return append(env, cfg.AgentEnv()...)

@@ -15,10 +15,6 @@ import (
 	"github.com/vpcnet/vpcnet/internal/lab/k8s/cache"
 )
 
-// PortmapPlugin is upstream's portmap CNI plugin as Debian's containernetworking-plugins
-// installs it; the lab copies it into each node's /opt/cni/bin, after vpcnet-cni in the conflist.
-const PortmapPlugin = "/usr/lib/cni/portmap"
-
 // NodeBinds are the host paths each node keeps for itself, by the bind source's name in the
 // node's directory: containerd's and kubelet's state, the CNI directories, the agent's paths,
 // and the log directories kubelet hard-codes.
@@ -88,8 +84,8 @@ func (runtime) NodeAdded(ctx context.Context, c *lab.Client, n lab.NodeInfo, pro
 			return fmt.Errorf("install vpcnet-cni on node %s: %w", n.Name, err)
 		}
 		// The agent's conflist chains portmap (VPCNET_CNI_PORTMAP, lab.AgentEnv) for hostPort.
-		if err := copyFile(PortmapPlugin, filepath.Join(dir, "cni-bin", "portmap"), 0o755); err != nil {
-			return fmt.Errorf("install portmap on node %s: %w (install the CNI plugins: apt-get install containernetworking-plugins)", n.Name, err)
+		if err := copyFile(bc.Bin("portmap"), filepath.Join(dir, "cni-bin", "portmap"), 0o755); err != nil {
+			return fmt.Errorf("install portmap on node %s: %w", n.Name, err)
 		}
 	}
 	ctrdConf := filepath.Join(dir, "containerd.toml")

@@ -57,6 +57,10 @@ var stagingModules = []string{"api", "apiextensions-apiserver", "apimachinery", 
 	"kube-controller-manager", "kube-proxy", "kube-scheduler", "kubectl", "kubelet", "metrics", "mount-utils",
 	"pod-security-admission", "sample-apiserver", "sample-cli-plugin", "sample-controller", "streaming"}
 
+// CNIPluginsVersion pins containernetworking/plugins, whose portmap the lab chains after
+// vpcnet-cni for hostPort (the same version as this module's go.mod requires).
+const CNIPluginsVersion = "v1.9.1"
+
 // KubernetesBinaries are the Kubernetes programs the lab runs, built in one go build.
 var KubernetesBinaries = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl"}
 
@@ -131,6 +135,13 @@ func Components(v Versions) []Component {
 		{Name: "containerd", Version: v.Containerd, Binaries: []string{"containerd", "ctr", "containerd-shim-runc-v2"},
 			ColdTime: "about 5 min", Verb: "install", Packages: ctrdPkgs, Flags: []string{"-trimpath", "-tags", "no_btrfs",
 				"-ldflags", "-s -w -X github.com/containerd/containerd/v2/version.Version=" + v.Containerd}},
+		{Name: "cni-plugins", Version: CNIPluginsVersion, Binaries: []string{"portmap"}, ColdTime: "about 30 s",
+			// The conflist offers CNI 1.1.0, so containerd 2.x sends STATUS to every plugin of
+			// it; a portmap older than plugins v1.5 (Debian's 1.1.1) fails STATUS with
+			// "missing containerID" and the node never gets NetworkReady.
+			Verb: "install", Flags: []string{"-trimpath", "-ldflags", "-s -w"},
+			Packages: []string{"github.com/containernetworking/plugins/plugins/meta/portmap@" + CNIPluginsVersion},
+			Env:      []string{"CGO_ENABLED=0"}},
 		{Name: "kubernetes", Version: v.Kubernetes, Binaries: KubernetesBinaries, ColdTime: "about 15 min",
 			Module: map[string]string{"go.mod": gomod.String()}, Verb: "build", Packages: k8sPkgs,
 			Flags: []string{"-mod=mod", "-trimpath", "-ldflags", "-s -w " + strings.Join(ld, " ")}},
