@@ -89,20 +89,25 @@ func checkHost(p Pod, host netlink.Link, fail func(string, ...any)) {
 	case len(routes) != 1 || routes[0].LinkIndex != a.Index || routes[0].Scope != netlink.SCOPE_LINK:
 		fail("no route %s dev %s scope link in the main table (found %d routes to it)", p.Addr, p.HostVeth, len(routes))
 	}
-	rules, err := rulesFor(p.Addr)
-	if err != nil {
-		fail("rules of %s: %v", p.Addr, err)
-	}
-	var to, from bool
-	for _, r := range rules {
-		to = to || r.Priority == RulePrioToPod && r.Table == mainTable && r.Dst != nil
-		from = from || r.Priority == RulePrioFromPod && r.Table == p.Table && r.Src != nil
-	}
-	if !to {
+	to, errTo := ruleThere(p.Addr, func(r netlink.Rule) bool {
+		return r.Priority == RulePrioToPod && r.Table == mainTable && r.Dst != nil
+	})
+	switch {
+	case errTo != nil:
+		fail("rules of %s: %v", p.Addr, errTo)
+	case !to:
 		fail("no rule %d: to %s lookup main", RulePrioToPod, p.Addr)
 	}
-	if p.Table != 0 && !from {
-		fail("no rule %d: from %s lookup %d", RulePrioFromPod, p.Addr, p.Table)
+	if p.Table != 0 {
+		from, errFrom := ruleThere(p.Addr, func(r netlink.Rule) bool {
+			return r.Priority == RulePrioFromPod && r.Table == p.Table && r.Src != nil
+		})
+		switch {
+		case errFrom != nil:
+			fail("rules of %s: %v", p.Addr, errFrom)
+		case !from:
+			fail("no rule %d: from %s lookup %d", RulePrioFromPod, p.Addr, p.Table)
+		}
 	}
 	if ok, err := antispoofPresent(p.prefix()); err != nil || !ok {
 		fail("nftables anti-spoofing for %s* is missing (%v)", p.prefix(), err)

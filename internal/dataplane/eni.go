@@ -209,17 +209,10 @@ func checkSecondaryENI(e ENI, link netlink.Link, fail func(string, ...any)) {
 	if !defaultRoute {
 		fail("table %d has no default route via %s dev %s", table, e.Router(), name)
 	}
-	rules, err := netlink.RuleList(netlink.FAMILY_V4)
+	rule, err := ruleThere(e.PrimaryIP, func(r netlink.Rule) bool { return r.Table == table && r.Src != nil })
 	if err != nil {
 		fail("rules: %v", err)
-	}
-	rule := false
-	for _, r := range rules {
-		if r.Table == table && r.Src != nil && r.Src.IP.Equal(e.PrimaryIP.AsSlice()) {
-			rule = true
-		}
-	}
-	if !rule {
+	} else if !rule {
 		fail("no rule from %s lookup %d", e.PrimaryIP, table)
 	}
 }

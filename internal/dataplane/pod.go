@@ -263,15 +263,11 @@ func teardown(p Pod, keepVeth bool) error {
 			// Routed to a link that is not (or no longer) ours: another attachment holds the
 			// address now, and the rules are its.
 		default:
-			rules, err := rulesFor(p.Addr)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			for _, r := range rules {
-				if r.Priority != RulePrioToPod && r.Priority != RulePrioFromPod {
-					continue
-				}
-				if err := delRule(&r); err != nil {
+			// Deleted by their keys, never picked from a dump: the kernel resumes a rule dump by
+			// position, so a dump taken while other pods' rules go (parallel DELs) skips some,
+			// and a rule it skipped stayed behind.
+			for _, r := range podRuleKeys(p.Addr) {
+				if err := delRule(r); err != nil {
 					errs = append(errs, err)
 				}
 			}

@@ -38,6 +38,14 @@ func fromRule(ip netip.Addr, table int) *netlink.Rule {
 	return r
 }
 
+// podRuleKeys are the keys that match every rule of a pod address whatever its table: `to <ip>`
+// at priority 512 and `from <ip>` at priority 1536, table unset (the kernel then matches any).
+func podRuleKeys(ip netip.Addr) []*netlink.Rule {
+	to, from := toRule(ip), fromRule(ip, 0)
+	to.Table = 0
+	return []*netlink.Rule{to, from}
+}
+
 // addRule adds r unless the same rule is there already (the kernel refuses duplicates).
 func addRule(r *netlink.Rule) error {
 	if err := netlink.RuleAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
@@ -60,7 +68,27 @@ func delRule(r *netlink.Rule) error {
 	return nil
 }
 
-// rulesFor returns the IPv4 rules at priority prio whose source or destination is ip.
+// ruleThere reports whether a rule whose source or destination is ip/32 satisfies match. The
+// kernel resumes a rule dump by position, so a dump taken while other rules are deleted (pods'
+// DELs run in parallel) can skip rules that are there: a rule missing from one dump is looked
+// for in up to two more before it is reported missing.
+func ruleThere(ip netip.Addr, match func(netlink.Rule) bool) (bool, error) {
+	for range 3 {
+		rules, err := rulesFor(ip)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range rules {
+			if match(r) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// rulesFor returns the IPv4 rules whose source or destination is ip/32, from one dump (which can
+// miss rules, see ruleThere); deletions go by key (podRuleKeys), never from a dump.
 func rulesFor(ip netip.Addr) ([]netlink.Rule, error) {
 	rules, err := netlink.RuleList(unix.AF_INET)
 	if err != nil {
