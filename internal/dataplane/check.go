@@ -81,8 +81,7 @@ func checkHost(p Pod, host netlink.Link, fail func(string, ...any)) {
 	if v, err := readSysctl("net/ipv4/conf/" + p.HostVeth + "/forwarding"); err != nil || v != "1" {
 		fail("node sysctl net.ipv4.conf.%s.forwarding is %q, want 1 (%v)", p.HostVeth, v, err)
 	}
-	routes, err := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Dst: hostPrefix(p.Addr), Table: mainTable},
-		netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+	routes, err := routesTo(p.Addr)
 	switch {
 	case err != nil:
 		fail("routes to %s: %v", p.Addr, err)
@@ -117,7 +116,9 @@ func checkHost(p Pod, host netlink.Link, fail func(string, ...any)) {
 // checkENITable checks the routing table of a secondary ENI: a default route through a device
 // that is up and does not drop the pods' replies by a strict reverse-path filter.
 func checkENITable(table int, fail func(string, ...any)) {
-	routes, err := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
+	routes, err := dump(func() ([]netlink.Route, error) {
+		return netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		fail("table %d: %v", table, err)
 		return
@@ -161,7 +162,7 @@ func checkPodSide(p Pod, host netlink.Link, fail func(string, ...any)) {
 	if a.MTU != p.mtu() {
 		fail("pod interface %s has MTU %d, want %d", p.IfName, a.MTU, p.mtu())
 	}
-	addrs, err := netlink.AddrList(link, unix.AF_INET)
+	addrs, err := dump(func() ([]netlink.Addr, error) { return netlink.AddrList(link, unix.AF_INET) })
 	if err != nil {
 		fail("addresses of pod %s: %v", p.IfName, err)
 	}

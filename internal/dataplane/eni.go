@@ -41,7 +41,7 @@ func LinkByMAC(mac string) (netlink.Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("MAC %q: %w", mac, err)
 	}
-	links, err := netlink.LinkList()
+	links, err := dump(netlink.LinkList)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +170,7 @@ func CheckENI(e ENI) error {
 
 func checkSecondaryENI(e ENI, link netlink.Link, fail func(string, ...any)) {
 	name := link.Attrs().Name
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	addrs, err := dump(func() ([]netlink.Addr, error) { return netlink.AddrList(link, netlink.FAMILY_V4) })
 	if err != nil {
 		fail("ENI %s (%s): addresses: %v", e.MAC, name, err)
 	}
@@ -187,7 +187,9 @@ func checkSecondaryENI(e ENI, link netlink.Link, fail func(string, ...any)) {
 		fail("ENI %s (%s) rp_filter is %q, want 2 (%v)", e.MAC, name, v, err)
 	}
 	table := TableForDevice(e.DeviceIndex)
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
+	routes, err := dump(func() ([]netlink.Route, error) {
+		return netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		fail("table %d: %v", table, err)
 	}
@@ -240,8 +242,10 @@ func TeardownENI(e ENI) error {
 		}
 		return errors.Join(errs...)
 	}
-	routes, err := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: table, LinkIndex: link.Attrs().Index},
-		netlink.RT_FILTER_TABLE|netlink.RT_FILTER_OIF)
+	routes, err := dump(func() ([]netlink.Route, error) {
+		return netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: table, LinkIndex: link.Attrs().Index},
+			netlink.RT_FILTER_TABLE|netlink.RT_FILTER_OIF)
+	})
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -251,7 +255,7 @@ func TeardownENI(e ENI) error {
 		}
 	}
 	if e.PrimaryIP.Is4() {
-		addrs, _ := netlink.AddrList(link, unix.AF_INET)
+		addrs, _ := dump(func() ([]netlink.Addr, error) { return netlink.AddrList(link, unix.AF_INET) })
 		for _, a := range addrs {
 			if a.IP.Equal(e.PrimaryIP.AsSlice()) {
 				if err := netlink.AddrDel(link, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {

@@ -254,8 +254,7 @@ func teardown(p Pod, keepVeth bool) error {
 		errs = append(errs, fmt.Errorf("find %s: %w", p.HostVeth, err))
 	}
 	if p.Addr.IsValid() && len(errs) == 0 {
-		routes, err := netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Dst: hostPrefix(p.Addr), Table: mainTable},
-			netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+		routes, err := routesTo(p.Addr)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("routes to %s: %w", p.Addr, err))

@@ -90,7 +90,7 @@ func ruleThere(ip netip.Addr, match func(netlink.Rule) bool) (bool, error) {
 // rulesFor returns the IPv4 rules whose source or destination is ip/32, from one dump (which can
 // miss rules, see ruleThere); deletions go by key (podRuleKeys), never from a dump.
 func rulesFor(ip netip.Addr) ([]netlink.Rule, error) {
-	rules, err := netlink.RuleList(unix.AF_INET)
+	rules, err := dump(func() ([]netlink.Rule, error) { return netlink.RuleList(unix.AF_INET) })
 	if err != nil {
 		return nil, err
 	}
@@ -107,4 +107,27 @@ func rulesFor(ip netip.Addr) ([]netlink.Rule, error) {
 		}
 	}
 	return out, nil
+}
+
+// routesTo lists the main table's routes to ip/32.
+func routesTo(ip netip.Addr) ([]netlink.Route, error) {
+	return dump(func() ([]netlink.Route, error) {
+		return netlink.RouteListFiltered(unix.AF_INET, &netlink.Route{Dst: hostPrefix(ip), Table: mainTable},
+			netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+	})
+}
+
+// dump runs a netlink dump again while the kernel says it was interrupted by a change
+// (NLM_F_DUMP_INTR: netlink.ErrDumpInterrupted, with results that may be incomplete), up to
+// five times; a node busy adding and deleting pods' veths and addresses interrupts dumps often.
+func dump[T any](list func() ([]T, error)) ([]T, error) {
+	var out []T
+	var err error
+	for range 5 {
+		out, err = list()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	return out, err
 }

@@ -110,7 +110,7 @@ func SetupSNAT(s SNAT) error {
 // routes back through the pod's own ENI, so strict filtering (1, many distributions' default;
 // the kernel uses the larger of "all" and the interface's value) would drop them.
 func loosenPrimaryRPFilter(primary netip.Addr) error {
-	addrs, err := netlink.AddrList(nil, unix.AF_INET)
+	addrs, err := dump(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, unix.AF_INET) })
 	if err != nil {
 		return fmt.Errorf("SNAT: listing addresses: %w", err)
 	}
