@@ -156,8 +156,10 @@ func SetupPod(p Pod) (PodLinks, error) {
 	return links, nil
 }
 
-// operUpTimeout bounds the wait for a veth end's link-watch work.
-const operUpTimeout = 3 * time.Second
+// operUpTimeout bounds the wait for a veth end's link-watch work: a failure bound, not an
+// expected time (well under 100 ms on an idle node; seconds on a loaded one, whose kernel
+// workqueue runs behind every busy task).
+const operUpTimeout = 15 * time.Second
 
 // waitOperUp polls until the named link (in podNS, or here when nil) is operationally up.
 func waitOperUp(name string, podNS ns.NetNS) error {
