@@ -1,6 +1,7 @@
 package vpcsim_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"sync"
@@ -117,7 +118,8 @@ func (r *recorder) reset() { r.mu.Lock(); r.ev = nil; r.mu.Unlock() }
 
 func TestAttachLatencyAndEvents(t *testing.T) {
 	rec := &recorder{}
-	const lat = 300 * time.Millisecond
+	// Long enough that the checks of the attaching state below fit in it on a loaded machine.
+	const lat = 3 * time.Second
 	f := newFixture(t, vpcsim.Options{Hook: rec.hook, Latency: map[string]time.Duration{"AttachNetworkInterface": lat}}, "10.0.0.0/16", "10.0.1.0/24")
 	inst := f.run(t, "m5.large")
 	if k := rec.kinds(); len(k) != 1 || k[0] != vpcsim.EventENIAttached {
@@ -128,8 +130,8 @@ func TestAttachLatencyAndEvents(t *testing.T) {
 	md := imdsClient(t, f.s, *inst.InstanceId)
 	begin := time.Now()
 	att := must[*ec2.AttachNetworkInterfaceOutput](t)(f.c.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: e.NetworkInterfaceId, InstanceId: inst.InstanceId, DeviceIndex: aws.Int32(1)}))
-	if time.Since(begin) > lat/2 {
-		t.Errorf("attach reply took %v: the latency belongs to the attaching state", time.Since(begin))
+	if took := time.Since(begin); took >= lat {
+		t.Errorf("attach reply took %v: the latency belongs to the attaching state", took)
 	}
 	if got := f.describeENI(t, *e.NetworkInterfaceId); got.Attachment.Status != types.AttachmentStatusAttaching {
 		t.Fatalf("status %s right after attach, want attaching", got.Attachment.Status)
@@ -140,7 +142,7 @@ func TestAttachLatencyAndEvents(t *testing.T) {
 	if len(rec.kinds()) != 0 {
 		t.Fatalf("events before attached: %v", rec.kinds())
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(lat + 30*time.Second)
 	for f.describeENI(t, *e.NetworkInterfaceId).Attachment.Status != types.AttachmentStatusAttached {
 		if time.Now().After(deadline) {
 			t.Fatal("never attached")
@@ -185,7 +187,8 @@ func TestAttachLatencyAndEvents(t *testing.T) {
 
 func TestDetachLatency(t *testing.T) {
 	rec := &recorder{}
-	f := newFixture(t, vpcsim.Options{Hook: rec.hook, Latency: map[string]time.Duration{"DetachNetworkInterface": 200 * time.Millisecond}}, "10.0.0.0/16", "10.0.1.0/24")
+	// Long enough that the checks of the detaching state below fit in it on a loaded machine.
+	f := newFixture(t, vpcsim.Options{Hook: rec.hook, Latency: map[string]time.Duration{"DetachNetworkInterface": 3 * time.Second}}, "10.0.0.0/16", "10.0.1.0/24")
 	inst := f.run(t, "m5.large")
 	e := f.eni(t)
 	att := must[*ec2.AttachNetworkInterfaceOutput](t)(f.c.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: e.NetworkInterfaceId, InstanceId: inst.InstanceId, DeviceIndex: aws.Int32(1)}))
@@ -196,7 +199,7 @@ func TestDetachLatency(t *testing.T) {
 	}
 	_, err := f.c.DeleteNetworkInterface(ctx, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: e.NetworkInterfaceId})
 	wantCode(t, err, "InvalidParameterValue")
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(33 * time.Second)
 	for f.describeENI(t, *e.NetworkInterfaceId).Status != types.NetworkInterfaceStatusAvailable {
 		if time.Now().After(deadline) {
 			t.Fatal("never detached")
@@ -216,9 +219,18 @@ func TestLatencyDelaysReply(t *testing.T) {
 	if d := time.Since(begin); d < 150*time.Millisecond {
 		t.Fatalf("reply after %v", d)
 	}
-	begin = time.Now()
+	// An action without latency is not held by another's: DescribeSubnets answers while a
+	// DescribeVpcs with a latency of an hour is still waiting (a condition, not a duration).
+	s.SetLatency("DescribeVpcs", time.Hour)
+	slow, cancel := context.WithCancel(ctx)
+	waiting := make(chan error, 1)
+	go func() { _, err := c.DescribeVpcs(slow, &ec2.DescribeVpcsInput{}); waiting <- err }()
 	must[*ec2.DescribeSubnetsOutput](t)(c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{}))
-	if d := time.Since(begin); d > 100*time.Millisecond {
-		t.Fatalf("an action without latency took %v", d)
+	select {
+	case err := <-waiting:
+		t.Fatalf("DescribeVpcs with an hour's latency answered: %v", err)
+	default:
 	}
+	cancel()
+	<-waiting
 }
