@@ -23,14 +23,19 @@ const (
 	AgnhostImage = "registry.k8s.io/e2e-test-images/agnhost:2.66.1"
 	BusyBoxImage = "registry.k8s.io/e2e-test-images/busybox:1.37.0-2"
 	CoreDNSImage = "registry.k8s.io/coredns/coredns:" + cache.CoreDNSVersion
+	// GlibcDNSImage is the DNS specs' glibc querier (dig in a loop under sh): k8tools here.
+	GlibcDNSImage = "registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1"
+	// NginxImage backs the Endpoints and EndpointSlice specs' pods, which need a process that
+	// runs and serves port 80: agnhost netexec on port 80 here.
+	NginxImage = "registry.k8s.io/e2e-test-images/nginx:1.27.0-2"
 )
 
 // k8toolsNames are the commands k8tools answers to; the images hold one copy per name in /bin
 // (image.File has no links).
 var k8toolsNames = []string{"sh", "curl", "wget", "nc", "grep", "cat", "sleep", "seq", "hostname", "dig", "getent", "timeout", "true", "false"}
 
-// ConformanceImages packs agnhost (agnhost plus k8tools in /bin), busybox (k8tools alone) and
-// CoreDNS into the cache's images directory, again only when a binary is newer than its
+// ConformanceImages packs agnhost (agnhost plus k8tools in /bin), busybox and glibc-dns-testing
+// (k8tools alone), nginx (agnhost serving port 80) and CoreDNS into the cache's images directory, again only when a binary is newer than its
 // tarball, and returns the tarballs' paths.
 //
 // Without dns, CoreDNS is neither needed nor packed.
@@ -58,6 +63,10 @@ func ConformanceImages(bc *cache.Cache, dns bool, progress func(string)) ([]stri
 			append([]image.File{{Path: "/agnhost", Source: bc.Bin("agnhost"), Mode: 0o755}}, tools...),
 			image.Config{Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}, Env: path}},
 		{"busybox.tar", BusyBoxImage, []string{"k8tools"}, tools, image.Config{Cmd: []string{"sh"}, Env: path}},
+		{"glibc-dns-testing.tar", GlibcDNSImage, []string{"k8tools"}, tools, image.Config{Cmd: []string{"sh"}, Env: path}},
+		{"nginx.tar", NginxImage, []string{"agnhost", "k8tools"},
+			append([]image.File{{Path: "/agnhost", Source: bc.Bin("agnhost"), Mode: 0o755}}, tools...),
+			image.Config{Entrypoint: []string{"/agnhost", "netexec", "--http-port=80", "--udp-port=-1"}, Env: path}},
 		{"coredns.tar", CoreDNSImage, []string{"coredns"},
 			[]image.File{{Path: "/coredns", Source: bc.Bin("coredns"), Mode: 0o755}},
 			image.Config{Entrypoint: []string{"/coredns"}}},

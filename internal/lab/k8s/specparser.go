@@ -51,7 +51,9 @@ func (p *SpecParser) Line(line string) (SpecResult, bool) {
 		p.Pending, _ = strconv.Atoi(m[3])
 		p.Skipped, _ = strconv.Atoi(m[4])
 	}
-	if t == rule {
+	// Only a rule at the start of the line frames a spec: progress reports inside a spec
+	// (a slow spec, an interrupt) hold indented rules followed by log lines.
+	if strings.TrimRight(line, " \t\r") == rule {
 		p.afterRule, p.spec = true, ""
 		return SpecResult{}, false
 	}

@@ -19,6 +19,9 @@ SSSSSSSSSSSSSSSSSSSSSSSSS
 ------------------------------
 [sig-network] Services should preserve source pod IP for traffic thru service cluster IP [LinuxOnly] [sig-network]
 k8s.io/kubernetes/test/e2e/network/service.go:1100
+  Automatically polling progress:
+  ------------------------------
+  I1130 03:17:22.962103   26163 dns_common.go:529] Failed inside E2E framework:
   [FAILED] expected preserved source IP
 • [FAILED] [31.000 seconds]
 ------------------------------
