@@ -44,7 +44,10 @@ func runK8s(ctx context.Context, r *runner) error {
 	if r.opts.Short {
 		n = 9
 	}
-	l, err := r.up(ctx, labSpec{suffix: "k", instanceType: "m5.xlarge", nodes: 3, subnet: mustPrefix("10.10.0.0/20"), runtime: k8s.Name})
+	// EC2-like latencies (the scale-out's) for every part: the pool grows on the pods' path as
+	// it would in a cloud; cooldown and release delay scaled as the churn scenario's.
+	l, err := r.up(ctx, labSpec{suffix: "k", instanceType: "m5.xlarge", nodes: 3, subnet: mustPrefix("10.10.0.0/20"), runtime: k8s.Name,
+		latency: scaleLatency, agent: map[string]string{"IP_COOLDOWN_PERIOD": churnCooldown, "VPCNET_POOL_RELEASE_DELAY": churnReleaseDelay}})
 	if err != nil {
 		return err
 	}
@@ -90,9 +93,88 @@ func runK8s(ctx context.Context, r *runner) error {
 		NewRow("k8s", "pod create to Running, p50", "ms", Percentile(pv, 50), refName, Percentile(pr, 50), nil),
 		NewRow("k8s", "pod create to Running, p99 (SLO < 5 s)", "ms", Percentile(pv, 99), refName, Percentile(pr, 99), slo),
 	)
-	r.note("k8s: a Deployment of %d pods (vtool, image present, imagePullPolicy Never) on 3 m5.xlarge nodes of one lab cluster; "+
+	r.note("k8s: a Deployment of %d pods (vtool, image present, imagePullPolicy Never) on 3 m5.xlarge nodes of one lab cluster, vpcsim latencies %s; "+
 		"per pod, create is the first watch event and Running the first event with phase Running, both on this machine's clock; "+
-		"the reference CNI (ptp + host-local from %s) on the same cluster, its conflist sorting before vpcnet's; rounds %s; percentiles over the pods of all rounds of a CNI", n, refCNIDir, roundOrder(order))
+		"the reference CNI (ptp + host-local from %s) on the same cluster, its conflist sorting before vpcnet's; rounds %s; percentiles over the pods of all rounds of a CNI", n, latencies(), refCNIDir, roundOrder(order))
+	if err := k8sChurnRows(ctx, r, l.name, cs, nodes, l.cfg.Subnets[0]); err != nil {
+		return err
+	}
+	return k8sScaleRows(ctx, r, l, cs, nodes)
+}
+
+// k8sChurnRows plays the churn trace through the API with vpcnet and then with the reference
+// CNI, and adds the churn rows: pod start-up p99 against the reference and the SLO,
+// utilisation and EC2 calls per pod (vpcnet only: the reference holds no cloud addresses).
+func k8sChurnRows(ctx context.Context, r *runner, labName string, cs *kubernetes.Clientset, nodes []lab.NodeInfo, vpc netip.Prefix) error {
+	tr := churnTraces(r.opts.Short)[0]
+	trace := Trace(tr.spec)
+	removeRefCNI(labName, nodes)
+	r.progress(fmt.Sprintf("k8s: churn trace (%d events over %s) through the API with vpcnet", len(trace), tr.spec.Duration))
+	ours, err := playTraceK8s(ctx, cs, nodes, trace, "v", vpc, true)
+	if err != nil {
+		return fmt.Errorf("churn through the API, vpcnet: %w", err)
+	}
+	if err := installRefCNI(labName, nodes); err != nil {
+		return err
+	}
+	r.progress("k8s: the same churn trace with ptp + host-local")
+	ref, err := playTraceK8s(ctx, cs, nodes, trace, "r", netip.MustParsePrefix("10.244.0.0/16"), false)
+	removeRefCNI(labName, nodes)
+	if err != nil {
+		return fmt.Errorf("churn through the API, ptp + host-local: %w", err)
+	}
+	refName := "ptp + host-local"
+	slo := &Target{OnValue: true, Op: "<", Limit: float64(podStartSLO / time.Millisecond)}
+	r.add(
+		NewRow("k8s", "churn through the API: pod create to Running, p50", "ms", Percentile(Millis(ours.startUp), 50), refName, Percentile(Millis(ref.startUp), 50), nil),
+		NewRow("k8s", "churn through the API: pod create to Running, p99 (SLO < 5 s)", "ms", Percentile(Millis(ours.startUp), 99), refName, Percentile(Millis(ref.startUp), 99), slo),
+		NewRow("k8s", "churn through the API: utilisation", "%", ours.utilisation, NoReference, 0, nil),
+		NewRow("k8s", "EC2 calls per pod, churn through the API", "calls", Ratio(ours.calls, float64(ours.starts)), NoReference, 0, nil),
+	)
+	r.note("k8s churn: the churn scenario's trace (seed %d, %d pod starts over %s, 3 nodes, exponential lives of mean %s) played as pod creates (spec.nodeName the trace's node) and deletes (grace 0, once the pod has been Running) through the API server, so kubelet's sandbox creation, retries and garbage collection are in the numbers; "+
+		"IP_COOLDOWN_PERIOD=%s, VPCNET_POOL_RELEASE_DELAY=%s as in the churn scenario; utilisation is ∫pods dt / ∫pod addresses held dt from the agents' /v1/enis every 250 ms; EC2 calls from vpcnet_ec2_calls_total (%s); FailedCreatePodSandBox events: vpcnet %d, reference %d",
+		tr.spec.Seed, ours.starts, tr.spec.Duration, tr.spec.MeanLife, churnCooldown, churnReleaseDelay, byAction(ours.byAction), ours.sandboxFail, ref.sandboxFail)
+	return nil
+}
+
+// k8sScaleRows adds a node to the cluster while a Deployment's pods wait for it (every other
+// node cordoned) and adds the scale-out rows against the cloud latency on the critical path
+// of the EC2 calls made for that node.
+func k8sScaleRows(ctx context.Context, r *runner, l *benchLab, cs *kubernetes.Clientset, nodes []lab.NodeInfo) error {
+	n, itype := 30, "m5.xlarge"
+	if r.opts.Short {
+		n = 5
+	}
+	r.progress(fmt.Sprintf("k8s: scale-out: node add with a Deployment of %d pods waiting", n))
+	m, err := scaleOutK8s(ctx, l, cs, nodes, itype, n)
+	if err != nil {
+		return fmt.Errorf("scale-out through Kubernetes: %w", err)
+	}
+	rec, err := l.client.EC2Calls(ctx, m.beforeNext, "")
+	if err != nil {
+		return err
+	}
+	var mine []lab.EC2Call // the new node's calls and the controller's on its behalf
+	for _, c := range rec.Calls {
+		if c.Caller == m.node.InstanceID || c.Caller == lab.CallerController {
+			mine = append(mine, c)
+		}
+	}
+	calls := m.calls(mine)
+	cpConf, _ := CriticalPath(calls, m.conf)
+	cpReady, _ := CriticalPath(calls, m.nodeReady)
+	cpFirst, chainFirst := CriticalPath(calls, min(m.firstPod, m.conf))
+	cpAll, chainAll := CriticalPath(calls, m.allPods)
+	ref := "cloud latency on the critical path"
+	r.add(
+		NewRow("k8s", "scale-out: node add → agent ready (CNI config)", "ms", ms(m.conf), ref, ms(cpConf), nil),
+		NewRow("k8s", "scale-out: node add → Node Ready", "ms", ms(m.nodeReady), ref, ms(cpReady), nil),
+		NewRow("k8s", "scale-out: node add → first pod Running", "ms", ms(m.firstPod), ref, ms(cpFirst), nil),
+		NewRow("k8s", fmt.Sprintf("scale-out: node add → %d pods Running", n), "ms", ms(m.allPods), ref, ms(cpAll), nil),
+	)
+	r.note("k8s scale-out: every node cordoned, a Deployment of %d pods waits Pending, then `node add` of a fresh %s (%s) through the lab API (vpcsim latencies %s): the controller launches the instance, starts vpcnetd, containerd and kubelet in the node's namespace; the scheduler places the pods once the Node is Ready. "+
+		"Timeline from node add: %s. EC2 calls for the node: %s. Critical path to the first pod: %s; to %d pods: %s. The reference is the configured latency of those calls; the node's start (namespace, containerd, kubelet, registration), scheduling and the sandboxes have none, so they count as overhead.",
+		n, itype, m.node.InstanceID, latencies(), m.timeline(mine), callCounts(mine, m.node.InstanceID), chain(chainFirst), n, chain(chainAll))
 	return nil
 }
 
