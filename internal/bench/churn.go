@@ -56,20 +56,22 @@ type churnResult struct {
 	byAction    map[string]float64
 }
 
-// churnTraces are the two seeded traces: Poisson arrivals, and the same rate in bursts.
-func churnTraces(short bool) []struct {
-	name string
-	spec TraceSpec
-} {
+// NamedTrace is one of the churn scenario's seeded traces.
+type NamedTrace struct {
+	Name string
+	Spec TraceSpec
+}
+
+// ChurnTraces are the churn scenario's two seeded traces: Poisson arrivals ("churn"), and the
+// same rate in bursts ("bursty"); short gives CI's small run, the churn trace only. The ipam
+// package's policy simulation plays the same traces.
+func ChurnTraces(short bool) []NamedTrace {
 	spec := TraceSpec{Seed: 20261121, Nodes: 3, Duration: 45 * time.Second, PerSecond: 2, MeanLife: 15 * time.Second,
 		MinLife: time.Second, MaxPerNode: 25}
 	if short {
 		spec.Duration, spec.PerSecond, spec.MeanLife = 8*time.Second, 2, 3*time.Second
 	}
-	traces := []struct {
-		name string
-		spec TraceSpec
-	}{{"churn", spec}}
+	traces := []NamedTrace{{"churn", spec}}
 	if short {
 		// CI's short run checks the harness: the bursty trace plays through the same code,
 		// and 8 s of it may hold no burst at all (its rows would then measure nothing).
@@ -77,17 +79,14 @@ func churnTraces(short bool) []struct {
 	}
 	bursty := spec
 	bursty.Seed, bursty.Burst, bursty.BurstSpread = 20261130, 8, 500*time.Millisecond
-	return append(traces, struct {
-		name string
-		spec TraceSpec
-	}{"bursty", bursty})
+	return append(traces, NamedTrace{"bursty", bursty})
 }
 
 // runChurn plays the seeded traces of pod starts and stops on 3 nodes for each configuration.
 func runChurn(ctx context.Context, r *runner) error {
 	lab := 0
-	for ti, tr := range churnTraces(r.opts.Short) {
-		trace := Trace(tr.spec)
+	for ti, tr := range ChurnTraces(r.opts.Short) {
+		trace := Trace(tr.Spec)
 		var res []churnResult
 		var cfgs []churnConfig
 		for _, cfg := range churnConfigs {
@@ -98,7 +97,7 @@ func runChurn(ctx context.Context, r *runner) error {
 			for k, v := range cfg.agent {
 				agent[k] = v
 			}
-			l, err := r.up(ctx, labSpec{suffix: fmt.Sprintf("c%d", lab), instanceType: "m5.large", nodes: tr.spec.Nodes,
+			l, err := r.up(ctx, labSpec{suffix: fmt.Sprintf("c%d", lab), instanceType: "m5.large", nodes: tr.Spec.Nodes,
 				subnet: mustPrefix("10.10.0.0/20"), agent: agent})
 			lab++
 			if err != nil {
@@ -109,10 +108,10 @@ func runChurn(ctx context.Context, r *runner) error {
 				err = derr
 			}
 			if err != nil {
-				return fmt.Errorf("%s %s: %w", tr.name, cfg.label, err)
+				return fmt.Errorf("%s %s: %w", tr.Name, cfg.label, err)
 			}
 			res, cfgs = append(res, out), append(cfgs, cfg)
-			r.progress(fmt.Sprintf("%s %s: utilisation %.1f%%, warm %.1f%%, %.3f EC2 calls per pod, ready p99 %.0f ms", tr.name, cfg.label, out.utilisation, out.warm, out.callsPerPod, out.readyP99))
+			r.progress(fmt.Sprintf("%s %s: utilisation %.1f%%, warm %.1f%%, %.3f EC2 calls per pod, ready p99 %.0f ms", tr.Name, cfg.label, out.utilisation, out.warm, out.callsPerPod, out.readyP99))
 		}
 		def := res[0]
 		for i, cfg := range cfgs {
@@ -151,13 +150,13 @@ func runChurn(ctx context.Context, r *runner) error {
 		for i, cfg := range cfgs {
 			per = append(per, fmt.Sprintf("%s: %d starts (%d waited for an address, %d retried), %.0f EC2 calls (%s)", cfg.label, res[i].starts, res[i].waited, res[i].retried, res[i].calls, byAction(res[i].byAction)))
 		}
-		spec := tr.spec
+		spec := tr.Spec
 		shape := fmt.Sprintf("Poisson arrivals %.1f/s", spec.PerSecond)
 		if spec.Burst > 1 {
 			shape = fmt.Sprintf("arrivals %.1f/s in groups of 1 to %d pods (mean %d) within %s", spec.PerSecond, 2*spec.Burst-1, spec.Burst, spec.BurstSpread)
 		}
 		r.note("%s: seed %d, %d events over %s on 3 × m5.large (%s, exponential lives of mean %s, at most %d pods a node), played ten times faster than life with IP_COOLDOWN_PERIOD=%s and VPCNET_POOL_RELEASE_DELAY=%s (30 s each by default); utilisation is ∫pods dt / ∫pod addresses held dt from the agents' /v1/enis every 250 ms (ENI primary addresses not counted); an ADD is warm when it succeeds at the first try without waiting for the cloud (vpcnet_add_waited_total; a try-again is retried every 100 ms); pod ready is the first ADD's start to the success of the last (waits and retries included; the pod's namespace is made before, untimed); EC2 calls from vpcnet_ec2_calls_total over the trace (%s).",
-			tr.name, spec.Seed, len(trace), spec.Duration, shape, spec.MeanLife, spec.MaxPerNode, churnCooldown, churnReleaseDelay, strings.Join(per, "; "))
+			tr.Name, spec.Seed, len(trace), spec.Duration, shape, spec.MeanLife, spec.MaxPerNode, churnCooldown, churnReleaseDelay, strings.Join(per, "; "))
 	}
 	return nil
 }

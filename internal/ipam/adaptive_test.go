@@ -112,8 +112,9 @@ func reversed[T any](in []T) []T {
 
 func fmtAddrs(as []netip.Addr) string { return fmt.Sprint(as) }
 
-// Under the IP targets a top-up adds a batch sized from the starts seen, and the pool keeps up
-// to WARM_IP_TARGET + batch before releasing; with no starts seen the targets act as before.
+// Under the IP targets a top-up adds a batch of half the starts one release delay sees, and the
+// pool keeps up to WARM_IP_TARGET + batch free before releasing; with no starts seen the
+// targets act as before.
 func TestDecideIPTargetBatches(t *testing.T) {
 	ip0 := addrs("10.0.1.10", 29)
 	st := func(h History, enis ...ENI) State {
@@ -121,7 +122,7 @@ func TestDecideIPTargetBatches(t *testing.T) {
 		s.Limits, s.History = Limits{MaxENIs: 3, IPv4PerENI: 30}, h
 		return s
 	}
-	seen := History{Starts: every(31, time.Second)} // 1.03/s × 10 s: batch 11
+	seen := History{Starts: every(31, time.Second)} // 1.03/s × 10 s: 11 starts, batch 6
 	tests := []planCase{
 		{name: "no starts seen: the shortfall only",
 			state: st(History{}, ENI{ID: "eni-0", IPs: ip0[:10]}),
@@ -130,15 +131,15 @@ func TestDecideIPTargetBatches(t *testing.T) {
 		{name: "starts seen: shortfall plus a batch",
 			state: st(seen, ENI{ID: "eni-0", IPs: ip0[:10]}),
 			edit:  func(s *State) { s.Assigned = set(ip0[:8]) },
-			want:  "assign-ips eni-0 12", reason: "top-ups of 11"},
+			want:  "assign-ips eni-0 7", reason: "top-ups of 6"},
 		{name: "starts seen: the batch is kept, not released",
-			state: st(seen, ENI{ID: "eni-0", IPs: ip0[:20]}),
+			state: st(seen, ENI{ID: "eni-0", IPs: ip0[:15]}),
 			edit:  func(s *State) { s.Assigned = set(ip0[:6]); s.OverSince = t0.Add(-time.Minute) },
 			want:  ""},
 		{name: "starts seen: beyond WARM_IP_TARGET + batch is released",
 			state: st(seen, ENI{ID: "eni-0", IPs: ip0}),
 			edit:  func(s *State) { s.Assigned = set(ip0[:6]); s.OverSince = t0.Add(-time.Minute) },
-			want:  "unassign-ips eni-0 " + fmtAddrs(reversed(ip0[20:]))},
+			want:  "unassign-ips eni-0 " + fmtAddrs(reversed(ip0[15:]))},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.check(t) })

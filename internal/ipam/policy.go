@@ -52,20 +52,29 @@ func goalFor(s State, c Summary) goal {
 		g.single = true
 		g.what = ad.Reason
 	case st.IPTargets():
-		// A top-up asks for the shortfall plus a batch: the pod starts the release delay sees
-		// at the rate seen (AdaptiveOf's Batch; 0 before any start). The surplus is released
-		// only beyond WARM_IP_TARGET + batch, after the release delay, so an address fetched
-		// ahead is either taken by a pod or given back in the one release the delay makes.
-		batch := AdaptiveOf(s).Batch
-		g.need = max(st.WarmIPTarget-c.Free, st.MinimumIPTarget-c.Total)
+		// WARM_IP_TARGET counts resting addresses (IP_COOLDOWN_PERIOD) as available, as the
+		// AWS VPC CNI does, with at least usableFloor of them free now, so an ADD never waits
+		// for a resting address. A top-up asks for the shortfall plus a batch, and the surplus
+		// is released only beyond WARM_IP_TARGET + batch free (resting ones not counted), after
+		// the release delay: an address fetched ahead is taken by a pod or given back in the
+		// one release the delay makes. The batch is half the pod starts one release delay sees
+		// at the rate seen (AdaptiveOf's Batch; 0 before any start): the addresses that rest
+		// after pods stop, counted as available but not as releasable, make the other half of
+		// that band (about rate × IP_COOLDOWN_PERIOD, the same length by default).
+		ad := AdaptiveOf(s)
+		batch := (ad.Batch + 1) / 2
+		floor := usableFloor(ad, st.WarmIPTarget, g.prefixes)
+		g.need = max(st.WarmIPTarget-c.Free-c.Cooldown, floor-c.Free, st.MinimumIPTarget-c.Total)
 		if g.need > 0 {
 			g.need += batch
 		}
-		g.canDrop = func(free, total, _ int) bool { return free >= st.WarmIPTarget+batch && total >= st.MinimumIPTarget }
+		g.canDrop = func(free, total, _ int) bool {
+			return free >= st.WarmIPTarget+batch && free >= floor && total >= st.MinimumIPTarget
+		}
 		g.single = true
 		g.what = fmt.Sprintf("WARM_IP_TARGET=%d MINIMUM_IP_TARGET=%d", st.WarmIPTarget, st.MinimumIPTarget)
 		if batch > 0 {
-			g.what += fmt.Sprintf(" (top-ups of %d beyond the shortfall from %.2f pod starts/s)", batch, AdaptiveOf(s).StartRate)
+			g.what += fmt.Sprintf(" (top-ups of %d beyond the shortfall from %.2f pod starts/s)", batch, ad.StartRate)
 		}
 	case st.PrefixDelegation:
 		// Prefix mode counts in /28s; WARM_ENI_TARGET does not apply (a whole ENI of prefixes
@@ -84,16 +93,33 @@ func goalFor(s State, c Summary) goal {
 		g.what = fmt.Sprintf("WARM_PREFIX_TARGET=%d", want)
 	default:
 		keep := st.WarmENITarget * s.Limits.Slots()
-		// Growing fills the ENI's room in one call, as far as the subnet has addresses (see grow).
-		g.need = keep - c.Free
+		// Resting addresses count as available, as in the AWS VPC CNI, with at least
+		// usableFloor of them free now. Growing fills the ENI's room in one call, as far as
+		// the subnet has addresses (see grow).
+		floor := usableFloor(AdaptiveOf(s), keep, false)
+		g.need = max(keep-c.Free-c.Cooldown, floor-c.Free)
 		g.fill = true
-		g.canDrop = func(free, _, _ int) bool { return free >= keep }
+		g.canDrop = func(free, _, _ int) bool { return free+c.Cooldown >= keep && free >= floor }
 		g.what = fmt.Sprintf("WARM_ENI_TARGET=%d (%d free addresses)", st.WarmENITarget, keep)
 	}
 	if fallback {
 		g.what += ", single addresses while no aligned /28 is free"
 	}
 	return g
+}
+
+// usableFloor is how many of a warm target's addresses must be free now rather than resting
+// (IP_COOLDOWN_PERIOD): the adaptive sizing's target (AdaptiveOf: the pods that start while one
+// grow is on its way, plus one), never more than the setting's own target, so a target of 0
+// keeps meaning "grow when a pod asks". In prefix mode it is one: a grow brings a whole /28,
+// so only the pod that starts while it is asked for needs a free address, and holding two
+// would cost a /28 for the second. The AWS VPC CNI counts resting addresses as available
+// without a floor, and its pods wait for them when they are all that is left.
+func usableFloor(ad Adaptive, target int, prefixes bool) int {
+	if prefixes {
+		return min(1, target)
+	}
+	return min(ad.Target, target)
 }
 
 func grow(s State, c Summary, g goal, need int, p Plan) Plan {

@@ -162,13 +162,30 @@ func TestDecide(t *testing.T) {
 			state: base(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1[:2]}),
 			edit:  func(s *State) { s.Assigned = set(ip0[:4]) },
 			want:  "free-eni eni-1; unassign-ips eni-0 [10.0.1.18 10.0.1.17]"},
-		{name: "cooldown addresses are not available",
+		{name: "resting addresses count toward WARM_IP_TARGET, as in the AWS VPC CNI",
 			state: base(Settings{WarmIPTarget: 2}, ENI{ID: "eni-0", IPs: ip0[:4]}),
 			edit: func(s *State) {
 				s.Assigned = set(ip0[:1])
 				s.Released = map[netip.Addr]time.Time{ip0[1]: t0.Add(-10 * time.Second), ip0[2]: t0.Add(-10 * time.Second)}
 			},
+			want: ""},
+		{name: "but one address is kept free now: an ADD never waits for a resting one",
+			state: base(Settings{WarmIPTarget: 2}, ENI{ID: "eni-0", IPs: ip0[:4]}),
+			edit: func(s *State) {
+				s.Assigned = set(ip0[:1])
+				s.Released = map[netip.Addr]time.Time{ip0[1]: t0.Add(-10 * time.Second), ip0[2]: t0.Add(-10 * time.Second), ip0[3]: t0.Add(-10 * time.Second)}
+			},
 			want: "assign-ips eni-0 1"},
+		{name: "resting addresses count toward WARM_ENI_TARGET, one kept free now",
+			state: base(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0[:9]}),
+			edit: func(s *State) {
+				s.Limits = Limits{MaxENIs: 3, IPv4PerENI: 10}
+				s.Released = map[netip.Addr]time.Time{}
+				for _, a := range ip0[:8] {
+					s.Released[a] = t0.Add(-10 * time.Second)
+				}
+			},
+			want: ""},
 		{name: "cooldown over: the addresses are surplus again",
 			state: base(Settings{WarmIPTarget: 2}, ENI{ID: "eni-0", IPs: ip0[:5]}),
 			edit: func(s *State) {
