@@ -106,10 +106,10 @@ func runK8s(ctx context.Context, r *runner) error {
 // CNI, and adds the churn rows: pod start-up p99 against the reference and the SLO,
 // utilisation and EC2 calls per pod (vpcnet only: the reference holds no cloud addresses).
 func k8sChurnRows(ctx context.Context, r *runner, labName string, cs *kubernetes.Clientset, nodes []lab.NodeInfo, vpc netip.Prefix) error {
-	tr := churnTraces(r.opts.Short)[0]
-	trace := Trace(tr.spec)
+	tr := ChurnTraces(r.opts.Short)[0]
+	trace := Trace(tr.Spec)
 	removeRefCNI(labName, nodes)
-	r.progress(fmt.Sprintf("k8s: churn trace (%d events over %s) through the API with vpcnet", len(trace), tr.spec.Duration))
+	r.progress(fmt.Sprintf("k8s: churn trace (%d events over %s) through the API with vpcnet", len(trace), tr.Spec.Duration))
 	ours, err := playTraceK8s(ctx, cs, nodes, trace, "v", vpc, true)
 	if err != nil {
 		return fmt.Errorf("churn through the API, vpcnet: %w", err)
@@ -133,7 +133,7 @@ func k8sChurnRows(ctx context.Context, r *runner, labName string, cs *kubernetes
 	)
 	r.note("k8s churn: the churn scenario's trace (seed %d, %d pod starts over %s, 3 nodes, exponential lives of mean %s) played as pod creates (spec.nodeName the trace's node) and deletes (grace 0, once the pod has been Running) through the API server, so kubelet's sandbox creation, retries and garbage collection are in the numbers; "+
 		"IP_COOLDOWN_PERIOD=%s, VPCNET_POOL_RELEASE_DELAY=%s as in the churn scenario; utilisation is ∫pods dt / ∫pod addresses held dt from the agents' /v1/enis every 250 ms; EC2 calls from vpcnet_ec2_calls_total (%s); FailedCreatePodSandBox events: vpcnet %d, reference %d",
-		tr.spec.Seed, ours.starts, tr.spec.Duration, tr.spec.MeanLife, churnCooldown, churnReleaseDelay, byAction(ours.byAction), ours.sandboxFail, ref.sandboxFail)
+		tr.Spec.Seed, ours.starts, tr.Spec.Duration, tr.Spec.MeanLife, churnCooldown, churnReleaseDelay, byAction(ours.byAction), ours.sandboxFail, ref.sandboxFail)
 	return nil
 }
 
