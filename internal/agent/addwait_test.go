@@ -79,7 +79,7 @@ func TestAddWaitsForAddressOnItsWay(t *testing.T) {
 			os.RemoveAll(dir)
 		}
 	})
-	bin := buildDaemon(t, dir)
+	bin := daemonBin(t)
 	const assignLatency = 2 * time.Second
 
 	t.Run("served by the address on its way", func(t *testing.T) {

@@ -40,7 +40,7 @@ func TestCrashDuringStorm(t *testing.T) {
 			os.RemoveAll(dir)
 		}
 	})
-	bin := buildDaemon(t, dir)
+	bin := daemonBin(t)
 	x := newSim(t, vpcsim.Options{}, "10.0.16.0/20", "m5.4xlarge") // 8 ENIs of 29 pod addresses
 	metrics := freePort(t)
 	socket := filepath.Join(dir, "run", "vpcnetd.sock")
@@ -190,20 +190,11 @@ func TestCrashDuringStorm(t *testing.T) {
 	}
 }
 
-// buildDaemon builds cmd/vpcnetd into dir.
-func buildDaemon(t *testing.T, dir string) string {
+// daemonBin is cmd/vpcnetd, built once per test process with the CLI and the plugin
+// (testenv.CLI): a build per test cost minutes on a loaded machine.
+func daemonBin(t testing.TB) string {
 	t.Helper()
-	root, err := testenv.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "vpcnetd")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/vpcnetd")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return filepath.Join(filepath.Dir(testenv.CLI(t)), "vpcnetd")
 }
 
 func startDaemon(t *testing.T, bin string, env []string, log string, args ...string) *exec.Cmd {

@@ -22,7 +22,6 @@ import (
 	"github.com/vpcnet/vpcnet/internal/agent"
 	"github.com/vpcnet/vpcnet/internal/agentapi"
 	"github.com/vpcnet/vpcnet/internal/ipam"
-	"github.com/vpcnet/vpcnet/internal/testenv"
 	"github.com/vpcnet/vpcnet/internal/vpcsim"
 )
 
@@ -57,7 +56,7 @@ func (x *sim) launch(t *testing.T, typ string) (string, string) {
 // addresses only (no host networking), fast resync and back-off, and the extra settings.
 func startVpcnetd(t *testing.T, x *sim, instance, imds, name string, extra ...string) *nodeAgent {
 	t.Helper()
-	bin := filepath.Join(filepath.Dir(testenv.CLI(t)), "vpcnetd")
+	bin := daemonBin(t)
 	dir, err := os.MkdirTemp("", "vpcnetd-"+name)
 	if err != nil {
 		t.Fatal(err)

@@ -72,7 +72,7 @@ func TestHostNetworkingInNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	bin := buildDaemon(t, dir)
+	bin := daemonBin(t)
 	socket := filepath.Join(dir, "run", "vpcnetd.sock")
 	env := append(os.Environ(),
 		"AWS_EC2_ENDPOINT="+x.s.Endpoint(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+x.imds, "AWS_REGION="+x.s.Region(),
@@ -180,7 +180,7 @@ func TestDetachedENIReattachedInNetns(t *testing.T) {
 			os.RemoveAll(dir)
 		}
 	})
-	bin := filepath.Join(filepath.Dir(testenv.CLI(t)), "vpcnetd")
+	bin := daemonBin(t)
 	socket, log := filepath.Join(dir, "run", "vpcnetd.sock"), filepath.Join(dir, "log")
 	env := append(os.Environ(),
 		"AWS_EC2_ENDPOINT="+x.s.Endpoint(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+x.imds, "AWS_REGION="+x.s.Region(),

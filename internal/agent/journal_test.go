@@ -105,7 +105,7 @@ func writeRecord(t *testing.T, stateDir, id string, ip netip.Addr) {
 // 1ca4798 the first case dropped records 2-4 and handed their addresses to new pods.
 func TestDamagedJournalLosesNoPod(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildDaemon(t, dir)
+	bin := daemonBin(t)
 	x := newSim(t, vpcsim.Options{}, "10.0.16.0/24", "m5.large") // 3 ENIs of 9 pod addresses
 	for round, damage := range []struct {
 		name string
@@ -216,7 +216,7 @@ func nsHolder(t *testing.T, dir string, size string) int {
 // not, and the journal is clean (no half-written record was left ahead of later ones).
 func TestFullDiskFailsAddCleanly(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildDaemon(t, dir)
+	bin := daemonBin(t)
 	x := newSim(t, vpcsim.Options{}, "10.0.16.0/24", "m5.large")
 	ipam := filepath.Join(dir, "state", "ipam")
 	holder := nsHolder(t, ipam, "512k")

@@ -80,7 +80,7 @@ func TestENIMTUOnEveryENI(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	bin := buildDaemon(t, dir)
+	bin := daemonBin(t)
 	socket := filepath.Join(dir, "run", "vpcnetd.sock")
 	env := append(os.Environ(),
 		"AWS_EC2_ENDPOINT="+x.s.Endpoint(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+x.imds, "AWS_REGION="+x.s.Region(),

@@ -60,7 +60,7 @@ func exitOf(t *testing.T, cmd *exec.Cmd, d time.Duration) int {
 // socket over).
 func TestOneAgentPerNode(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildDaemon(t, dir)
+	bin := daemonBin(t)
 	x := newSim(t, vpcsim.Options{}, "10.0.16.0/24", "t3.medium")
 	socket := filepath.Join(dir, "run", "vpcnetd.sock")
 	first := startDaemon(t, bin, daemonEnv(x, dir, freePort(t)), filepath.Join(dir, "log1"))
@@ -116,7 +116,7 @@ func TestOneAgentPerNode(t *testing.T) {
 // created 0700. Fails at 1ca4798.
 func TestSocketDirectoryLeftAlone(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildDaemon(t, dir)
+	bin := daemonBin(t)
 	x := newSim(t, vpcsim.Options{}, "10.0.16.0/24", "t3.medium")
 	shared := filepath.Join(dir, "tmp")
 	if err := os.Mkdir(shared, 0o755); err != nil {
@@ -158,7 +158,7 @@ func TestSocketDirectoryLeftAlone(t *testing.T) {
 // 1ca4798 (neither listener served).
 func TestListenersBeforeCloud(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildDaemon(t, dir)
+	bin := daemonBin(t)
 	closed := freePort(t) // nothing listens there any more
 	metrics := freePort(t)
 	socket := filepath.Join(dir, "run", "vpcnetd.sock")
