@@ -19,7 +19,7 @@ func bareNode(t testing.TB) (*libcni.CNIConfig, string) {
 	needPlugin(t)
 	dir := t.TempDir()
 	node := testenv.NewNS(t)
-	return libcni.NewCNIConfigWithCacheDir([]string{binDir}, filepath.Join(dir, "cache"), &nodeExec{node: node}), dir
+	return libcni.NewCNIConfigWithCacheDir([]string{binDir}, filepath.Join(dir, "cache"), &testenv.NodeExec{Node: node}), dir
 }
 
 func confList(t testing.TB, v string, plugin map[string]any) *libcni.NetworkConfigList {

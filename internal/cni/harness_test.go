@@ -21,10 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/containernetworking/cni/libcni"
-	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"github.com/vpcnet/vpcnet/internal/agentapi"
@@ -33,31 +31,6 @@ import (
 	"github.com/vpcnet/vpcnet/internal/testenv"
 	"github.com/vpcnet/vpcnet/internal/vpcsim"
 )
-
-// nodeExec runs plugins the way a container runtime on the node does: as processes in the node's
-// network namespace (a child forked from a thread inside the namespace starts there).
-type nodeExec struct {
-	node ns.NetNS
-	raw  invoke.RawExec
-}
-
-func (e *nodeExec) ExecPlugin(ctx context.Context, path string, stdin []byte, env []string) ([]byte, error) {
-	var out []byte
-	var err error
-	if derr := e.node.Do(func(ns.NetNS) error { out, err = e.raw.ExecPlugin(ctx, path, stdin, env); return nil }); derr != nil {
-		return nil, derr
-	}
-	return out, err
-}
-
-func (e *nodeExec) FindInPath(plugin string, paths []string) (string, error) {
-	return invoke.FindInPath(plugin, paths)
-}
-
-func (e *nodeExec) Decode(b []byte) (version.PluginInfo, error) {
-	var d version.PluginDecoder
-	return d.Decode(b)
-}
 
 // cluster is one node: an instance in an in-process vpcsim VPC, a node namespace, and the real
 // vpcnetd (in the test's own namespace with VPCNET_HOST_NETWORKING=false, so it only hands out
@@ -214,7 +187,7 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 		c.stopAgent(t)
 	})
 	c.startAgent(t)
-	c.cni = libcni.NewCNIConfigWithCacheDir([]string{binDir}, filepath.Join(c.dir, "cni-cache"), &nodeExec{node: c.node})
+	c.cni = libcni.NewCNIConfigWithCacheDir([]string{binDir}, filepath.Join(c.dir, "cni-cache"), &testenv.NodeExec{Node: c.node})
 	return c
 }
 

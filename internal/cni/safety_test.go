@@ -20,6 +20,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vpcnet/vpcnet/internal/dataplane"
 	"github.com/vpcnet/vpcnet/internal/probe"
+	"github.com/vpcnet/vpcnet/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,7 +60,7 @@ func (c *cluster) execPlugin(t testing.TB, cmd string, stdin []byte, containerID
 	if containerID != "" {
 		env = append(env, "CNI_CONTAINERID="+containerID, "CNI_NETNS="+netns, "CNI_IFNAME=eth0")
 	}
-	e := &nodeExec{node: c.node}
+	e := &testenv.NodeExec{Node: c.node}
 	return e.ExecPlugin(bg, filepath.Join(binDir, "vpcnet-cni"), stdin, env)
 }
 

@@ -25,10 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/containernetworking/cni/libcni"
-	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"github.com/vpcnet/vpcnet/internal/cni"
@@ -196,7 +194,7 @@ func newNode(t testing.TB, extraEnv ...string) *node {
 		n.stopHolder()
 	})
 	n.startAgent()
-	n.cni = libcni.NewCNIConfigWithCacheDir([]string{n.bin}, filepath.Join(n.dir, "cni-cache"), &nodeExec{node: n.nodeNS})
+	n.cni = libcni.NewCNIConfigWithCacheDir([]string{n.bin}, filepath.Join(n.dir, "cni-cache"), &testenv.NodeExec{Node: n.nodeNS})
 	return n
 }
 
@@ -424,31 +422,6 @@ func (n *node) pluginStateDir() string {
 		n.t.Fatalf("no stateDir in the agent's CNI config (%v): %s", err, n.list.Bytes)
 	}
 	return conf.Plugins[0].StateDir
-}
-
-// nodeExec runs plugins as a container runtime on the node does: processes forked from a thread
-// inside the node's network namespace.
-type nodeExec struct {
-	node ns.NetNS
-	raw  invoke.RawExec
-}
-
-func (e *nodeExec) ExecPlugin(ctx context.Context, path string, stdin []byte, env []string) ([]byte, error) {
-	var out []byte
-	var err error
-	if derr := e.node.Do(func(ns.NetNS) error { out, err = e.raw.ExecPlugin(ctx, path, stdin, env); return nil }); derr != nil {
-		return nil, derr
-	}
-	return out, err
-}
-
-func (e *nodeExec) FindInPath(plugin string, paths []string) (string, error) {
-	return invoke.FindInPath(plugin, paths)
-}
-
-func (e *nodeExec) Decode(b []byte) (version.PluginInfo, error) {
-	var d version.PluginDecoder
-	return d.Decode(b)
 }
 
 // pod is one sandbox: its own network namespace and the runtime config kubelet passes for it.
