@@ -68,37 +68,65 @@ type Agent struct {
 	dem demandLog  // pod starts and grow durations, the adaptive mode's input (demand.go)
 }
 
-// pool is the agent's mutable view of the node; guarded by Agent.mu.
+// pool is the agent's mutable view of the node; guarded by Agent.mu. It is split by purpose;
+// the parts are embedded, so a field is named the same wherever it lives (a.st.enis).
 type pool struct {
-	started  bool
+	inventory    // what the node has, as the cloud says
+	allocations  // addresses on their way to or from pods, and ADDs waiting for one
+	operations   // cloud actions in flight
+	cloudHealth  // what the cloud answered lately: failures, exhaustion, back-offs
+	policyMemory // what ipam.Decide said and is given back (OverSince), for the next pass and status
+
+	started     bool // init is done
+	confWritten bool // the CNI config is on disk
+}
+
+// inventory is the node as the cloud says: its instance, limits, ENIs and subnet.
+type inventory struct {
 	id       cloud.Identity
 	limits   ipam.Limits
 	maxPods  int
 	enis     map[string]cloud.ENI // attached ENIs, unmanaged ones included
 	setUp    map[string]bool      // secondary ENIs whose device and table are set up (host networking)
-	reserved map[netip.Addr]bool  // picked by an Add whose store write is under way
-	leaving  map[netip.Addr]bool  // being unassigned or freed with their ENI
-	released map[netip.Addr]time.Time
-	pending  ipam.Pending
-	ops      int  // actions in flight
-	changes  int  // bumped by every local change, so a Describe started before one is not applied
-	stale    bool // a call failed: compare with EC2 again as soon as nothing is in flight
-	demand   int
-	missed   int       // ADDs that found no free address and have not been served since (see waitingLocked)
-	missedAt time.Time // the last such ADD
+	subnet   subnetCount
+	drift    drift                // the cloud changed behind the agent (drift.go)
+	dotTried map[string]time.Time // ENI ID -> last DeleteOnTermination attempt (termination.go)
+}
 
-	exhausted    time.Time
-	exhaustions  int
-	noCIDRBlocks time.Time
+// allocations are the pool's addresses between the store and the cloud, and the ADDs that
+// found none.
+type allocations struct {
+	reserved map[netip.Addr]bool      // picked by an Add whose store write is under way
+	leaving  map[netip.Addr]bool      // being unassigned or freed with their ENI
+	released map[netip.Addr]time.Time // when each recently released address was freed (cooldown)
+	demand   int                      // ADDs that found no free address since the last pass
+	missed   int                      // ADDs that found no free address and have not been served since (see waitingLocked)
+	missedAt time.Time                // the last such ADD
+}
+
+// operations are the cloud actions under way.
+type operations struct {
+	pending ipam.Pending
+	ops     int  // actions in flight
+	changes int  // bumped by every local change, so a Describe started before one is not applied
+	stale   bool // a call failed: compare with EC2 again as soon as nothing is in flight
+}
+
+// cloudHealth is what the cloud answered lately.
+type cloudHealth struct {
+	exhausted    time.Time // last InsufficientFreeAddressesInSubnet
+	exhaustions  int       // in a row
+	noCIDRBlocks time.Time // last InsufficientCidrBlocks
 	cloudErr     error     // last failure to reach the cloud; nil once a call succeeds
 	failures     int       // cloud failures in a row
 	retryAt      time.Time // no actions before then, after a failure
-	lastPlan     ipam.Plan // for status and /v1/config
-	overSince    time.Time // since when the plans have said the pool is above its target
-	subnet       subnetCount
-	confWritten  bool
-	drift        drift                // the cloud changed behind the agent (drift.go)
-	dotTried     map[string]time.Time // ENI ID -> last DeleteOnTermination attempt (termination.go)
+}
+
+// policyMemory is what the policy's last answer left for the next pass and for status; like
+// the demand log (demand.go), it goes back into ipam.State, never hidden in the policy.
+type policyMemory struct {
+	lastPlan  ipam.Plan // for status and /v1/config
+	overSince time.Time // since when the plans have said the pool is above its target (ipam.State.OverSince)
 }
 
 // subnetCount is the node subnet's free address count: EC2's AvailableIpAddressCount when last
@@ -116,12 +144,13 @@ func New(cfg Config, c cloud.Cloud, s *store.Store, reg *Registry, log *slog.Log
 	a := &Agent{cfg: cfg, cloud: c, store: s, log: log, m: reg, kick: make(chan struct{}, 1), ready: make(chan struct{})}
 	reg.watch(a)
 	a.st = pool{
-		enis:     map[string]cloud.ENI{},
-		setUp:    map[string]bool{},
-		reserved: map[netip.Addr]bool{},
-		leaving:  map[netip.Addr]bool{},
-		released: s.Released(), // cooldowns survive restarts
-		pending:  ipam.Pending{Busy: map[string]bool{}},
+		inventory: inventory{enis: map[string]cloud.ENI{}, setUp: map[string]bool{}},
+		allocations: allocations{
+			reserved: map[netip.Addr]bool{},
+			leaving:  map[netip.Addr]bool{},
+			released: s.Released(), // cooldowns survive restarts
+		},
+		operations: operations{pending: ipam.Pending{Busy: map[string]bool{}}},
 	}
 	return a
 }
