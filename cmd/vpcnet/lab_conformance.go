@@ -77,6 +77,14 @@ left out, and why, is --skip's default and docs/conformance.md.`,
 			if err := k8s.EnsureKubeProxy(labName, st, progress); err != nil {
 				return err
 			}
+			// Labs started before the control plane's source address was set get it here.
+			cfg, err := lab.ReadConfig(lab.PathsFor(labName))
+			if err != nil {
+				return err
+			}
+			if err := k8s.RouterSNAT(labName, cfg.VPCCIDR, cfg.Subnets[0].Addr().Next()); err != nil {
+				return err
+			}
 			if dns {
 				progress(fmt.Sprintf("deploying CoreDNS %s as kube-system/kube-dns at %s", cache.CoreDNSVersion, k8s.DNSServiceIP))
 				if err := k8s.DeployCoreDNS(ctx, labName); err != nil {

@@ -140,6 +140,9 @@ func (runtime) Start(ctx context.Context, c *lab.Client, cfg lab.Config, progres
 		}
 	}
 	router := lab.RouterNS(cfg.Name)
+	if err := RouterSNAT(cfg.Name, cfg.VPCCIDR, advertise); err != nil {
+		return err
+	}
 	start := func(role string, args ...string) error {
 		return startIn(router, p, role, false, args...)
 	}
