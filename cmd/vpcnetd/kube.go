@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -39,7 +40,7 @@ func kubeSettings(environ []string) (kubeEnv, error) {
 
 // startKube starts the Kubernetes side on ctx and returns it, or nil when not in a cluster or
 // when the in-cluster client cannot be made (logged: pod networking never waits on the API server).
-func startKube(ctx context.Context, e kubeEnv, log *slog.Logger) agent.Kube {
+func startKube(ctx context.Context, e kubeEnv, gcGrace time.Duration, log *slog.Logger) agent.Kube {
 	if e.node == "" || e.host == "" {
 		log.Info("no Kubernetes side: NODE_NAME or KUBERNETES_SERVICE_HOST unset")
 		return nil
@@ -55,12 +56,12 @@ func startKube(ctx context.Context, e kubeEnv, log *slog.Logger) agent.Kube {
 		log.Error("no Kubernetes side: client", "err", err)
 		return nil
 	}
-	c, err := k8s.New(cs, e.node, log)
+	c, err := k8s.New(cs, e.node, log, k8s.WithPodGC(gcGrace))
 	if err != nil {
 		log.Error("no Kubernetes side", "err", err)
 		return nil
 	}
 	go c.Run(ctx)
-	log.Info("Kubernetes side started", "node", e.node, "apiserver", rc.Host)
+	log.Info("Kubernetes side started", "node", e.node, "apiserver", rc.Host, "podGCGrace", gcGrace)
 	return c
 }

@@ -87,7 +87,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		}
 		return cl, nil
 	}
-	cfg.Kube = startKube(ctx, kenv, log)
+	cfg.Kube = startKube(ctx, kenv, cfg.PodGCGrace, log)
 	log.Info("vpcnetd starting", "pid", os.Getpid(), "socket", cfg.Socket, "state", cfg.StateDir, "ec2", or(cfg.Cloud.EC2Endpoint, "AWS"), "hostNetworking", cfg.HostNetworking)
 	if err := agent.NewConnecting(cfg, connect, st, reg, log).Run(ctx); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "vpcnetd: %v\n", oneLine(err.Error()))

@@ -48,6 +48,9 @@ type Config struct {
 	DetachedGrace time.Duration // how long a detached ENI of ours lives before it is deleted
 	Cloud         cloud.Config
 	Kube          Kube // nil: no Kubernetes side (kube.go)
+	// PodGCGrace is how long a pod must be gone from the API server before the Kubernetes side
+	// releases its address (VPCNET_POD_GC_GRACE; internal/k8s's GC; 0 turns it off).
+	PodGCGrace time.Duration
 }
 
 // Agent is a running node agent.

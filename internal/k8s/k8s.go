@@ -12,7 +12,9 @@
 //     at most once per MinPatchInterval;
 //   - records a Warning Event on a pod whose ADD was answered try-again for want of an address
 //     (ReasonNoFreeAddress; the message is the agent's, naming the subnet or limit and what to do),
-//     and on the Node when the agent's status turns subnet-exhausted (ReasonSubnetExhausted).
+//     and on the Node when the agent's status turns subnet-exhausted (ReasonSubnetExhausted);
+//   - releases the allocations of pods the API server no longer has on this node once their
+//     sandboxes are gone, beside the runtime's CNI GC (gc.go; ReasonReleasedGone on the Node).
 //
 // The agent calls it through agent.Kube; no method blocks, and an unreachable API server never
 // slows pod networking down.
@@ -23,6 +25,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -59,6 +62,7 @@ const (
 const (
 	ReasonNoFreeAddress   = "NoFreeVPCAddress"   // on a pod whose ADD was answered try-again
 	ReasonSubnetExhausted = "VPCSubnetExhausted" // on the Node
+	ReasonReleasedGone    = "VPCAddressReleased" // on the Node: an address of a pod gone from the API server (gc.go)
 )
 
 // MinPatchInterval is the shortest time between two patches of the Node's annotations.
@@ -76,27 +80,47 @@ type Client struct {
 	rec   record.EventRecorder
 	kick  chan struct{}
 
+	podsSynced func() bool
+	gcGrace    time.Duration // 0: no GC from the API server's pods
+
 	mu         sync.Mutex
+	gc         agent.PodGC
 	id         *cloud.Identity
 	state      string // "", "verified" or "disabled"
 	want       map[string]string
 	lastReason string
+
+	// patched is what the last successful patch wrote, and to which Node (by UID): the
+	// informer's copy can lag behind the patch, and must not make sync patch the same again.
+	patched    map[string]string
+	patchedUID types.UID
 }
 
+// Option changes a Client made by New.
+type Option func(*Client)
+
+// WithPodGC sets the grace period of the GC from the API server's pods (gc.go; 0 turns it
+// off). The default is DefaultPodGCGrace.
+func WithPodGC(grace time.Duration) Option { return func(c *Client) { c.gcGrace = grace } }
+
 // New returns a client for node nodeName (a DNS subdomain, as Node names are); Run starts it.
-func New(cs kubernetes.Interface, nodeName string, log *slog.Logger) (*Client, error) {
+func New(cs kubernetes.Interface, nodeName string, log *slog.Logger, opts ...Option) (*Client, error) {
 	if err := CheckNodeName(nodeName); err != nil {
 		return nil, err
 	}
-	c := &Client{cs: cs, node: nodeName, log: log, kick: make(chan struct{}, 1)}
+	c := &Client{cs: cs, node: nodeName, log: log, kick: make(chan struct{}, 1), gcGrace: DefaultPodGCGrace}
+	for _, o := range opts {
+		o(c)
+	}
 	nf := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", nodeName).String()
 	}))
 	pf := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", nodeName).String()
 	}))
-	ni := nf.Core().V1().Nodes()
-	c.nodes, c.pods = ni.Lister(), pf.Core().V1().Pods().Lister()
+	ni, pi := nf.Core().V1().Nodes(), pf.Core().V1().Pods()
+	c.nodes, c.pods = ni.Lister(), pi.Lister()
+	c.podsSynced = pi.Informer().HasSynced
 	ni.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.poke() },
 		UpdateFunc: func(any, any) { c.poke() },
@@ -128,6 +152,9 @@ func (c *Client) Run(ctx context.Context) {
 	for _, f := range c.fact {
 		f.WaitForCacheSync(ctx.Done())
 	}
+	if c.gcGrace > 0 {
+		go c.runGC(ctx)
+	}
 	var last time.Time
 	for {
 		select {
@@ -155,10 +182,12 @@ func (c *Client) poke() {
 	}
 }
 
-// Started implements agent.Kube: the identity the Node is checked against.
-func (c *Client) Started(id cloud.Identity) {
+// Started implements agent.Kube: the identity the Node is checked against, and the agent's
+// side of the GC.
+func (c *Client) Started(id cloud.Identity, gc agent.PodGC) {
 	c.mu.Lock()
 	c.id = &id
+	c.gc = gc
 	c.mu.Unlock()
 	c.poke()
 }
@@ -184,7 +213,7 @@ func (c *Client) Status(st agent.Status) {
 	c.want = want
 	c.mu.Unlock()
 	if turned {
-		c.rec.Event(&corev1.ObjectReference{Kind: "Node", Name: c.node, UID: types.UID(c.node)}, corev1.EventTypeWarning, ReasonSubnetExhausted, st.Message)
+		c.rec.Event(&corev1.ObjectReference{Kind: "Node", Name: c.node, UID: nodeUID(c.node)}, corev1.EventTypeWarning, ReasonSubnetExhausted, st.Message)
 	}
 	c.poke()
 }
@@ -245,11 +274,21 @@ func (c *Client) sync(ctx context.Context) bool {
 	if want == nil || annotated(node, want) {
 		return false
 	}
+	c.mu.Lock()
+	same := node.UID == c.patchedUID && maps.Equal(want, c.patched)
+	c.mu.Unlock()
+	if same {
+		return false // written already; the informer has not seen it yet
+	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": want}})
 	if _, err := c.cs.CoreV1().Nodes().Patch(ctx, c.node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		c.log.Warn("kubernetes: annotating the node", "node", c.node, "err", err)
 		c.poke() // try again after MinPatchInterval
+		return true
 	}
+	c.mu.Lock()
+	c.patched, c.patchedUID = want, node.UID
+	c.mu.Unlock()
 	return true
 }
 
@@ -286,3 +325,7 @@ func annotated(node *corev1.Node, want map[string]string) bool {
 	}
 	return true
 }
+
+// nodeUID is the UID events about a Node carry: its name, as kubelet's own node events do and
+// as `kubectl describe node` looks them up.
+func nodeUID(name string) types.UID { return types.UID(name) }

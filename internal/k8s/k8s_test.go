@@ -153,7 +153,7 @@ func TestNodeCheckedThenAnnotatedAndPodsToldWhy(t *testing.T) {
 	if c.sync(context.Background()) || patches(cs) != 0 {
 		t.Fatalf("patched the node before its identity was checked (%d patches)", patches(cs))
 	}
-	c.Started(id)
+	c.Started(id, nil)
 	waitFor(t, "the annotations", func() bool {
 		a := annotations(t, cs)
 		return a[AnnotationMaxPods] == "17" && a[AnnotationFree] == "0" && a[AnnotationAssigned] == "17" && a[AnnotationReason] == agent.ReasonMaxPods
@@ -196,7 +196,7 @@ func TestNodeCheckedThenAnnotatedAndPodsToldWhy(t *testing.T) {
 // A NODE_NAME naming another instance's Node turns the package off: no patch, no event.
 func TestAnotherInstancesNodeIsNeverWritten(t *testing.T) {
 	c, cs := start(t, node("", "10.0.1.99"), pod("default", "web"))
-	c.Started(id)
+	c.Started(id, nil)
 	c.Status(full)
 	waitFor(t, "the check to fail", func() bool {
 		c.mu.Lock()
