@@ -5,12 +5,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,10 +24,13 @@ import (
 	"time"
 
 	"github.com/vpcnet/vpcnet/deploy"
+	"github.com/vpcnet/vpcnet/internal/cni"
+	vk8s "github.com/vpcnet/vpcnet/internal/k8s"
 	"github.com/vpcnet/vpcnet/internal/lab"
 	"github.com/vpcnet/vpcnet/internal/lab/k8s"
 	"github.com/vpcnet/vpcnet/internal/netnsx"
 	"github.com/vpcnet/vpcnet/internal/plan"
+	"github.com/vpcnet/vpcnet/internal/probe"
 	"github.com/vpcnet/vpcnet/internal/testenv"
 )
 
@@ -31,6 +39,13 @@ type dsLab struct {
 	t    *testing.T
 	bin  string
 	name string
+}
+
+// sub is l for the subtest t, whose helpers must fail t, not its parent.
+func (l *dsLab) sub(t *testing.T) *dsLab {
+	c := *l
+	c.t = t
+	return &c
 }
 
 func (l *dsLab) run(args ...string) (string, error) {
@@ -101,7 +116,10 @@ type dsPod struct {
 		UID    string
 		Labels map[string]string
 	}
-	Spec   struct{ NodeName string }
+	Spec struct {
+		NodeName   string
+		Containers []struct{ Name, Image string }
+	}
 	Status struct {
 		Phase             string
 		PodIP             string
@@ -139,8 +157,11 @@ func (l *dsLab) agentsReady(nodes []lab.NodeInfo, image string) (bool, string) {
 		if !p.ready() {
 			return false, fmt.Sprintf("agent pod %s on %s not Ready (%s)", p.Metadata.Name, p.Spec.NodeName, p.Status.Phase)
 		}
-		for _, c := range p.Status.ContainerStatuses {
-			if !strings.HasSuffix(c.Image, image) {
+		// The pod's spec, not its container status: two tags of one image (vpcnet image build
+		// is reproducible, so the same binaries under another tag are the same image) show
+		// in the status under whichever tag the runtime names first.
+		for _, c := range p.Spec.Containers {
+			if c.Image != image {
 				return false, fmt.Sprintf("agent pod %s runs %s, want %s", p.Metadata.Name, c.Image, image)
 			}
 		}
@@ -219,6 +240,230 @@ func (w *nodeWatch) stop() ([]string, int) {
 	return w.bad, w.seen
 }
 
+// agentAllocs returns the node's agent's allocations (/v1/pods) as canonical JSON lines, sorted,
+// and as pod namespace/name → address.
+func agentAllocs(t *testing.T, n lab.NodeInfo) ([]string, map[string]string) {
+	t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: probe.Dialer(n.NS)}}
+	resp, err := hc.Get("http://" + lab.AgentMetricsAddr + "/v1/pods")
+	if err != nil {
+		t.Fatalf("%s /v1/pods: %v", n.Name, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var list []map[string]any
+	if err := json.Unmarshal(b, &list); err != nil {
+		t.Fatalf("%s /v1/pods: %v: %s", n.Name, err, b)
+	}
+	var lines []string
+	pods := map[string]string{}
+	for _, a := range list {
+		c, _ := json.Marshal(a)
+		lines = append(lines, string(c))
+		pn, _ := a["pn"].(string)
+		p, _ := a["p"].(string)
+		ip, _ := a["a"].(string)
+		if prev, dup := pods[pn+"/"+p]; dup {
+			t.Errorf("%s: pod %s/%s holds two allocations (%s and %s)", n.Name, pn, p, prev, ip)
+		}
+		pods[pn+"/"+p] = ip
+	}
+	sort.Strings(lines)
+	return lines, pods
+}
+
+// podSet is the pods with an address the API server places on node ("": on any node), as
+// namespace/name → address.
+func podSet(pods []dsPod, node string) map[string]string {
+	out := map[string]string{}
+	for _, p := range pods {
+		if (node == "" || p.Spec.NodeName == node) && p.Status.PodIP != "" {
+			out["default/"+p.Metadata.Name] = p.Status.PodIP
+		}
+	}
+	return out
+}
+
+// sameMap reports the differences of two maps, or "".
+func sameMap(want, got map[string]string) string {
+	var d []string
+	for k, v := range want {
+		if got[k] != v {
+			d = append(d, fmt.Sprintf("%s: want %s, got %q", k, v, got[k]))
+		}
+	}
+	for k, v := range got {
+		if _, ok := want[k]; !ok {
+			d = append(d, fmt.Sprintf("%s: %s not wanted", k, v))
+		}
+	}
+	sort.Strings(d)
+	return strings.Join(d, "; ")
+}
+
+// reachOnce probes every pod's vtool server (GET /, answered "<pod name> ...") from the node
+// namespace ns, each pod until it answers or within 5 s, and returns the pods that did not.
+func reachOnce(ns string, ips map[string]string) []string {
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: probe.Dialer(ns), DisableKeepAlives: true}}
+	var mu sync.Mutex
+	var failed []string
+	var wg sync.WaitGroup
+	for ip, name := range ips {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				resp, err := hc.Get("http://" + ip + ":8080/")
+				if err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if strings.HasPrefix(string(b), name+" ") {
+						return
+					}
+					err = fmt.Errorf("answer %q", b)
+				}
+				if time.Now().After(deadline) {
+					mu.Lock()
+					failed = append(failed, fmt.Sprintf("%s %s (%s): %v", time.Now().Format(time.TimeOnly), name, ip, err))
+					mu.Unlock()
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	sort.Strings(failed)
+	return failed
+}
+
+// prober probes the pods (address → name) in rounds from ns until stop is called.
+type prober struct {
+	once   sync.Once
+	stopc  chan struct{}
+	done   chan struct{}
+	failed []string
+	rounds int
+}
+
+func startProber(ns string, ips map[string]string) *prober {
+	p := &prober{stopc: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for {
+			p.failed = append(p.failed, reachOnce(ns, ips)...)
+			p.rounds++
+			select {
+			case <-p.stopc:
+				return
+			default:
+			}
+		}
+	}()
+	return p
+}
+
+// stop ends the probing after the round under way and returns the failures and the rounds.
+func (p *prober) stop() ([]string, int) {
+	p.once.Do(func() { close(p.stopc) })
+	<-p.done
+	return p.failed, p.rounds
+}
+
+// handover watches one node's agent socket and CNI config every 50 ms (the DaemonSet's host
+// paths /run/vpcnet and /etc/cni/net.d are the lab node's directory and its net.d): the
+// socket may be absent while one agent hands over to the next, never a file no agent answers
+// on twice in a row (an agent that died without removing it); the conflist must stay, byte for
+// byte, so that the runtime keeps the node's network configured.
+type handover struct {
+	node     string
+	socket   string
+	conflist string
+	want     []byte
+	once     sync.Once
+	stopc    chan struct{}
+	done     chan struct{}
+	absent   int // polls that found no socket
+	stale    int // longest run of polls that found a socket no agent answers on
+	polls    int
+	problems []string
+}
+
+func watchHandover(t *testing.T, labName string, n lab.NodeInfo) *handover {
+	t.Helper()
+	np := lab.PathsFor(labName).Node(n.Index)
+	h := &handover{node: n.Name, socket: np.AgentSocket(), conflist: filepath.Join(np.CNIConfDir(), lab.AgentCNIConfName),
+		stopc: make(chan struct{}), done: make(chan struct{})}
+	var err error
+	if h.want, err = os.ReadFile(h.conflist); err != nil {
+		t.Fatalf("%s: the conflist before the handover: %v", n.Name, err)
+	}
+	go func() {
+		defer close(h.done)
+		run := 0
+		for {
+			h.polls++
+			c, err := net.DialTimeout("unix", h.socket, time.Second)
+			switch {
+			case err == nil:
+				c.Close()
+				run = 0
+			case errors.Is(err, os.ErrNotExist):
+				h.absent++
+				run = 0
+			default:
+				run++
+				h.stale = max(h.stale, run)
+			}
+			if b, err := os.ReadFile(h.conflist); err != nil {
+				h.problems = append(h.problems, fmt.Sprintf("%s conflist: %v", time.Now().Format(time.TimeOnly), err))
+			} else if !bytes.Equal(b, h.want) {
+				h.problems = append(h.problems, fmt.Sprintf("%s conflist changed: %s", time.Now().Format(time.TimeOnly), b))
+			}
+			select {
+			case <-h.stopc:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return h
+}
+
+func (h *handover) stop() {
+	h.once.Do(func() { close(h.stopc) })
+	<-h.done
+}
+
+// untainted waits until no node carries the not-ready or unreachable taint (a node that has
+// just joined keeps the start-up one until the node lifecycle controller's next pass).
+func (l *dsLab) untainted() {
+	l.t.Helper()
+	l.waitFor("the nodes' not-ready taints removed", 120*time.Second, func() (bool, string) {
+		out, err := l.kubectl("", "get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name}{" "}{.spec.taints[*].key}{"\n"}{end}`)
+		return err == nil && !strings.Contains(out, "node.kubernetes.io/not-ready") && !strings.Contains(out, "node.kubernetes.io/unreachable"), out
+	})
+}
+
+type dsEvent struct {
+	Reason, Message, Type string
+	Count                 int
+	InvolvedObject        struct{ Kind, Name, Namespace, UID string }
+}
+
+// events lists the events with reason about the object kind/name.
+func (l *dsLab) events(ns, kind, name, reason string) []dsEvent {
+	l.t.Helper()
+	var list struct{ Items []dsEvent }
+	out := l.mustKubectl("", "get", "events", "-n", ns, "-o", "json", "--field-selector",
+		"involvedObject.kind="+kind+",involvedObject.name="+name+",reason="+reason)
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		l.t.Fatal(err)
+	}
+	return list.Items
+}
+
 const dsDeployment = `apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -266,6 +511,9 @@ spec:
 `, name, node, k8s.TestImage)
 }
 
+// dsPodGCGrace is the agents' VPCNET_POD_GC_GRACE in the test's lab.
+const dsPodGCGrace = 15 * time.Second
+
 var dsLabRE = regexp.MustCompile(`^d([0-9]+)x[0-9]+$`)
 
 // TestDaemonSetInstall is issue 14's "done when" in the lab cluster, with vpcnetd run only by
@@ -273,9 +521,13 @@ var dsLabRE = regexp.MustCompile(`^d([0-9]+)x[0-9]+$`)
 // maxPods = the agent's capacity + host-network pods; a 30-pod Deployment over two nodes
 // with distinct subnet addresses, filling both nodes, and the nodes Ready throughout with no
 // not-ready taint and nothing evicted; a pod kubelet admits beyond the agent's capacity stays
-// pending with an event saying the node is full, the node Ready. The lab goes down with
-// nothing left. (The exhausted-subnet event, the rolling update and delete + re-apply are not
-// yet tested here: see docs/kubernetes.md.)
+// pending with an event saying the node is full, the node Ready; a third node in an exhausted
+// /28 whose pending pod's events (kubectl describe pod) name the subnet, with a
+// VPCSubnetExhausted event on the node; a rolling update to a new image tag (vpcnet image
+// build) with the 30 pods answering throughout, every agent's allocations unchanged, each old
+// agent's socket removed and the conflist left byte for byte; the whole manifest deleted and
+// applied again with the same allocations taken over and a new pod given a distinct address;
+// no node NotReady over the rollout and the re-apply. The lab goes down with nothing left.
 func TestDaemonSetInstall(t *testing.T) {
 	requireComponents(t)
 	bin := testenv.CLI(t)
@@ -321,7 +573,7 @@ func TestDaemonSetInstall(t *testing.T) {
 	})
 	start := time.Now()
 	l.must("lab", "up", "--nodes", "2", "--runtime", "kubernetes", "--agent", "daemonset",
-		"--subnet", "10.10.1.0/24", "--subnet", "10.10.2.0/28")
+		"--subnet", "10.10.1.0/24", "--subnet", "10.10.2.0/28", "--vpcnet-pod-gc-grace", dsPodGCGrace.String())
 	t.Logf("cluster of 2 nodes with the DaemonSet's agents up in %s", time.Since(start).Round(100*time.Millisecond))
 	subnet := netip.MustParsePrefix("10.10.1.0/24")
 	st := l.status()
@@ -331,6 +583,7 @@ func TestDaemonSetInstall(t *testing.T) {
 	nodes := st.Nodes
 
 	t.Run("apply brings the agents up", func(t *testing.T) {
+		l := l.sub(t)
 		// No vpcnetd of the lab's own: the only agents are the DaemonSet's pods.
 		if pids, _ := filepath.Glob(filepath.Join(labDir, "nodes", "*", "vpcnetd.pid")); len(pids) > 0 {
 			t.Errorf("the lab started agents of its own: %v", pids)
@@ -369,14 +622,12 @@ func TestDaemonSetInstall(t *testing.T) {
 	// A node that has just turned Ready keeps the start-up taint node.kubernetes.io/not-ready
 	// until the controller-manager's node lifecycle pass removes it (seconds later): wait for
 	// that, so the watch below judges the fill, not the nodes' start.
-	l.waitFor("the nodes' start-up not-ready taints removed", 120*time.Second, func() (bool, string) {
-		out, err := l.kubectl("", "get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name}{" "}{.spec.taints[*].key}{"\n"}{end}`)
-		return err == nil && !strings.Contains(out, "node.kubernetes.io/not-ready") && !strings.Contains(out, "node.kubernetes.io/unreachable"), out
-	})
+	l.untainted()
 	watch := l.watchNodes()
 	webIPs := map[string]string{}
 	var webPods []dsPod
 	t.Run("30 pods over two nodes, nodes full and Ready", func(t *testing.T) {
+		l := l.sub(t)
 		for _, n := range nodes {
 			if n.Agent.MaxPods != 15 {
 				t.Fatalf("%s: agent capacity %d, this test fills two t3.medium nodes of 15 with 30 pods", n.Name, n.Agent.MaxPods)
@@ -431,6 +682,7 @@ func TestDaemonSetInstall(t *testing.T) {
 	})
 	bad, seen := watch.stop()
 	t.Run("nodes Ready throughout, nothing evicted", func(t *testing.T) {
+		l := l.sub(t)
 		if seen == 0 {
 			t.Fatal("the node watch saw no update at all")
 		}
@@ -455,6 +707,348 @@ func TestDaemonSetInstall(t *testing.T) {
 		}
 		if out := l.mustKubectl("", "get", "events", "-A", "--field-selector", "reason=TaintManagerEviction", "-o", "name"); strings.TrimSpace(out) != "" {
 			t.Errorf("taint eviction events: %s", out)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	// A node in a subnet too small for its pods: the pods that find the subnet exhausted are
+	// told so on their own events (what `kubectl describe pod` shows), naming the subnet, and
+	// the node gets a VPCSubnetExhausted event and says so in its annotations, staying Ready.
+	t.Run("exhausted subnet named in the pod's and the node's events", func(t *testing.T) {
+		l := l.sub(t)
+		start := time.Now()
+		out := l.must("lab", "node", "add", "--subnet", "10.10.2.0/28")
+		t.Logf("lab node add into 10.10.2.0/28 with the DaemonSet's agent: %s", time.Since(start).Round(100*time.Millisecond))
+		st := l.status()
+		if len(st.Nodes) != 3 {
+			t.Fatalf("%d nodes after node add, want 3: %s", len(st.Nodes), out)
+		}
+		nodes = st.Nodes
+		third := nodes[2]
+		var sn lab.SubnetInfo
+		for _, s := range st.Subnets {
+			if s.CIDR.String() == "10.10.2.0/28" {
+				sn = s
+			}
+		}
+		if sn.ID == "" || third.SubnetID != sn.ID {
+			t.Fatalf("node %s in %s, want the /28 in %+v", third.Name, third.SubnetID, st.Subnets)
+		}
+		// One pod more than the subnet has usable addresses (the node's primary ENI takes one
+		// of them): some pods cannot get an address whatever the agent does.
+		for i := 1; i <= sn.Usable+1; i++ {
+			l.mustKubectl(dsPodOn(fmt.Sprintf("tiny-%d", i), third.Name), "apply", "-f", "-")
+		}
+		var pending string
+		l.waitFor("a pod without an address with a NoFreeVPCAddress event naming the subnet", 180*time.Second, func() (bool, string) {
+			last := "no pod without an address"
+			for _, p := range l.pods("default", "app=extra") {
+				if p.Status.PodIP != "" {
+					continue
+				}
+				evs := l.events("default", "Pod", p.Metadata.Name, "NoFreeVPCAddress")
+				last = fmt.Sprintf("pod %s: events %+v", p.Metadata.Name, evs)
+				for _, e := range evs {
+					if e.Type == "Warning" && e.InvolvedObject.UID == p.Metadata.UID && strings.Contains(e.Message, sn.ID) && strings.Contains(e.Message, sn.CIDR.String()) {
+						pending = p.Metadata.Name
+						t.Logf("pod %s: %s %s: %s", p.Metadata.Name, e.Type, e.Reason, e.Message)
+						return true, ""
+					}
+				}
+			}
+			return false, last
+		})
+		if out := l.mustKubectl("", "describe", "pod", pending); !strings.Contains(out, "NoFreeVPCAddress") || !strings.Contains(out, sn.ID) {
+			t.Errorf("kubectl describe pod %s shows no NoFreeVPCAddress event naming %s:\n%s", pending, sn.ID, out)
+		}
+		l.waitFor("a VPCSubnetExhausted event on the node naming the subnet", 60*time.Second, func() (bool, string) {
+			evs := l.events("default", "Node", third.Name, "VPCSubnetExhausted")
+			for _, e := range evs {
+				if e.Type == "Warning" && strings.Contains(e.Message, sn.ID) {
+					t.Logf("node %s: %s %s: %s", third.Name, e.Type, e.Reason, e.Message)
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%+v", evs)
+		})
+		if out := l.mustKubectl("", "describe", "node", third.Name); !strings.Contains(out, "VPCSubnetExhausted") {
+			t.Errorf("kubectl describe node %s shows no VPCSubnetExhausted event:\n%s", third.Name, out)
+		}
+		l.waitFor("the node's annotations saying the subnet is exhausted", 30*time.Second, func() (bool, string) {
+			out, _ := l.kubectl("", "get", "node", third.Name, "-o", `jsonpath={.metadata.annotations.vpcnet\.io/reason} {.status.conditions[?(@.type=="Ready")].status}`)
+			return out == "subnet-exhausted True", out
+		})
+		l.mustKubectl("", "delete", "pod", "-l", "app=extra", "--wait=true")
+	})
+	if t.Failed() {
+		return
+	}
+
+	// GC from the API server's pods: two sandboxes wired on the third node by the plugin as a
+	// runtime would, for pods the API server never had. One's namespace is deleted with no DEL
+	// (a runtime that lost it): after VPCNET_POD_GC_GRACE the agent releases its address, its
+	// record and its rules through the plugin's own DEL. The other is just as old and as unknown
+	// to the API server, but its sandbox is alive (its veth exists): it keeps its address.
+	t.Run("GC releases the address of a pod the API server lacks once its sandbox is gone", func(t *testing.T) {
+		l := l.sub(t)
+		third := nodes[2]
+		np := lab.PathsFor(l.name).Node(third.Index)
+		plugin := filepath.Join(filepath.Dir(bin), "vpcnet-cni")
+		conf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "vpcnet", "type": "vpcnet-cni",
+			"agentSocket": np.AgentSocket(), "mtu": 9001, "vethPrefix": "eni", "stateDir": filepath.Join(np.AgentState(), "cni")})
+		cniRun := func(verb, cid, netns, pod string) (string, error) {
+			cmd := exec.Command("ip", "netns", "exec", third.NS, plugin)
+			cmd.Env = append(os.Environ(), "CNI_COMMAND="+verb, "CNI_CONTAINERID="+cid, "CNI_NETNS="+netns, "CNI_IFNAME=eth0",
+				"CNI_PATH="+filepath.Dir(plugin), "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME="+pod)
+			cmd.Stdin = bytes.NewReader(conf)
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		type sandbox struct{ cid, ns, pod, ip string }
+		var sbs []*sandbox
+		for _, what := range []string{"gone", "live"} {
+			sb := &sandbox{cid: fmt.Sprintf("gc-%s-%d", what, os.Getpid()), ns: testenv.NSName("gc-" + what), pod: "ghost-" + what}
+			h, err := netnsx.Create(sb.ns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Close()
+			t.Cleanup(func() {
+				if _, err := os.Stat(netnsx.Path(sb.ns)); err == nil {
+					_, _ = cniRun("DEL", sb.cid, netnsx.Path(sb.ns), sb.pod)
+					_ = netnsx.Delete(sb.ns)
+				}
+			})
+			// The third node's addresses rest after the exhausted-subnet pods went: the plugin
+			// answers try again (CNI code 11), and a runtime retries.
+			l.waitFor("ADD of "+sb.pod, 120*time.Second, func() (bool, string) {
+				out, err := cniRun("ADD", sb.cid, netnsx.Path(sb.ns), sb.pod)
+				if err != nil {
+					return false, out
+				}
+				var res struct{ IPs []struct{ Address string } }
+				if json.Unmarshal([]byte(out), &res) != nil || len(res.IPs) != 1 {
+					t.Fatalf("ADD result %s", out)
+				}
+				sb.ip = strings.TrimSuffix(res.IPs[0].Address, "/32")
+				return true, ""
+			})
+			sbs = append(sbs, sb)
+		}
+		gone, live := sbs[0], sbs[1]
+		_, allocs := agentAllocs(t, third)
+		if allocs["default/"+gone.pod] != gone.ip || allocs["default/"+live.pod] != live.ip {
+			t.Fatalf("the agent's allocations %v lack the sandboxes' %s and %s", allocs, gone.ip, live.ip)
+		}
+		if err := netnsx.Delete(gone.ns); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		l.waitFor("the lost sandbox's address released", 120*time.Second, func() (bool, string) {
+			_, allocs := agentAllocs(t, third)
+			return allocs["default/"+gone.pod] == "", fmt.Sprint(allocs)
+		})
+		t.Logf("%s released %s after its namespace went (VPCNET_POD_GC_GRACE %s)", third.Name, gone.ip, dsPodGCGrace)
+		if took := time.Since(start); took < dsPodGCGrace-time.Second {
+			t.Errorf("released after %s, before the grace period %s", took, dsPodGCGrace)
+		}
+		recs, err := cni.Attachments(filepath.Join(np.AgentState(), "cni"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.ContainerID == gone.cid {
+				t.Errorf("the plugin's record of the released attachment is left: %+v", r)
+			}
+		}
+		l.waitFor("a VPCAddressReleased event on the node", 30*time.Second, func() (bool, string) {
+			evs := l.events("default", "Node", third.Name, vk8s.ReasonReleasedGone)
+			for _, e := range evs {
+				if strings.Contains(e.Message, gone.ip) && strings.Contains(e.Message, gone.pod) {
+					t.Logf("node %s: %s %s: %s", third.Name, e.Type, e.Reason, e.Message)
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%+v", evs)
+		})
+		if _, allocs := agentAllocs(t, third); allocs["default/"+live.pod] != live.ip {
+			t.Errorf("the live sandbox lost its address %s (the grace period passed for it too): %v", live.ip, allocs)
+		}
+		if out, err := cniRun("DEL", live.cid, netnsx.Path(live.ns), live.pod); err != nil {
+			t.Fatalf("DEL of the live sandbox: %v: %s", err, out)
+		}
+		if err := netnsx.Delete(live.ns); err != nil {
+			t.Fatal(err)
+		}
+		if _, allocs := agentAllocs(t, third); len(allocs) != 0 {
+			t.Errorf("the third node's agent still holds %v", allocs)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	// Handover through a rolling update to a new image tag: one node at a time, the old agent
+	// removes its socket on SIGTERM and leaves the conflist, the new one takes the same
+	// allocations over; running pods never notice and no node turns NotReady.
+	l.untainted()
+	watch = l.watchNodes()
+	t.Run("rolling update keeps every pod, address and allocation", func(t *testing.T) {
+		l := l.sub(t)
+		before := map[string][]string{}
+		for _, n := range nodes {
+			lines, allocs := agentAllocs(t, n)
+			before[n.Name] = lines
+			if n.Index <= 2 {
+				if d := sameMap(podSet(webPods, n.Name), allocs); d != "" {
+					t.Errorf("%s: the agent's allocations are not the node's pods: %s", n.Name, d)
+				}
+			}
+		}
+		// The new tag, packed by `vpcnet image build` from static binaries (those the lab
+		// built for its own image when the test's are not static).
+		cfg, err := lab.ReadConfig(lab.PathsFor(l.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		binDir := filepath.Dir(cfg.AgentBin)
+		if _, err := os.Stat(filepath.Join(k8s.PathsOf(lab.PathsFor(l.name)).Dir, "bin", "vpcnetd")); err == nil {
+			binDir = filepath.Join(k8s.PathsOf(lab.PathsFor(l.name)).Dir, "bin")
+		}
+		const tag = "vpcnet.local/vpcnetd:rollout"
+		tarball := filepath.Join(t.TempDir(), "rollout.tar")
+		out, err := exec.Command(bin, "image", "build", "--bin-dir", binDir, "--tag", tag, "--out", tarball).CombinedOutput()
+		if err != nil {
+			t.Fatalf("vpcnet image build: %v\n%s", err, out)
+		}
+		for _, n := range nodes {
+			if err := k8s.ImportImage(context.Background(), l.name, n.Index, tarball); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var hs []*handover
+		for _, n := range nodes {
+			h := watchHandover(t, l.name, n)
+			defer h.stop()
+			hs = append(hs, h)
+		}
+		pr := startProber(nodes[0].NS, webIPs)
+		defer pr.stop()
+		roll := time.Now()
+		l.mustKubectl("", "-n", deploy.Namespace, "set", "image", "ds/"+deploy.DaemonSet, deploy.AgentContainer+"="+tag, "install-cni="+tag)
+		l.mustKubectl("", "-n", deploy.Namespace, "rollout", "status", "ds/"+deploy.DaemonSet, "--timeout=300s")
+		l.waitFor("agents Ready on the new tag", 120*time.Second, func() (bool, string) { return l.agentsReady(nodes, tag) })
+		took := time.Since(roll)
+		failed, rounds := pr.stop()
+		for _, h := range hs {
+			h.stop()
+		}
+		t.Logf("rolling update of %d agents to %s: %s; %d rounds probing the 30 pods", len(nodes), tag, took.Round(100*time.Millisecond), rounds)
+		if len(failed) > 0 {
+			t.Errorf("pods unreachable during the rollout: %v", failed)
+		}
+		for _, h := range hs {
+			t.Logf("%s: socket absent in %d of %d polls (50 ms apart), conflist unchanged throughout: %v", h.node, h.absent, h.polls, len(h.problems) == 0)
+			if h.absent == 0 {
+				t.Errorf("%s: the agent's socket was never seen absent: the old agent did not remove it on SIGTERM", h.node)
+			}
+			if h.stale > 1 {
+				t.Errorf("%s: a socket no agent answers on for %d polls in a row (left behind by the old agent)", h.node, h.stale)
+			}
+			if len(h.problems) > 0 {
+				t.Errorf("%s: the conflist did not stay: %v", h.node, h.problems)
+			}
+		}
+		for _, n := range nodes {
+			if after, _ := agentAllocs(t, n); strings.Join(after, "\n") != strings.Join(before[n.Name], "\n") {
+				t.Errorf("%s: allocations changed over the rollout:\nbefore %v\nafter  %v", n.Name, before[n.Name], after)
+			}
+		}
+		if p := l.pods("default", "app=web"); len(p) != 30 || sameMap(podSet(webPods, ""), podSet(p, "")) != "" {
+			t.Errorf("web pods changed over the rollout")
+		}
+	})
+
+	// Uninstall and install again, as a user would with `kubectl delete -f deploy/` and
+	// `kubectl apply -f deploy/` (here the lab's kustomization of it): the allocations live in
+	// the node's /var/lib/vpcnet (a hostPath), so the new agents take every one of them over.
+	t.Run("delete the manifest and apply it again loses no allocation", func(t *testing.T) {
+		l := l.sub(t)
+		before := map[string][]string{}
+		for _, n := range nodes {
+			before[n.Name], _ = agentAllocs(t, n)
+		}
+		ov := k8s.PathsOf(lab.PathsFor(l.name)).OverlayDir()
+		pr := startProber(nodes[0].NS, webIPs)
+		defer pr.stop()
+		gone := time.Now()
+		l.mustKubectl("", "delete", "-k", ov, "--wait=true")
+		l.waitFor("agent pods gone", 120*time.Second, func() (bool, string) {
+			p := l.pods(deploy.Namespace, "k8s-app=vpcnet-node")
+			return len(p) == 0, fmt.Sprintf("%d agent pods", len(p))
+		})
+		for _, n := range nodes {
+			np := lab.PathsFor(l.name).Node(n.Index)
+			if _, err := os.Stat(np.AgentSocket()); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s: the agent's socket after the agent was deleted: %v", n.Name, err)
+			}
+			if _, err := os.Stat(filepath.Join(np.CNIConfDir(), lab.AgentCNIConfName)); err != nil {
+				t.Errorf("%s: the conflist after the agent was deleted: %v", n.Name, err)
+			}
+		}
+		l.mustKubectl("", "apply", "-k", ov)
+		l.waitFor("agents Ready again", 180*time.Second, func() (bool, string) { return l.agentsReady(nodes, deploy.Image) })
+		t.Logf("manifest deleted and applied again: agents Ready %s after the delete", time.Since(gone).Round(100*time.Millisecond))
+		failed, rounds := pr.stop()
+		if len(failed) > 0 {
+			t.Errorf("pods unreachable with no agent or after: %v (%d rounds)", failed, rounds)
+		}
+		for _, n := range nodes {
+			if after, _ := agentAllocs(t, n); strings.Join(after, "\n") != strings.Join(before[n.Name], "\n") {
+				t.Errorf("%s: allocations changed over delete + apply:\nbefore %v\nafter  %v", n.Name, before[n.Name], after)
+			}
+		}
+		// A new pod after the re-apply: one web pod replaced on a full node gets an address no
+		// other pod has, and each agent's allocations are again exactly its node's pods.
+		victim := webPods[0]
+		l.mustKubectl("", "delete", "pod", victim.Metadata.Name, "--wait=true")
+		var now []dsPod
+		l.waitFor("30 web pods Running again", 180*time.Second, func() (bool, string) {
+			now = l.pods("default", "app=web")
+			running := 0
+			for _, p := range now {
+				if p.Status.Phase == "Running" && p.Status.PodIP != "" {
+					running++
+				}
+			}
+			return running == 30 && len(now) == 30, fmt.Sprintf("%d of %d running", running, len(now))
+		})
+		seenIP := map[string]string{}
+		for _, p := range now {
+			if other, dup := seenIP[p.Status.PodIP]; dup {
+				t.Errorf("pods %s and %s share %s", other, p.Metadata.Name, p.Status.PodIP)
+			}
+			seenIP[p.Status.PodIP] = p.Metadata.Name
+			if _, old := podSet(webPods, "")["default/"+p.Metadata.Name]; !old {
+				t.Logf("new pod %s on %s: %s (the deleted pod had %s; a released address rests IP_COOLDOWN_PERIOD before reuse)", p.Metadata.Name, p.Spec.NodeName, p.Status.PodIP, victim.Status.PodIP)
+			}
+		}
+		for _, n := range nodes[:2] {
+			_, allocs := agentAllocs(t, n)
+			if d := sameMap(podSet(now, n.Name), allocs); d != "" {
+				t.Errorf("%s: the agent's allocations are not the node's pods after the re-apply: %s", n.Name, d)
+			}
+		}
+	})
+	bad, seen = watch.stop()
+	t.Run("no node NotReady over the rollout and the re-apply", func(t *testing.T) {
+		if seen == 0 {
+			t.Fatal("the node watch saw no update at all")
+		}
+		if len(bad) > 0 {
+			t.Errorf("%d node updates:\n%s", seen, strings.Join(bad, "\n"))
 		}
 	})
 }
