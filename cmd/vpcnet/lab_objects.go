@@ -7,9 +7,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/vpcnet/vpcnet/deploy"
 	"github.com/vpcnet/vpcnet/internal/lab"
 	"github.com/vpcnet/vpcnet/internal/lab/k8s"
 )
@@ -218,7 +220,7 @@ func newLabPingCmd() *cobra.Command {
 func newLabLogsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "logs [NODE]",
-		Short: "Print the controller's log, or a node's vpcnetd log",
+		Short: "Print the controller's log, or a node's vpcnetd log (the DaemonSet pod's through kubectl logs with --agent daemonset)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			if err := lab.ValidateName(labName); err != nil {
@@ -230,6 +232,16 @@ func newLabLogsCmd() *cobra.Command {
 				_, n, err := labNode(args[0])
 				if err != nil {
 					return err
+				}
+				if cfg, err := lab.ReadConfig(p); err == nil && cfg.DaemonSetAgent() {
+					// The agent is the DaemonSet's pod on the node: its log is the container's.
+					out, err := k8s.Kubectl(cmdContext(), labName, "get", "pods", "-n", deploy.Namespace, "-l", "k8s-app="+deploy.DaemonSet,
+						"--field-selector", "spec.nodeName="+n.Name, "-o", "jsonpath={.items[*].metadata.name}").Output()
+					pods := strings.Fields(string(out))
+					if err != nil || len(pods) != 1 {
+						return fmt.Errorf("node %s: want one %s pod, found %q (%v)", n.Name, deploy.DaemonSet, pods, err)
+					}
+					return runKubectl("logs", "-n", deploy.Namespace, pods[0])
 				}
 				file = p.Node(n.Index).AgentLog()
 			}

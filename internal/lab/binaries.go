@@ -13,7 +13,8 @@ import (
 const modulePath = "github.com/vpcnet/vpcnet"
 
 // Binaries finds vpcnetd and vpcnet-cni next to the running executable, or else builds them
-// from the module source above the working directory into dir. progress hears about a build.
+// from the module source above the working directory into dir, statically linked
+// (CGO_ENABLED=0). progress hears about a build.
 func Binaries(dir string, progress func(string)) (agent, cni string, err error) {
 	if exe, err := os.Executable(); err == nil {
 		d := filepath.Dir(exe)
@@ -30,8 +31,12 @@ func Binaries(dir string, progress func(string)) (agent, cni string, err error) 
 		return "", "", err
 	}
 	progress(fmt.Sprintf("building vpcnetd and vpcnet-cni from %s into %s", root, dir))
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/vpcnetd", "./cmd/vpcnet-cni")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "./cmd/vpcnetd", "./cmd/vpcnet-cni")
 	cmd.Dir = root
+	// Static, as the node image needs them (the DaemonSet mode packs these same files): one
+	// build instead of a second CGO_ENABLED=0 one at `lab up --agent daemonset`; the flags are
+	// those of that build (k8s.PackAgentImage), so either finds the other's in the build cache.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", "", fmt.Errorf("go build ./cmd/vpcnetd ./cmd/vpcnet-cni: %v\n%s", err, out)
 	}

@@ -55,7 +55,8 @@ func vpcnet(bin string, args ...string) (string, error) {
 // pods with distinct subnet addresses, traffic across nodes with no tunnel, describe pod, a
 // third node's pods, a full /28 leaving pods ContainerCreating with the reason in their
 // events. With --keep it then checks, on the demo's cluster, that `lab status` and `lab
-// describe node` count the Kubernetes pods (issue 13 item 4), and that a second demo of the
+// describe node` count the Kubernetes pods (issue 13 item 4), that `lab logs NODE` is the
+// DaemonSet agent's log, and that a second demo of the
 // same name fails without touching the running lab. `lab down` then leaves no namespace,
 // runtime process, cgroup or directory.
 func TestDemoKubectlWalkThrough(t *testing.T) {
@@ -167,6 +168,11 @@ func TestDemoKubectlWalkThrough(t *testing.T) {
 	}
 	if text, _ := vpcnet(bin, "lab", "status", "--name", name); !strings.Contains(text, fmt.Sprintf("%d/", perNode[last.Name])) {
 		t.Errorf("lab status text does not count %s's %d pods:\n%s", last.Name, perNode[last.Name], text)
+	}
+
+	// lab logs NODE on a DaemonSet lab is the agent pod's log: it names the node's instance.
+	if lout, err := vpcnet(bin, "lab", "logs", "--name", name, last.Name); err != nil || !strings.Contains(lout, last.InstanceID) {
+		t.Errorf("lab logs %s: %v; the agent's log does not name %s:\n%.2000s", last.Name, err, last.InstanceID, lout)
 	}
 
 	// A demo of a lab that is up fails, names why, and leaves that lab running.

@@ -455,7 +455,7 @@ func (d *demo) podToPod() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	d.say("links of the router's and every node's network namespace: %d namespaces, tunnel devices: %d", count, len(tunnels))
+	d.say("link types in the lab's %d network namespaces (router, nodes, internet): tunnel devices: %d", count, len(tunnels))
 	if len(tunnels) > 0 {
 		return "", fmt.Errorf("tunnel devices found: %s", strings.Join(tunnels, ", "))
 	}
@@ -498,7 +498,7 @@ func (d *demo) describePod() (string, error) {
 	if eni == "" {
 		return "", fmt.Errorf("%s is on no ENI of %s", ip, n.Name)
 	}
-	d.say("EC2 (vpcsim) DescribeNetworkInterfaces: %s of %s holds %s as a secondary private IP", eni, n.InstanceID, ip)
+	d.say("EC2 (vpcsim): %s of %s holds %s as a secondary private IP", eni, n.InstanceID, ip)
 	return fmt.Sprintf("%s: IP %s in %s = a secondary IP of %s on %s", a.Metadata.Name, ip, Main, eni, n.InstanceID), nil
 }
 
