@@ -73,6 +73,9 @@ func goalFor(s State, c Summary) goal {
 		}
 		g.single = true
 		g.what = fmt.Sprintf("WARM_IP_TARGET=%d MINIMUM_IP_TARGET=%d", st.WarmIPTarget, st.MinimumIPTarget)
+		if floor > 0 {
+			g.what += fmt.Sprintf(" (resting addresses counted, %d of them free now)", floor)
+		}
 		if batch > 0 {
 			g.what += fmt.Sprintf(" (top-ups of %d beyond the shortfall from %.2f pod starts/s)", batch, ad.StartRate)
 		}
@@ -100,7 +103,7 @@ func goalFor(s State, c Summary) goal {
 		g.need = max(keep-c.Free-c.Cooldown, floor-c.Free)
 		g.fill = true
 		g.canDrop = func(free, _, _ int) bool { return free+c.Cooldown >= keep && free >= floor }
-		g.what = fmt.Sprintf("WARM_ENI_TARGET=%d (%d free addresses)", st.WarmENITarget, keep)
+		g.what = fmt.Sprintf("WARM_ENI_TARGET=%d (%d free addresses, resting ones counted, %d of them free now)", st.WarmENITarget, keep, floor)
 	}
 	if fallback {
 		g.what += ", single addresses while no aligned /28 is free"

@@ -502,7 +502,7 @@ func TestReleaseDelay(t *testing.T) {
 		{name: "first seen above target: nothing released, wake after the delay",
 			state: delayed(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0}),
 			edit:  func(s *State) { s.Assigned = set(ip0[:2]) },
-			want:  "", over: true, wake: 30 * time.Second, reason: "above WARM_IP_TARGET=3 MINIMUM_IP_TARGET=0 by 4 addresses"},
+			want:  "", over: true, wake: 30 * time.Second, reason: "above WARM_IP_TARGET=3 MINIMUM_IP_TARGET=0 (resting addresses counted, 1 of them free now) by 4 addresses"},
 		{name: "above target for part of the delay: still held, wake when it ends",
 			state: delayed(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0}),
 			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:2]), t0.Add(-20*time.Second) },
