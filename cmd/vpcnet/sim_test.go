@@ -60,7 +60,7 @@ func TestSimServeRunsUntilSignalled(t *testing.T) {
 	defer cmd.Process.Kill()
 	lines := bufio.NewScanner(stdout)
 	var endpoint, credsFile string
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	var seen []string
 	imdsShown := false
 	for lines.Scan() && time.Now().Before(deadline) {
@@ -102,7 +102,7 @@ func TestSimServeRunsUntilSignalled(t *testing.T) {
 		if err != nil {
 			t.Fatalf("exit after SIGTERM: %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("did not stop on SIGTERM")
 	}
 	if _, err := os.Stat(dir + "/state.json"); err != nil {

@@ -17,7 +17,7 @@ func TestBadNodeNameTouchesNothing(t *testing.T) {
 		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1", "AWS_REGION=us-east-1", "KUBERNETES_SERVICE_HOST=127.0.0.1"}
 	for _, args := range [][]string{nil, {"--check-settings"}} {
 		var out, errb bytes.Buffer
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		code := run(ctx, args, append(base, "NODE_NAME=Bad_Node"), &out, &errb)
 		cancel()
 		if code != 2 || !strings.HasPrefix(errb.String(), `vpcnetd: NODE_NAME "Bad_Node" is not a node name`) || strings.Count(errb.String(), "\n") != 1 {

@@ -92,7 +92,7 @@ func TestInvalidValueStopsWithOneLine(t *testing.T) {
 		{env: []string{"VPCNET_EC2_MAX_ATTEMPTS=0"}, names: "VPCNET_EC2_MAX_ATTEMPTS"},
 	} {
 		var out, errb bytes.Buffer
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		code := run(ctx, tc.args, append(safeEnv(t), tc.env...), &out, &errb)
 		cancel()
 		lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
@@ -121,7 +121,7 @@ func TestBadSettingTouchesNothing(t *testing.T) {
 		"VPCNET_METRICS_ADDR=10.1.2.3:61678", "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1", "AWS_EC2_ENDPOINT=http://127.0.0.1:1", "AWS_REGION=us-east-1",
 		"VPCNET_HOST_NETWORKING=false"}
 	var out, errb bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	code := run(ctx, nil, env, &out, &errb)
 	if code != 2 || !strings.HasPrefix(errb.String(), "vpcnetd: VPCNET_METRICS_ADDR: ") || strings.Count(errb.String(), "\n") != 1 {
@@ -142,7 +142,7 @@ func TestSocketPathNamingAFileRefused(t *testing.T) {
 	}
 	for _, args := range [][]string{nil, {"--check-settings"}} {
 		var out, errb bytes.Buffer
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		code := run(ctx, args, append(safeEnv(t), "VPCNET_SOCKET="+victim, "VPCNET_STATE_DIR="+dir+"/state"), &out, &errb)
 		cancel()
 		if code != 2 || !strings.HasPrefix(errb.String(), "vpcnetd: VPCNET_SOCKET: ") || !strings.Contains(errb.String(), "not a socket") || strings.Count(errb.String(), "\n") != 1 {
@@ -154,7 +154,7 @@ func TestSocketPathNamingAFileRefused(t *testing.T) {
 	}
 	// A directory named where a directory is needed is refused the same way.
 	var errb bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if code := run(ctx, nil, append(safeEnv(t), "VPCNET_STATE_DIR="+victim), &errb, &errb); code != 2 || !strings.Contains(errb.String(), "VPCNET_STATE_DIR") {
 		t.Fatalf("state dir naming a file: exit %d, %q", code, errb.String())

@@ -27,7 +27,7 @@ func TestAdaptivePool(t *testing.T) {
 		}
 		return s
 	}
-	waitFor(t, 20*time.Second, "one free address with nothing seen", func() bool { st = status(); return st.Free >= 1 })
+	waitFor(t, 60*time.Second, "one free address with nothing seen", func() bool { st = status(); return st.Free >= 1 })
 	if st.Pool == nil || st.Pool.Mode != "adaptive" || st.Pool.TargetFree != 1 || st.Pool.Batch != 0 {
 		t.Fatalf("status pool before any pod: %+v, want adaptive, 1 free kept, no batch", st.Pool)
 	}

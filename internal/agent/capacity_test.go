@@ -28,7 +28,7 @@ import (
 func (n *node) waitReady() {
 	n.t.Helper()
 	conf := filepath.Join(n.cfg.CNIConfDir, n.cfg.CNIConfName)
-	waitFor(n.t, 20*time.Second, "a ready node with its CNI config", func() bool {
+	waitFor(n.t, 60*time.Second, "a ready node with its CNI config", func() bool {
 		_, err := os.Stat(conf)
 		return err == nil && n.status().Ready
 	}, func() string { return n.get("/v1/status") })
@@ -220,7 +220,7 @@ func TestSubnetExhaustedAdvice(t *testing.T) {
 		n.mustAdd(fmt.Sprint("pod", i))
 	}
 	var st string
-	waitFor(t, 20*time.Second, "subnet-exhausted", func() bool {
+	waitFor(t, 60*time.Second, "subnet-exhausted", func() bool {
 		_, err := n.add("pod9")
 		st = n.get("/v1/status")
 		return err != nil && strings.Contains(st, agent.ReasonSubnetExhausted)

@@ -65,7 +65,7 @@ func TestSubnetExhaustionReportedAndRecovers(t *testing.T) {
 			n.settle("the last two addresses", func(p poolView) bool { return p.total == 2 })
 			n.mustAdd("a")
 			n.mustAdd("b")
-			waitFor(t, 10*time.Second, "status subnet-exhausted", func() bool {
+			waitFor(t, 60*time.Second, "status subnet-exhausted", func() bool {
 				_, err := n.add("c")
 				return status.Code(err) == codes.ResourceExhausted && n.status().Reason == agent.ReasonSubnetExhausted
 			}, func() string { return n.get("/v1/status") })
@@ -224,7 +224,7 @@ func TestFlakyCloudConverges(t *testing.T) {
 			}
 			// Watch the agent's own view first: the test's Describe polling would eat the
 			// throttled server's budget.
-			waitFor(t, 30*time.Second, "20 free and 5 assigned", func() bool { st := n.status(); return st.Free == 20 && st.Assigned == 5 })
+			waitFor(t, 60*time.Second, "20 free and 5 assigned", func() bool { st := n.status(); return st.Free == 20 && st.Assigned == 5 })
 			attempts, calls := n.metric("vpcnet_ec2_attempts_total"), n.metric("vpcnet_ec2_calls_total")
 			p := n.settle("25 addresses on three ENIs", func(p poolView) bool { return p.total == 25 && p.enis == 3 && p.assigned == 5 })
 			t.Logf("pool %+v after %v EC2 attempts in %v calls", p, attempts, calls)
@@ -256,7 +256,7 @@ func TestCloudFailureReported(t *testing.T) {
 			n.settle("one warm", func(p poolView) bool { return p.total == 1 })
 			tc.knob(x.s, true)
 			n.mustAdd("a")
-			waitFor(t, 10*time.Second, "status "+tc.reason, func() bool { return n.status().Reason == tc.reason }, func() string { return n.get("/v1/status") })
+			waitFor(t, 60*time.Second, "status "+tc.reason, func() bool { return n.status().Reason == tc.reason }, func() string { return n.get("/v1/status") })
 			if st := n.status(); !strings.Contains(st.Message, tc.says) {
 				t.Errorf("status message %q does not say %s", st.Message, tc.says)
 			}
@@ -285,6 +285,6 @@ func TestUnauthorizedAtStart(t *testing.T) {
 		t.Fatalf("status %v", st)
 	}
 	x.s.SetDeny("DescribeNetworkInterfaces", false)
-	waitFor(t, 10*time.Second, "ready once allowed", func() bool { return n.status().Ready }, func() string { return n.get("/v1/status") })
+	waitFor(t, 60*time.Second, "ready once allowed", func() bool { return n.status().Ready }, func() string { return n.get("/v1/status") })
 	n.mustAdd("a")
 }

@@ -62,7 +62,7 @@ func TestCrashDuringStorm(t *testing.T) {
 	var kills, acks, dels int
 	for round := range 20 {
 		cmd := startDaemon(t, bin, env, filepath.Join(dir, fmt.Sprint("log", round)))
-		waitFor(t, 20*time.Second, "vpcnetd serving", func() bool {
+		waitFor(t, 60*time.Second, "vpcnetd serving", func() bool {
 			st, err := c.Status(bg, &agentapi.StatusRequest{Version: agentapi.Version})
 			return err == nil && st.Reason != "starting"
 		}, func() string { return tail(filepath.Join(dir, fmt.Sprint("log", round))) })
@@ -80,7 +80,7 @@ func TestCrashDuringStorm(t *testing.T) {
 		if _, err := c.GC(bg, &agentapi.GCRequest{Version: agentapi.Version, Network: "vpcnet", Valid: valid}); err != nil {
 			t.Fatalf("round %d: GC: %v", round, err)
 		}
-		waitFor(t, 20*time.Second, "WARM_IP_TARGET free", func() bool {
+		waitFor(t, 60*time.Second, "WARM_IP_TARGET free", func() bool {
 			st, err := c.Status(bg, &agentapi.StatusRequest{Version: agentapi.Version})
 			return err == nil && st.Free >= 40
 		}, func() string { return tail(filepath.Join(dir, fmt.Sprint("log", round))) })
@@ -154,12 +154,12 @@ func TestCrashDuringStorm(t *testing.T) {
 	for k := range acked {
 		valid = append(valid, key(k))
 	}
-	waitFor(t, 20*time.Second, "GC after the last restart", func() bool {
+	waitFor(t, 60*time.Second, "GC after the last restart", func() bool {
 		_, err := c.GC(bg, &agentapi.GCRequest{Version: agentapi.Version, Network: "vpcnet", Valid: valid})
 		return err == nil
 	})
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	waitFor(t, 20*time.Second, "store, pool and EC2 to agree", func() bool {
+	waitFor(t, 60*time.Second, "store, pool and EC2 to agree", func() bool {
 		s, err := c.Status(bg, &agentapi.StatusRequest{Version: agentapi.Version})
 		if err != nil || int(s.Assigned) != len(acked) {
 			why = fmt.Sprintf("status %v; %d acknowledged", s, len(acked))
@@ -183,7 +183,7 @@ func TestCrashDuringStorm(t *testing.T) {
 		}
 		return true
 	}, func() string { return why + "\n" + tail(filepath.Join(dir, "log-final")) })
-	waitFor(t, 20*time.Second, "no detached ENI left", func() bool { return x.detached(t) == 0 })
+	waitFor(t, 60*time.Second, "no detached ENI left", func() bool { return x.detached(t) == 0 })
 	rep, err := c.GC(bg, &agentapi.GCRequest{Version: agentapi.Version, Network: "vpcnet"})
 	if err != nil || len(rep.Released) != len(acked) {
 		t.Fatalf("GC released %d of %d: %v", len(rep.GetReleased()), len(acked), err)

@@ -88,7 +88,7 @@ func startVpcnetd(t *testing.T, x *sim, instance, imds, name string, extra ...st
 	}
 	t.Cleanup(func() { conn.Close() })
 	d.client = agentapi.NewAgentClient(conn)
-	waitFor(t, 30*time.Second, name+" ready", func() bool {
+	waitFor(t, 60*time.Second, name+" ready", func() bool {
 		st, err := d.client.Status(bg, &agentapi.StatusRequest{Version: agentapi.Version})
 		return err == nil && st.Ready
 	}, func() string { return tail(d.log) })
@@ -107,7 +107,7 @@ func (d *nodeAgent) add(id string) (*agentapi.Allocation, error) {
 func (d *nodeAgent) mustAdd(id string) *agentapi.Allocation {
 	d.t.Helper()
 	var al *agentapi.Allocation
-	waitFor(d.t, 20*time.Second, "ADD "+id, func() bool {
+	waitFor(d.t, 60*time.Second, "ADD "+id, func() bool {
 		var err error
 		al, err = d.add(id)
 		if status.Code(err) == codes.ResourceExhausted {
@@ -244,7 +244,7 @@ func TestENIDetachedBehindTheAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	detached := time.Now()
-	waitFor(t, 10*time.Second, "the three pods reported", func() bool {
+	waitFor(t, 60*time.Second, "the three pods reported", func() bool {
 		return a.metric("vpcnet_pods_without_cloud_address") == 3
 	}, func() string { return a.get("/v1/status") + tail(a.log) })
 	t.Logf("noticed %v after the detach", time.Since(detached).Round(time.Millisecond))
@@ -282,7 +282,7 @@ func TestENIDetachedBehindTheAgent(t *testing.T) {
 	}
 	// The second node's cleanup has looked at the detached ENI (DescribeInstances is asked for
 	// its owner) and kept it.
-	waitFor(t, 20*time.Second, "the second node's cleanup to consider the ENI", func() bool {
+	waitFor(t, 60*time.Second, "the second node's cleanup to consider the ENI", func() bool {
 		return b.metric(`vpcnet_ec2_calls_total{action="DescribeInstances"}`) >= 2
 	}, func() string { return tail(b.log) })
 	if _, ok := x.eni(t, eni1); !ok {
@@ -295,7 +295,7 @@ func TestENIDetachedBehindTheAgent(t *testing.T) {
 	}
 
 	x.s.SetDeny("AttachNetworkInterface", false)
-	waitFor(t, 20*time.Second, "the ENI re-attached and no pod reported", func() bool {
+	waitFor(t, 60*time.Second, "the ENI re-attached and no pod reported", func() bool {
 		ni, ok := x.eni(t, eni1)
 		return ok && ni.Attachment != nil && aws.ToString(ni.Attachment.InstanceId) == x.instance &&
 			aws.ToInt32(ni.Attachment.DeviceIndex) == 1 && a.metric("vpcnet_pods_without_cloud_address") == 0
@@ -332,7 +332,7 @@ func TestAddressUnassignedBehindTheAgent(t *testing.T) {
 	// The pool back at its target first: an assign it made after the unassign could get the
 	// same address back from EC2 by count, which would hide the repair.
 	stable := 0
-	waitFor(t, 10*time.Second, "the pool settled at its target", func() bool {
+	waitFor(t, 60*time.Second, "the pool settled at its target", func() bool {
 		st := a.status()
 		if st.Free >= 3 && st.Free+st.Assigned == len(x.instanceAddrs(t, x.instance)) {
 			stable++
@@ -345,7 +345,7 @@ func TestAddressUnassignedBehindTheAgent(t *testing.T) {
 	if _, err := x.ec2.UnassignPrivateIpAddresses(bg, &ec2.UnassignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(eni), PrivateIpAddresses: []string{ip0.String()}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "pod0's address assigned back", func() bool {
+	waitFor(t, 60*time.Second, "pod0's address assigned back", func() bool {
 		logged, _ := os.ReadFile(a.log)
 		return x.instanceAddrs(t, x.instance)[ip0] == eni && strings.Contains(string(logged), "assigned pods' addresses back to their ENI")
 	}, func() string { return tail(a.log) })
@@ -359,8 +359,8 @@ func TestAddressUnassignedBehindTheAgent(t *testing.T) {
 	if _, err := x.ec2.AssignPrivateIpAddresses(bg, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(hog), PrivateIpAddresses: []string{ip1.String()}, AllowReassignment: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "pod1 reported", func() bool { return a.metric("vpcnet_pods_without_cloud_address") == 1 }, func() string { return a.get("/v1/status") + tail(a.log) })
-	waitFor(t, 10*time.Second, "pod1's address given up as taken", func() bool {
+	waitFor(t, 60*time.Second, "pod1 reported", func() bool { return a.metric("vpcnet_pods_without_cloud_address") == 1 }, func() string { return a.get("/v1/status") + tail(a.log) })
+	waitFor(t, 60*time.Second, "pod1's address given up as taken", func() bool {
 		st := a.status()
 		return len(st.PodsWithoutCloudAddress) == 1 && strings.Contains(st.PodsWithoutCloudAddress[0], "default/pod1") &&
 			strings.Contains(st.PodsWithoutCloudAddress[0], "another interface")
@@ -372,14 +372,14 @@ func TestAddressUnassignedBehindTheAgent(t *testing.T) {
 			t.Fatalf("pod%d got %s, which another ENI holds", i, got)
 		}
 	}
-	waitFor(t, 20*time.Second, "two resyncs", func() bool {
+	waitFor(t, 60*time.Second, "two resyncs", func() bool {
 		return a.metric(`vpcnet_ec2_calls_total{action="DescribeNetworkInterfaces"}`) >= resyncs+2
 	})
 	if owner := x.instanceAddrs(t, x.instance)[ip1]; owner != "" {
 		t.Fatalf("%s is back on %s: taken from the ENI that had it", ip1, owner)
 	}
 	a.del("pod1")
-	waitFor(t, 10*time.Second, "nothing reported after pod1's DEL", func() bool { return a.metric("vpcnet_pods_without_cloud_address") == 0 })
+	waitFor(t, 60*time.Second, "nothing reported after pod1's DEL", func() bool { return a.metric("vpcnet_pods_without_cloud_address") == 0 })
 }
 
 // TestENIDeletedBehindTheAgent (issue 11 fault 6): an ENI holding a pod's address is
@@ -414,7 +414,7 @@ func TestENIDeletedBehindTheAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var st agent.Status
-	waitFor(t, 10*time.Second, "the pod reported with its ENI deleted", func() bool {
+	waitFor(t, 60*time.Second, "the pod reported with its ENI deleted", func() bool {
 		if err := json.Unmarshal([]byte(n.get("/v1/status")), &st); err != nil {
 			t.Fatal(err)
 		}
@@ -426,5 +426,5 @@ func TestENIDeletedBehindTheAgent(t *testing.T) {
 		t.Errorf("the deleted %s is still in the agent's view: %s", eni, n.get("/v1/enis"))
 	}
 	n.del(pod)
-	waitFor(t, 10*time.Second, "nothing reported after the pod's DEL", func() bool { return n.metric("vpcnet_pods_without_cloud_address") == 0 })
+	waitFor(t, 60*time.Second, "nothing reported after the pod's DEL", func() bool { return n.metric("vpcnet_pods_without_cloud_address") == 0 })
 }

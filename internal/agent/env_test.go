@@ -198,7 +198,7 @@ func startNode(t testing.TB, x *sim, cfg agent.Config) *node {
 		st.Close()
 	}
 	t.Cleanup(n.stop)
-	waitFor(t, 10*time.Second, "the agent to start", func() bool {
+	waitFor(t, 60*time.Second, "the agent to start", func() bool {
 		st, err := n.client.Status(bg, &agentapi.StatusRequest{Version: agentapi.Version})
 		return err == nil && st.Reason != agent.ReasonStarting
 	})
@@ -230,7 +230,7 @@ func (n *node) mustAdd(id string) netip.Addr {
 	// Retry what the plugin turns into "try again later" (CNI code 11), as kubelet does: no
 	// free address yet (ResourceExhausted) and an agent not ready yet (Unavailable, e.g. "the
 	// pool is growing" while a slow or flaky cloud fills it).
-	waitFor(n.t, 30*time.Second, "ADD "+id, func() bool {
+	waitFor(n.t, 60*time.Second, "ADD "+id, func() bool {
 		var err error
 		al, err = n.add(id)
 		if c := status.Code(err); c == codes.ResourceExhausted || c == codes.Unavailable {
@@ -276,7 +276,7 @@ func (n *node) settle(what string, want func(p poolView) bool) poolView {
 	n.t.Helper()
 	var p poolView
 	stable := 0
-	waitFor(n.t, 20*time.Second, what, func() bool {
+	waitFor(n.t, 60*time.Second, what, func() bool {
 		p = n.pool()
 		if want(p) {
 			stable++

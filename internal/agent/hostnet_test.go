@@ -88,7 +88,7 @@ func TestHostNetworkingInNetns(t *testing.T) {
 	}
 	defer conn.Close()
 	n := &node{t: t, sim: x, client: agentapi.NewAgentClient(conn)}
-	waitFor(t, 20*time.Second, "vpcnetd ready", func() bool {
+	waitFor(t, 60*time.Second, "vpcnetd ready", func() bool {
 		st, err := n.client.Status(bg, &agentapi.StatusRequest{Version: agentapi.Version})
 		return err == nil && st.Ready
 	}, func() string { return tail(filepath.Join(dir, "log")) })
@@ -96,7 +96,7 @@ func TestHostNetworkingInNetns(t *testing.T) {
 		n.mustAdd(fmt.Sprint("pod", i))
 	}
 	var eniIP string
-	waitFor(t, 20*time.Second, "eth1 set up with table 2 and its rule", func() bool {
+	waitFor(t, 60*time.Second, "eth1 set up with table 2 and its rule", func() bool {
 		ok := false
 		netns.Do(func(ns.NetNS) error {
 			l, err := netlink.LinkByName("eth1")
@@ -126,7 +126,7 @@ func TestHostNetworkingInNetns(t *testing.T) {
 	for i := range 8 {
 		n.del(fmt.Sprint("pod", i))
 	}
-	waitFor(t, 20*time.Second, "eth1's table and rule gone with the ENI", func() bool {
+	waitFor(t, 60*time.Second, "eth1's table and rule gone with the ENI", func() bool {
 		gone := true
 		netns.Do(func(ns.NetNS) error {
 			rules, _ := netlink.RuleList(unix.AF_INET)
@@ -195,7 +195,7 @@ func TestDetachedENIReattachedInNetns(t *testing.T) {
 	}
 	defer conn.Close()
 	n := &node{t: t, sim: x, client: agentapi.NewAgentClient(conn)}
-	waitFor(t, 20*time.Second, "vpcnetd ready", func() bool {
+	waitFor(t, 60*time.Second, "vpcnetd ready", func() bool {
 		st, err := n.client.Status(bg, &agentapi.StatusRequest{Version: agentapi.Version})
 		return err == nil && st.Ready
 	}, func() string { return tail(log) })
@@ -210,7 +210,7 @@ func TestDetachedENIReattachedInNetns(t *testing.T) {
 			pod, eni = fmt.Sprint("pod", i), al.EniId
 		}
 	}
-	waitFor(t, 20*time.Second, "eth1 and table 2 set up", func() bool { return table2Up(netns) }, func() string { return tail(log) })
+	waitFor(t, 60*time.Second, "eth1 and table 2 set up", func() bool { return table2Up(netns) }, func() string { return tail(log) })
 	ni, _ := x.eni(t, eni)
 	onENI := addrsOf(ni)
 
@@ -220,7 +220,7 @@ func TestDetachedENIReattachedInNetns(t *testing.T) {
 	}
 	detached := time.Now()
 	named := fmt.Sprintf("pod has no cloud address\" pod=default/%s", pod)
-	waitFor(t, 10*time.Second, "the pod named", func() bool {
+	waitFor(t, 60*time.Second, "the pod named", func() bool {
 		b, _ := os.ReadFile(log)
 		return strings.Contains(string(b), named)
 	}, func() string { return tail(log) })
@@ -236,7 +236,7 @@ func TestDetachedENIReattachedInNetns(t *testing.T) {
 	}
 
 	x.s.SetDeny("AttachNetworkInterface", false)
-	waitFor(t, 30*time.Second, "the ENI re-attached at device 1 and table 2 set up again", func() bool {
+	waitFor(t, 60*time.Second, "the ENI re-attached at device 1 and table 2 set up again", func() bool {
 		b, _ := os.ReadFile(log)
 		ni, ok := x.eni(t, eni)
 		return ok && ni.Attachment != nil && aws.ToInt32(ni.Attachment.DeviceIndex) == 1 &&

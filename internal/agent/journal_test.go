@@ -44,7 +44,7 @@ func runDaemon(t *testing.T, bin string, env []string, socket, log string, wrap 
 	}
 	t.Cleanup(func() { conn.Close() })
 	d := &daemon{cmd: cmd, log: log, client: agentapi.NewAgentClient(conn)}
-	waitFor(t, 30*time.Second, "vpcnetd ready", func() bool {
+	waitFor(t, 60*time.Second, "vpcnetd ready", func() bool {
 		st, err := d.client.Status(bg, &agentapi.StatusRequest{Version: agentapi.Version})
 		return err == nil && st.Ready
 	}, func() string { return tail(log) })
@@ -68,7 +68,7 @@ func (d *daemon) add(id string) (netip.Addr, error) {
 func (d *daemon) mustAdd(t *testing.T, id string) netip.Addr {
 	t.Helper()
 	var ip netip.Addr
-	waitFor(t, 20*time.Second, "ADD "+id, func() bool {
+	waitFor(t, 60*time.Second, "ADD "+id, func() bool {
 		var err error
 		ip, err = d.add(id)
 		if status.Code(err) == codes.ResourceExhausted {
@@ -205,7 +205,7 @@ func nsHolder(t *testing.T, dir string, size string) int {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, 10*time.Second, "the mount namespace", func() bool { _, err := os.Stat(ready); return err == nil }, func() string { return out.String() })
+	waitFor(t, 60*time.Second, "the mount namespace", func() bool { _, err := os.Stat(ready); return err == nil }, func() string { return out.String() })
 	return cmd.Process.Pid
 }
 
@@ -254,7 +254,7 @@ func TestFullDiskFailsAddCleanly(t *testing.T) {
 		id := fmt.Sprintf("pod%d", i)
 		var ip netip.Addr
 		var err error
-		waitFor(t, 20*time.Second, "a free address", func() bool {
+		waitFor(t, 60*time.Second, "a free address", func() bool {
 			ip, err = d.add(id)
 			return status.Code(err) != codes.ResourceExhausted
 		}, func() string { return tail(d.log) })
@@ -323,7 +323,7 @@ func TestFullDiskFailsAddCleanly(t *testing.T) {
 	before, _ := os.ReadFile(filepath.Join(inNS, ipam, "allocations.journal"))
 	log := filepath.Join(dir, "log3")
 	cmd := startDaemon(t, "nsenter", env, log, "-t", strconv.Itoa(holder), "-m", "--", bin)
-	if code := exitOf(t, cmd, 20*time.Second); code != 1 {
+	if code := exitOf(t, cmd, 60*time.Second); code != 1 {
 		t.Fatalf("vpcnetd on a read-only store: exit %d\n%s", code, tail(log))
 	}
 	b, _ := os.ReadFile(log)

@@ -51,7 +51,7 @@ func TestAgentPublishesCapacityAndTellsThePodWhyNoAddress(t *testing.T) {
 		}
 		return node.Annotations
 	}
-	waitFor(t, 10*time.Second, "the capacity annotations", func() bool {
+	waitFor(t, 60*time.Second, "the capacity annotations", func() bool {
 		a := annotations()
 		return a[k8s.AnnotationMaxPods] == "2" && a[k8s.AnnotationFree] == "2" && a[k8s.AnnotationAssigned] == "0"
 	}, func() string { return fmtMap(annotations()) })
@@ -63,7 +63,7 @@ func TestAgentPublishesCapacityAndTellsThePodWhyNoAddress(t *testing.T) {
 		t.Fatalf("third ADD on a node of 2 pods: %v, want ResourceExhausted", err)
 	}
 	var ev []corev1.Event
-	waitFor(t, 10*time.Second, "the pod's event", func() bool {
+	waitFor(t, 60*time.Second, "the pod's event", func() bool {
 		l, err := cs.CoreV1().Events("default").List(bg, metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -76,7 +76,7 @@ func TestAgentPublishesCapacityAndTellsThePodWhyNoAddress(t *testing.T) {
 		!strings.Contains(e.Message, agent.ReasonMaxPods) || !strings.Contains(e.Message, "MAX_PODS=2") {
 		t.Fatalf("event %+v", e)
 	}
-	waitFor(t, 10*time.Second, "the annotations to say full", func() bool {
+	waitFor(t, 60*time.Second, "the annotations to say full", func() bool {
 		a := annotations()
 		return a[k8s.AnnotationAssigned] == "2" && a[k8s.AnnotationReason] == agent.ReasonMaxPods
 	}, func() string { return fmtMap(annotations()) })

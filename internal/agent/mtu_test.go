@@ -95,14 +95,14 @@ func TestENIMTUOnEveryENI(t *testing.T) {
 	}
 	defer conn.Close()
 	client := agentapi.NewAgentClient(conn)
-	waitFor(t, 20*time.Second, "vpcnetd ready", func() bool {
+	waitFor(t, 60*time.Second, "vpcnetd ready", func() bool {
 		st, err := client.Status(bg, &agentapi.StatusRequest{Version: agentapi.Version})
 		return err == nil && st.Ready
 	}, func() string { return tail(filepath.Join(dir, "log")) })
 
 	secondary := primary
 	var last string
-	waitFor(t, 20*time.Second, "eth0 and eth1 at MTU 1500, as CheckENI sees them", func() bool {
+	waitFor(t, 60*time.Second, "eth0 and eth1 at MTU 1500, as CheckENI sees them", func() bool {
 		ok := false
 		_ = netns.Do(func(ns.NetNS) error {
 			l, err := netlink.LinkByName("eth1")

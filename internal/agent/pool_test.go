@@ -193,7 +193,7 @@ func TestSlowAttachDoesNotBlockAdd(t *testing.T) {
 	for i := range 6 { // 6 assigned and 3 free fill the primary's 9 slots: an ENI attach starts
 		n.mustAdd(fmt.Sprint("pod", i))
 	}
-	waitFor(t, 30*time.Second, "an ENI attaching", func() bool { return attaching() == 1 }, func() string { return n.get("/v1/status") })
+	waitFor(t, 60*time.Second, "an ENI attaching", func() bool { return attaching() == 1 }, func() string { return n.get("/v1/status") })
 	start := time.Now()
 	for i := 6; i < 8; i++ {
 		n.mustAdd(fmt.Sprint("pod", i))

@@ -127,7 +127,7 @@ func TestUnmanagedENILeftAloneAndDetachedCleanedUp(t *testing.T) {
 			t.Fatalf("%s assigned", ip)
 		}
 	}
-	waitFor(t, 10*time.Second, "the detached ENI of ours deleted", func() bool {
+	waitFor(t, 60*time.Second, "the detached ENI of ours deleted", func() bool {
 		out, err := x.ec2.DescribeNetworkInterfaces(bg, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{*old.NetworkInterface.NetworkInterfaceId}})
 		return err != nil || len(out.NetworkInterfaces) == 0
 	})

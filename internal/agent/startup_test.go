@@ -64,7 +64,7 @@ func TestOneAgentPerNode(t *testing.T) {
 	x := newSim(t, vpcsim.Options{}, "10.0.16.0/24", "t3.medium")
 	socket := filepath.Join(dir, "run", "vpcnetd.sock")
 	first := startDaemon(t, bin, daemonEnv(x, dir, freePort(t)), filepath.Join(dir, "log1"))
-	waitFor(t, 20*time.Second, "the first vpcnetd serving", func() bool {
+	waitFor(t, 60*time.Second, "the first vpcnetd serving", func() bool {
 		st, err := statusOf(t, socket)
 		return err == nil && st.Ready
 	}, func() string { return tail(filepath.Join(dir, "log1")) })
@@ -79,7 +79,7 @@ func TestOneAgentPerNode(t *testing.T) {
 	} {
 		log := filepath.Join(dir, "log-"+strings.ReplaceAll(tc.name, " ", "-"))
 		second := startDaemon(t, bin, tc.env, log)
-		if code := exitOf(t, second, 20*time.Second); code != 1 {
+		if code := exitOf(t, second, 60*time.Second); code != 1 {
 			t.Fatalf("%s: second vpcnetd exit %d, want 1: %s", tc.name, code, tail(log))
 		}
 		b, _ := os.ReadFile(log)
@@ -105,7 +105,7 @@ func TestOneAgentPerNode(t *testing.T) {
 		t.Fatalf("the killed agent's socket should be left behind for this test: %v", err)
 	}
 	startDaemon(t, bin, daemonEnv(x, dir, freePort(t)), filepath.Join(dir, "log3"))
-	waitFor(t, 20*time.Second, "a new vpcnetd to take over after kill -9", func() bool {
+	waitFor(t, 60*time.Second, "a new vpcnetd to take over after kill -9", func() bool {
 		st, err := statusOf(t, socket)
 		return err == nil && st.Ready
 	}, func() string { return tail(filepath.Join(dir, "log3")) })
@@ -127,7 +127,7 @@ func TestSocketDirectoryLeftAlone(t *testing.T) {
 	}
 	socket := filepath.Join(shared, "x.sock")
 	cmd := startDaemon(t, bin, daemonEnv(x, dir, freePort(t), "VPCNET_SOCKET="+socket), filepath.Join(dir, "log"))
-	waitFor(t, 20*time.Second, "vpcnetd serving", func() bool {
+	waitFor(t, 60*time.Second, "vpcnetd serving", func() bool {
 		_, err := statusOf(t, socket)
 		return err == nil
 	}, func() string { return tail(filepath.Join(dir, "log")) })
@@ -143,7 +143,7 @@ func TestSocketDirectoryLeftAlone(t *testing.T) {
 
 	fresh := filepath.Join(dir, "made", "by", "agent", "x.sock")
 	startDaemon(t, bin, daemonEnv(x, dir, freePort(t), "VPCNET_SOCKET="+fresh), filepath.Join(dir, "log2"))
-	waitFor(t, 20*time.Second, "vpcnetd serving on a new directory", func() bool {
+	waitFor(t, 60*time.Second, "vpcnetd serving on a new directory", func() bool {
 		_, err := statusOf(t, fresh)
 		return err == nil
 	}, func() string { return tail(filepath.Join(dir, "log2")) })
@@ -167,7 +167,7 @@ func TestListenersBeforeCloud(t *testing.T) {
 		"VPCNET_METRICS_ADDR=" + metrics, "VPCNET_HOST_NETWORKING=false"}
 	cmd := startDaemon(t, bin, env, filepath.Join(dir, "log"))
 	var st *agentapi.StatusReply
-	waitFor(t, 20*time.Second, "STATUS to say cloud-unreachable", func() bool {
+	waitFor(t, 60*time.Second, "STATUS to say cloud-unreachable", func() bool {
 		var err error
 		st, err = statusOf(t, socket)
 		return err == nil && st.Reason == agent.ReasonCloudUnreachable

@@ -48,7 +48,7 @@ func TestENIsGoWithTheirInstance(t *testing.T) {
 	// Wait for the pool to reach its target (14 assigned, 5 warm: no ENI still being made) with
 	// every ENI attached with DeleteOnTermination. Waiting for the first ENI only let an ENI the
 	// agent was still creating on a loaded machine outlive the instance.
-	waitFor(t, 30*time.Second, "the pool at its target and the agent's ENIs attached with DeleteOnTermination", func() bool {
+	waitFor(t, 60*time.Second, "the pool at its target and the agent's ENIs attached with DeleteOnTermination", func() bool {
 		if st := a.status(); st.Assigned != 14 || st.Free < 5 {
 			return false
 		}

@@ -93,16 +93,16 @@ func TestChainingWithReferencePlugins(t *testing.T) {
 	}()
 	var reply string
 	err := probe.In(client.ns.Path(), func() error {
-		d := net.Dialer{Timeout: 3 * time.Second}
+		d := net.Dialer{Timeout: 10 * time.Second}
 		var lastErr error
-		for i := 0; i < 5; i++ {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 			conn, err := d.Dial("tcp4", netip.AddrPortFrom(c.primaryIP, 8080).String())
 			if err != nil {
 				lastErr = err
 				time.Sleep(200 * time.Millisecond)
 				continue
 			}
-			_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+			_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
 			b, err := io.ReadAll(conn)
 			conn.Close()
 			reply = string(b)

@@ -136,10 +136,10 @@ func TestSecondaryENIPod(t *testing.T) {
 		return nil
 	})
 	// The node's main table has no default route at all: only the ENI's table can carry this.
-	if err := probe.WaitPing(onENI.ns.Path(), vpcHost, 5*time.Second); err != nil {
+	if err := probe.WaitPing(onENI.ns.Path(), vpcHost, 30*time.Second); err != nil {
 		t.Fatalf("pod %s on %s -> %s: %v", onENI.ip, dev, vpcHost, err)
 	}
-	if n, err := probe.Ping(onENI.ns.Path(), vpcHost, 5, time.Second); err != nil || n != 5 {
+	if n, err := probe.Ping(onENI.ns.Path(), vpcHost, 5, 10*time.Second); err != nil || n != 5 {
 		t.Fatalf("ping: %d/5, %v", n, err)
 	}
 	c.do(t, func() error {

@@ -376,7 +376,7 @@ func (c *cluster) agentStatus(t testing.TB) *agentapi.StatusReply {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
 	defer cancel()
 	rep, err := agentapi.NewAgentClient(conn).Status(ctx, &agentapi.StatusRequest{Version: agentapi.Version})
 	if err != nil {

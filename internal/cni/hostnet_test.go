@@ -30,7 +30,7 @@ func TestAgentHostNetworking(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The agent's SNAT: rule 1024 appears in the node.
-	waitFor(t, 20*time.Second, "the agent's SNAT rule 1024", func() bool {
+	waitFor(t, 60*time.Second, "the agent's SNAT rule 1024", func() bool {
 		found := false
 		c.do(t, func() error {
 			rules, err := netlink.RuleList(netlink.FAMILY_V4)
@@ -53,7 +53,7 @@ func TestAgentHostNetworking(t *testing.T) {
 	}
 	// The agent filled the ENI's table: default via the subnet router.
 	dev := fmt.Sprintf("eth%d", rec.Table-1)
-	waitFor(t, 20*time.Second, "the agent's table "+fmt.Sprint(rec.Table), func() bool {
+	waitFor(t, 60*time.Second, "the agent's table "+fmt.Sprint(rec.Table), func() bool {
 		ok := false
 		c.do(t, func() error {
 			routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: rec.Table}, netlink.RT_FILTER_TABLE)
@@ -77,10 +77,10 @@ func TestAgentHostNetworking(t *testing.T) {
 			c.routeToPod(t, p.ip, c.primaryIP)
 		}
 	}
-	if err := probe.WaitPing(onENI.ns.Path(), vpcHost, 5*time.Second); err != nil {
+	if err := probe.WaitPing(onENI.ns.Path(), vpcHost, 30*time.Second); err != nil {
 		t.Fatalf("pod %s on %s -> VPC host %s: %v", onENI.ip, dev, vpcHost, err)
 	}
-	if err := probe.WaitPing(pods[0].ns.Path(), vpcHost, 5*time.Second); err != nil {
+	if err := probe.WaitPing(pods[0].ns.Path(), vpcHost, 30*time.Second); err != nil {
 		t.Errorf("pod %s on eth0 -> VPC host %s: %v", pods[0].ip, vpcHost, err)
 	}
 	// Outside the VPC: SNAT to the node's primary IP, out of eth0 even from a secondary ENI's pod.

@@ -137,7 +137,7 @@ func TestDelOfOldSandboxKeepsNewOne(t *testing.T) {
 	if err := c.addRetry(list, other, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := probe.WaitPing(other.ns.Path(), sbB.ip, 5*time.Second); err != nil {
+	if err := probe.WaitPing(other.ns.Path(), sbB.ip, 30*time.Second); err != nil {
 		t.Fatalf("pod %s -> sandbox B %s: %v", other.ip, sbB.ip, err)
 	}
 	// The same sandbox's DEL again, and with CNI_NETNS naming B's namespace: still nothing of B.
@@ -559,7 +559,7 @@ func TestCheckNamesWhatIsBroken(t *testing.T) {
 			continue
 		}
 		tc.mend()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for {
 			err := c.cni.CheckNetworkList(bg, list, p.rt)
 			if err == nil {
@@ -625,7 +625,7 @@ func TestDelLeavesVethToSandbox(t *testing.T) {
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // the kernel dismantles a namespace in a workqueue
 	for {
 		var err error
 		c.do(t, func() error { _, err = netlink.LinkByName(veth); return nil })

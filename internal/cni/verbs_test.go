@@ -40,10 +40,10 @@ func TestVerbsEveryVersion(t *testing.T) {
 				r.IPs[0].Interface == nil || *r.IPs[0].Interface != 1 || r.IPs[0].Gateway.String() != dataplane.Gateway.String() {
 				t.Errorf("ADD result %s", r)
 			}
-			if err := probe.WaitPing(a.ns.Path(), b.ip, 5*time.Second); err != nil {
+			if err := probe.WaitPing(a.ns.Path(), b.ip, 30*time.Second); err != nil {
 				t.Fatalf("pod %s -> pod %s: %v", a.ip, b.ip, err)
 			}
-			if n, err := probe.Ping(b.ns.Path(), a.ip, 3, time.Second); err != nil || n != 3 {
+			if n, err := probe.Ping(b.ns.Path(), a.ip, 3, 10*time.Second); err != nil || n != 3 {
 				t.Fatalf("ping %s -> %s: %d/3, %v", b.ip, a.ip, n, err)
 			}
 			if v == "1.1.0" {
@@ -120,7 +120,7 @@ func TestSpoofedSourceDropped(t *testing.T) {
 	}
 	defer conn.Close()
 	dst := netip.AddrPortFrom(b.ip, 9000)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for { // the genuine path first
 		_ = probe.SendUDP(a.ns.Path(), netip.AddrPortFrom(a.ip, 0), dst, []byte("warm-up"))
 		if _, _, ok, _ := probe.RecvUDP(conn, 200*time.Millisecond); ok {

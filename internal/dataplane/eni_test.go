@@ -60,12 +60,12 @@ func TestSecondaryENIPodLeavesThroughItsTable(t *testing.T) {
 	for _, w := range []struct {
 		path string
 	}{{podNS.Path()}, {primaryNS.Path()}} {
-		if err := probe.WaitPing(w.path, vpcHost, 3*time.Second); err != nil {
+		if err := probe.WaitPing(w.path, vpcHost, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
 	e0, e1 := txPackets(t, tp, "eth0"), txPackets(t, tp, "eth1")
-	if n, err := probe.Ping(podNS.Path(), vpcHost, 5, time.Second); err != nil || n != 5 {
+	if n, err := probe.Ping(podNS.Path(), vpcHost, 5, 10*time.Second); err != nil || n != 5 {
 		t.Fatalf("ping %s -> %s: %d/5 replies, %v", p.Addr, vpcHost, n, err)
 	}
 	if d0, d1 := txPackets(t, tp, "eth0")-e0, txPackets(t, tp, "eth1")-e1; d1 < 5 || d0 >= 5 {
@@ -73,7 +73,7 @@ func TestSecondaryENIPodLeavesThroughItsTable(t *testing.T) {
 	}
 	// A pod on the primary ENI uses main and eth0.
 	e0, e1 = txPackets(t, tp, "eth0"), txPackets(t, tp, "eth1")
-	if n, err := probe.Ping(primaryNS.Path(), vpcHost, 5, time.Second); err != nil || n != 5 {
+	if n, err := probe.Ping(primaryNS.Path(), vpcHost, 5, 10*time.Second); err != nil || n != 5 {
 		t.Fatalf("ping %s -> %s: %d/5 replies, %v", primary.Addr, vpcHost, n, err)
 	}
 	if d0, d1 := txPackets(t, tp, "eth0")-e0, txPackets(t, tp, "eth1")-e1; d0 < 5 || d1 >= 5 {

@@ -40,13 +40,13 @@ func TestPodToPodAndTeardown(t *testing.T) {
 	for _, p := range []dataplane.Pod{a, b} {
 		do(t, tp.node, func() error { return dataplane.CheckPod(p) })
 	}
-	if err := probe.WaitPing(nsA.Path(), b.Addr, 3*time.Second); err != nil {
+	if err := probe.WaitPing(nsA.Path(), b.Addr, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := probe.Ping(nsA.Path(), b.Addr, 3, time.Second); err != nil || n != 3 {
+	if n, err := probe.Ping(nsA.Path(), b.Addr, 3, 10*time.Second); err != nil || n != 3 {
 		t.Fatalf("ping %s -> %s: %d/3 replies, %v", a.Addr, b.Addr, n, err)
 	}
-	if n, err := probe.Ping(nsB.Path(), a.Addr, 1, time.Second); err != nil || n != 1 {
+	if n, err := probe.Ping(nsB.Path(), a.Addr, 1, 10*time.Second); err != nil || n != 1 {
 		t.Fatalf("ping %s -> %s: %d/1 replies, %v", b.Addr, a.Addr, n, err)
 	}
 	// The pod side as DESIGN.md draws it.
@@ -111,7 +111,7 @@ func TestAntiSpoofing(t *testing.T) {
 		}
 	}
 	// Wait until the genuine path works (adding an address settles for a moment), then mix.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		send(a.Addr, "warm-up")
 		if _, _, ok, err := probe.RecvUDP(c, 200*time.Millisecond); err != nil || ok {
@@ -162,7 +162,7 @@ func TestFirstPacketOfFreshPods(t *testing.T) {
 		ip := netip.AddrFrom4([4]byte{10, 0, 1, byte(60 + i)})
 		p, podNS := tp.addPod(t, "fresh-"+ip.String(), ip, 0)
 		tp.routeToPod(t, p.Addr, nodeIP)
-		if n, err := probe.Ping(podNS.Path(), vpcHost, 1, 2*time.Second); err != nil || n != 1 {
+		if n, err := probe.Ping(podNS.Path(), vpcHost, 1, 10*time.Second); err != nil || n != 1 {
 			t.Fatalf("first echo from fresh pod %s: %d/1 replies, %v", ip, n, err)
 		}
 	}

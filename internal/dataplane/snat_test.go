@@ -214,7 +214,7 @@ func TestSNATRepliesPassStrictReversePathFilter(t *testing.T) {
 	})
 	p, podNS := tp.addPod(t, "rpf", netip.MustParseAddr("10.0.2.70"), dataplane.TableForDevice(1))
 	tp.routeToPod(t, p.Addr, eni1IP)
-	if n, err := probe.Ping(podNS.Path(), inetHost, 3, 3*time.Second); err != nil || n == 0 {
+	if n, err := probe.Ping(podNS.Path(), inetHost, 3, 10*time.Second); err != nil || n == 0 {
 		t.Fatalf("pod on a secondary ENI -> %s (SNATed): %d replies, %v", inetHost, n, err)
 	}
 	do(t, tp.node, func() error {

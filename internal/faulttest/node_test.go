@@ -218,7 +218,7 @@ func tail(b []byte, n int) []byte {
 func (n *node) startSim() error {
 	var s *vpcsim.Server
 	var err error
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	for deadline := time.Now().Add(60 * time.Second); ; {
 		if s, err = vpcsim.Start(n.simAddr, n.simOpts); err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -279,7 +279,7 @@ func (n *node) startHolder() {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	n.holder, n.holderDone = startOnOwnThread(n.t, cmd, nil)
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	for deadline := time.Now().Add(60 * time.Second); ; {
 		if _, err := os.Stat(ready); err == nil {
 			return
 		}
@@ -289,7 +289,7 @@ func (n *node) startHolder() {
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			n.t.Fatalf("the mount namespace holder did not mount its tmpfs in 10s")
+			n.t.Fatalf("the mount namespace holder did not mount its tmpfs in 60s")
 		}
 	}
 }

@@ -44,7 +44,7 @@ func TestNamespacePIDs(t *testing.T) {
 	}
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("the process in the namespace still runs after Terminate")
 	}
 	if got := NamespacePIDs(name); len(got) != 0 {

@@ -122,7 +122,7 @@ func TestPendingAttachCompletesAfterRestart(t *testing.T) {
 		t.Fatalf("replayed events %+v: want the primary ENI's attachment", events)
 	}
 	c := client(s2, nil)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		got := must[*ec2.DescribeNetworkInterfacesOutput](t)(c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{*e.NetworkInterfaceId}})).NetworkInterfaces[0]
 		if got.Attachment.Status == types.AttachmentStatusAttached {
