@@ -3,8 +3,16 @@ package k8s
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +40,7 @@ const (
 
 // k8toolsNames are the commands k8tools answers to; the images hold one copy per name in /bin
 // (image.File has no links).
-var k8toolsNames = []string{"sh", "curl", "wget", "nc", "grep", "cat", "sleep", "seq", "hostname", "dig", "getent", "timeout", "true", "false"}
+var k8toolsNames = []string{"sh", "curl", "wget", "nc", "grep", "cat", "sleep", "seq", "hostname", "dig", "getent", "nslookup", "timeout", "true", "false"}
 
 // ConformanceImages packs agnhost (agnhost plus k8tools in /bin), busybox and glibc-dns-testing
 // (k8tools alone), nginx (agnhost serving port 80) and CoreDNS into the cache's images directory, again only when a binary is newer than its
@@ -53,6 +61,13 @@ func ConformanceImages(bc *cache.Cache, dns bool, progress func(string)) ([]stri
 	}
 	tools = append(tools, image.File{Path: "/tmp/.keep", Data: []byte{}, Mode: 0o644})
 	path := []string{"PATH=/bin:/usr/bin:/sbin:/usr/sbin"}
+	// agnhost's porter serves TLS with localhost.crt and localhost.key from its working
+	// directory (the real image has them in /): the Proxy specs' https ports.
+	crt, key, err := localhostCert()
+	if err != nil {
+		return nil, err
+	}
+	tlsFiles := []image.File{{Path: "/localhost.crt", Data: crt, Mode: 0o644}, {Path: "/localhost.key", Data: key, Mode: 0o600}}
 	imgs := []struct {
 		file, tag string
 		bins      []string
@@ -60,8 +75,8 @@ func ConformanceImages(bc *cache.Cache, dns bool, progress func(string)) ([]stri
 		cfg       image.Config
 	}{
 		{"agnhost.tar", AgnhostImage, []string{"agnhost", "k8tools"},
-			append([]image.File{{Path: "/agnhost", Source: bc.Bin("agnhost"), Mode: 0o755}}, tools...),
-			image.Config{Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}, Env: path}},
+			append(append([]image.File{{Path: "/agnhost", Source: bc.Bin("agnhost"), Mode: 0o755}}, tlsFiles...), tools...),
+			image.Config{Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}, Env: path, WorkingDir: "/"}},
 		{"busybox.tar", BusyBoxImage, []string{"k8tools"}, tools, image.Config{Cmd: []string{"sh"}, Env: path}},
 		{"glibc-dns-testing.tar", GlibcDNSImage, []string{"k8tools"}, tools, image.Config{Cmd: []string{"sh"}, Env: path}},
 		{"nginx.tar", NginxImage, []string{"agnhost", "k8tools"},
@@ -102,6 +117,30 @@ func ConformanceImages(bc *cache.Cache, dns bool, progress func(string)) ([]stri
 		}
 	}
 	return out, nil
+}
+
+// localhostCert is a self-signed ECDSA certificate for localhost and 127.0.0.1 and its key, PEM
+// encoded, valid ten years: agnhost porter's TLS ports (the API server's proxy does not verify
+// a pod's certificate).
+func localhostCert() (crt, key []byte, err error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
 }
 
 // ConformanceComponents are the build-cache components a run needs: all of

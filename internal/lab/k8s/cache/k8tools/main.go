@@ -39,7 +39,7 @@ func init() {
 		"sh": runSh, "ash": runSh, "bash": runSh,
 		"curl": runCurl, "wget": runWget, "nc": runNc, "grep": runGrep, "cat": runCat,
 		"sleep": runSleep, "seq": runSeq, "hostname": runHostname, "dig": runDig,
-		"getent": runGetent, "timeout": runTimeout, "true": func(env, []string) error { return nil },
+		"getent": runGetent, "nslookup": runNslookup, "timeout": runTimeout, "true": func(env, []string) error { return nil },
 		"false": func(env, []string) error { return exitCode(1) },
 	}
 }

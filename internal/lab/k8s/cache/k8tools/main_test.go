@@ -94,3 +94,18 @@ func TestNcUDPEcho(t *testing.T) {
 		t.Errorf("nc -u: %q, %d", out, st)
 	}
 }
+
+// nslookup, as the Services specs' ExternalName checks run it: a name that resolves (here from
+// /etc/hosts, so no DNS traffic leaves the machine) exits 0 with its address; one that cannot
+// exits 1; a flag is a usage error.
+func TestNslookup(t *testing.T) {
+	if out, st := sh(t, "nslookup localhost"); st != 0 || !strings.Contains(out, "Address: 127.0.0.1") {
+		t.Errorf("nslookup localhost: %q, status %d", out, st)
+	}
+	if _, st := sh(t, "nslookup bad..name"); st != 1 {
+		t.Errorf("nslookup of an invalid name: status %d, want 1", st)
+	}
+	if _, st := sh(t, "nslookup -type=A localhost"); st != 2 {
+		t.Errorf("nslookup with a flag: status %d, want 2", st)
+	}
+}

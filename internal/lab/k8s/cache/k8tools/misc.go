@@ -323,6 +323,28 @@ func runDig(e env, args []string) error {
 	return nil
 }
 
+// runNslookup is `nslookup NAME` as the Services specs run it (ExternalName checks): the name
+// through the pod's resolv.conf (search list, CNAMEs followed), "Name:" and one "Address:" line
+// per address, exit 1 when it does not resolve (as busybox's nslookup).
+func runNslookup(e env, args []string) error {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		return usage("want: nslookup NAME")
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 15*time.Second)
+	defer cancel()
+	r := &net.Resolver{PreferGo: true}
+	addrs, err := r.LookupHost(ctx, args[0])
+	if err != nil || len(addrs) == 0 {
+		fmt.Fprintf(e.stderr, "** server can't find %s: NXDOMAIN\n", args[0])
+		return exitCode(1)
+	}
+	fmt.Fprintf(e.stdout, "Name:\t%s\n", args[0])
+	for _, a := range addrs {
+		fmt.Fprintf(e.stdout, "Address: %s\n", a)
+	}
+	return nil
+}
+
 func fqdn(n string) string {
 	if strings.HasSuffix(n, ".") {
 		return n
