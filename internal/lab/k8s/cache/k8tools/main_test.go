@@ -109,3 +109,14 @@ func TestNslookup(t *testing.T) {
 		t.Errorf("nslookup with a flag: status %d, want 2", st)
 	}
 }
+
+// The DNS specs query PTR by reverse name (dig ... 4.3.2.1.in-addr.arpa. PTR), which the
+// resolver takes as the address.
+func TestArpaAddr(t *testing.T) {
+	for in, want := range map[string]string{"219.87.20.172.in-addr.arpa.": "172.20.87.219", "1.0.0.127.in-addr.arpa": "127.0.0.1",
+		"10.0.0.1": "10.0.0.1", "1.2.in-addr.arpa.": "1.2.in-addr.arpa."} {
+		if got := arpaAddr(in); got != want {
+			t.Errorf("arpaAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

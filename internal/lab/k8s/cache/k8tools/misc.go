@@ -310,7 +310,7 @@ func runDig(e env, args []string) error {
 			line(fmt.Sprintf("%d %d %d %s", s.Priority, s.Weight, s.Port, s.Target))
 		}
 	case "PTR":
-		names, err := r.LookupAddr(ctx, name)
+		names, err := r.LookupAddr(ctx, arpaAddr(name))
 		if err != nil {
 			return nil
 		}
@@ -343,6 +343,20 @@ func runNslookup(e env, args []string) error {
 		fmt.Fprintf(e.stdout, "Address: %s\n", a)
 	}
 	return nil
+}
+
+// arpaAddr turns a reverse name ("4.3.2.1.in-addr.arpa.", as the DNS specs query PTR) into
+// the address LookupAddr takes ("1.2.3.4"); anything else is returned as it is.
+func arpaAddr(name string) string {
+	rest, ok := strings.CutSuffix(strings.TrimSuffix(name, "."), ".in-addr.arpa")
+	if !ok {
+		return name
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 4 {
+		return name
+	}
+	return parts[3] + "." + parts[2] + "." + parts[1] + "." + parts[0]
 }
 
 func fqdn(n string) string {
