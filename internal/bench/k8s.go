@@ -83,6 +83,9 @@ func runK8s(ctx context.Context, r *runner) error {
 			return fmt.Errorf("%s: %w", cni, err)
 		}
 		runs[ref] = append(runs[ref], run)
+		if err := waitTornDown(ctx, l.name, nodes, ref); err != nil {
+			return err
+		}
 	}
 	vpc, ref := merge(runs[false]), merge(runs[true])
 	refName := "ptp + host-local"
@@ -114,11 +117,17 @@ func k8sChurnRows(ctx context.Context, r *runner, labName string, cs *kubernetes
 	if err != nil {
 		return fmt.Errorf("churn through the API, vpcnet: %w", err)
 	}
+	if err := waitTornDown(ctx, labName, nodes, false); err != nil {
+		return err
+	}
 	if err := installRefCNI(labName, nodes); err != nil {
 		return err
 	}
 	r.progress("k8s: the same churn trace with ptp + host-local")
 	ref, err := playTraceK8s(ctx, cs, nodes, trace, "r", netip.MustParsePrefix("10.244.0.0/16"), false)
+	if err == nil {
+		err = waitTornDown(ctx, labName, nodes, true)
+	}
 	removeRefCNI(labName, nodes)
 	if err != nil {
 		return fmt.Errorf("churn through the API, ptp + host-local: %w", err)
@@ -225,7 +234,7 @@ type startRun struct {
 func deploymentStart(ctx context.Context, cs *kubernetes.Clientset, name string, n int, want netip.Prefix) (*startRun, error) {
 	ns := "default"
 	labels := map[string]string{"app": name}
-	w, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+	w, err := podEvents(ctx, cs, "app="+name)
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +269,7 @@ func deploymentStart(ctx context.Context, cs *kubernetes.Clientset, name string,
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-timeout:
-			return nil, fmt.Errorf("%d of %d pods Running after the timeout", len(running), n)
+			return nil, fmt.Errorf("%d of %d pods Running after the timeout; %s", len(running), n, whyNotRunning(cs, ns, "app="+name))
 		case ev, ok := <-w.ResultChan():
 			if !ok {
 				return nil, fmt.Errorf("pod watch closed with %d of %d Running", len(running), n)
@@ -352,5 +361,91 @@ func installRefCNI(labName string, nodes []lab.NodeInfo) error {
 func removeRefCNI(labName string, nodes []lab.NodeInfo) {
 	for _, n := range nodes {
 		_ = os.Remove(filepath.Join(lab.PathsFor(labName).Node(n.Index).CNIConfDir(), refCNIConfName))
+	}
+}
+
+// whyNotRunning tells, for a run that timed out, where its pods are: counts by phase and
+// waiting reason, and the last sandbox failure kubelet reported on one of them.
+func whyNotRunning(cs *kubernetes.Clientset, ns, selector string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return "pods: " + err.Error()
+	}
+	states := map[string]int{}
+	names := map[string]bool{}
+	for _, p := range pods.Items {
+		st := string(p.Status.Phase)
+		for _, c := range p.Status.ContainerStatuses {
+			if c.State.Waiting != nil {
+				st += "/" + c.State.Waiting.Reason
+			}
+		}
+		if p.Spec.NodeName == "" {
+			st += " (unscheduled)"
+		}
+		states[st]++
+		names[p.Name] = true
+	}
+	out := "pods by state: " + counts(states)
+	evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=FailedCreatePodSandBox"})
+	if err == nil {
+		var last *corev1.Event
+		for i, e := range evs.Items {
+			if names[e.InvolvedObject.Name] && (last == nil || e.LastTimestamp.After(last.LastTimestamp.Time)) {
+				last = &evs.Items[i]
+			}
+		}
+		if last != nil {
+			out += fmt.Sprintf("; last sandbox failure (%s, ×%d): %s", last.InvolvedObject.Name, last.Count, last.Message)
+		}
+	}
+	return out
+}
+
+// waitTornDown waits (up to 3 min) until kubelet and containerd have run the CNI DEL of every
+// pod of the last round on every node: no pod address assigned in the agents (vpcnet), no
+// address in host-local's store (the reference). The pods leave the API before their sandboxes
+// are torn down, and containerd tears a sandbox down with the conflist in place at that time:
+// switching the CNI earlier sent vpcnet's pods' DELs to ptp, and their addresses stayed held
+// (a later vpcnet round found its nodes full: "pods hold all 56 pod addresses").
+func waitTornDown(ctx context.Context, labName string, nodes []lab.NodeInfo, ref bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	p := k8s.PathsOf(lab.PathsFor(labName))
+	left := func() (int, error) {
+		total := 0
+		for _, n := range nodes {
+			if !ref {
+				pods, _, err := addressUse(ctx, n.NS)
+				if err != nil {
+					return 0, err
+				}
+				total += int(pods)
+				continue
+			}
+			ents, err := os.ReadDir(filepath.Join(p.Node(n.Index), "var-lib-cni", "bench-ptp", "bench-ptp"))
+			if err != nil && !os.IsNotExist(err) {
+				return 0, err
+			}
+			for _, e := range ents {
+				if _, err := netip.ParseAddr(e.Name()); err == nil {
+					total++
+				}
+			}
+		}
+		return total, nil
+	}
+	for {
+		n, err := left()
+		if err == nil && n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d pod addresses still held 3 min after the round's pods left the API (err %v)", n, err)
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	toolswatch "k8s.io/client-go/tools/watch"
 
 	"github.com/vpcnet/vpcnet/internal/lab"
 	"github.com/vpcnet/vpcnet/internal/lab/k8s"
@@ -37,9 +39,24 @@ type podWatch struct {
 	done    chan struct{}
 }
 
+// podEvents watches the pods of namespace default with the label selector from now on, and
+// resumes from the last event's resourceVersion when the server or the lab's API proxy closes
+// the watch (client-go's RetryWatcher): a loaded machine saw a plain watch close mid-run.
+func podEvents(ctx context.Context, cs *kubernetes.Clientset, selector string) (watch.Interface, error) {
+	list, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, err
+	}
+	lw := &cache.ListWatch{WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		o.LabelSelector = selector
+		return cs.CoreV1().Pods("default").Watch(ctx, o)
+	}}
+	return toolswatch.NewRetryWatcherWithContext(ctx, list.ResourceVersion, lw)
+}
+
 // watchPods starts a watch on the pods of namespace default with the label selector.
 func watchPods(ctx context.Context, cs *kubernetes.Clientset, selector string) (*podWatch, error) {
-	w, err := cs.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: selector})
+	w, err := podEvents(ctx, cs, selector)
 	if err != nil {
 		return nil, err
 	}
