@@ -236,7 +236,7 @@ func runGetent(e env, args []string) error {
 }
 
 // runDig is the part of dig the DNS specs use: `dig [+notcp|+tcp] [+noall] [+answer] [+search]
-// [+short] NAME [A|AAAA|SRV|PTR]` (and -x ADDR). It prints answer lines; nothing (exit 0, as
+// [+short] NAME [A|AAAA|SRV|CNAME|PTR]` (and -x ADDR). It prints answer lines; nothing (exit 0, as
 // dig does) when the name does not resolve, so the specs' `test -n "$(dig ...)"` sees failure.
 func runDig(e env, args []string) error {
 	tcp, short, search := false, false, false
@@ -309,6 +309,12 @@ func runDig(e env, args []string) error {
 		for _, s := range srvs {
 			line(fmt.Sprintf("%d %d %d %s", s.Priority, s.Weight, s.Port, s.Target))
 		}
+	case "CNAME":
+		cname, err := r.LookupCNAME(ctx, q)
+		if err != nil || cname == "" || cname == fqdn(name) {
+			return nil // no CNAME record: dig prints nothing
+		}
+		line(cname)
 	case "PTR":
 		names, err := r.LookupAddr(ctx, arpaAddr(name))
 		if err != nil {
