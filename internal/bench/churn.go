@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vpcnet/vpcnet/internal/bench/churntrace"
 	"github.com/vpcnet/vpcnet/internal/lab"
 )
 
@@ -56,31 +57,12 @@ type churnResult struct {
 	byAction    map[string]float64
 }
 
-// NamedTrace is one of the churn scenario's seeded traces.
-type NamedTrace struct {
-	Name string
-	Spec TraceSpec
-}
+// NamedTrace is one of the churn scenario's seeded traces (churntrace.Named).
+type NamedTrace = churntrace.Named
 
-// ChurnTraces are the churn scenario's two seeded traces: Poisson arrivals ("churn"), and the
-// same rate in bursts ("bursty"); short gives CI's small run, the churn trace only. The ipam
-// package's policy simulation plays the same traces.
-func ChurnTraces(short bool) []NamedTrace {
-	spec := TraceSpec{Seed: 20261121, Nodes: 3, Duration: 45 * time.Second, PerSecond: 2, MeanLife: 15 * time.Second,
-		MinLife: time.Second, MaxPerNode: 25}
-	if short {
-		spec.Duration, spec.PerSecond, spec.MeanLife = 8*time.Second, 2, 3*time.Second
-	}
-	traces := []NamedTrace{{"churn", spec}}
-	if short {
-		// CI's short run checks the harness: the bursty trace plays through the same code,
-		// and 8 s of it may hold no burst at all (its rows would then measure nothing).
-		return traces
-	}
-	bursty := spec
-	bursty.Seed, bursty.Burst, bursty.BurstSpread = 20261130, 8, 500*time.Millisecond
-	return append(traces, NamedTrace{"bursty", bursty})
-}
+// ChurnTraces are the churn scenario's two seeded traces (churntrace.Churn): Poisson arrivals
+// ("churn"), and the same rate in bursts ("bursty"); short gives CI's small run.
+func ChurnTraces(short bool) []NamedTrace { return churntrace.Churn(short) }
 
 // runChurn plays the seeded traces of pod starts and stops on 3 nodes for each configuration.
 func runChurn(ctx context.Context, r *runner) error {

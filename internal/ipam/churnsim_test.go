@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vpcnet/vpcnet/internal/bench"
+	"github.com/vpcnet/vpcnet/internal/bench/churntrace"
 	"github.com/vpcnet/vpcnet/internal/ipam"
 )
 
@@ -361,14 +361,14 @@ func minHeld(st ipam.Settings, lim ipam.Limits, pods int) int {
 
 // simulate plays trace on spec.Nodes simulated m5.large agents with settings st (the bench's
 // churn labs), after a warm-up with no pods, in ticks of 10 ms.
-func simulate(st ipam.Settings, spec bench.TraceSpec) simResult {
+func simulate(st ipam.Settings, spec churntrace.Spec) simResult {
 	const tick = 10 * time.Millisecond
 	lim := ipam.Limits{MaxENIs: 3, IPv4PerENI: 10}
 	nodes := make([]*simNode, spec.Nodes)
 	for i := range nodes {
 		nodes[i] = newSimNode(st, lim, netip.AddrFrom4([4]byte{10, byte(i + 1), 0, 0}))
 	}
-	trace := bench.Trace(spec)
+	trace := churntrace.Generate(spec)
 	t0 := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
 	for _, n := range nodes {
 		n.t0 = t0
@@ -465,7 +465,7 @@ func TestChurnTraceThroughPolicy(t *testing.T) {
 		"prefix+WARM_IP_TARGET=3":               {43.0, 99, 0.022}, // upstream 43.7 %, 0.011-0.022
 		"adaptive":                              {55.0, 99, 0.35},
 	}
-	for _, tr := range bench.ChurnTraces(false) {
+	for _, tr := range churntrace.Churn(false) {
 		for _, c := range simSettings() {
 			t.Run(tr.Name+"/"+c.name, func(t *testing.T) {
 				t.Parallel()
