@@ -285,6 +285,24 @@ func TestManifestDecodesStrictlyAndMatchesTheAgent(t *testing.T) {
 	if c.ReadinessProbe != nil && c.ReadinessProbe.HTTPGet != nil && c.ReadinessProbe.HTTPGet.Path != "/healthz" {
 		t.Errorf("readiness probe path %q, want /healthz", c.ReadinessProbe.HTTPGet.Path)
 	}
+	// Both probes ask paths the agent serves (internal/agent/http.go's routes); liveness is
+	// /v1/status, which takes the agent's lock, so a wedged agent fails it.
+	routes, err := os.ReadFile(filepath.Join("..", "internal", "agent", "http.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
+		if p != nil && p.HTTPGet != nil && !bytes.Contains(routes, []byte(strconv.Quote("GET "+p.HTTPGet.Path))) {
+			t.Errorf("%s probe path %q is not a route of the agent (internal/agent/http.go)", what, p.HTTPGet.Path)
+		}
+	}
+	if c.LivenessProbe != nil && c.LivenessProbe.HTTPGet != nil && c.LivenessProbe.HTTPGet.Path != "/v1/status" {
+		t.Errorf("liveness probe path %q, want /v1/status", c.LivenessProbe.HTTPGet.Path)
+	}
+	// The old agent must have time to remove its socket on SIGTERM before kubelet kills it.
+	if g := pod.TerminationGracePeriodSeconds; g == nil || *g < 5 {
+		t.Errorf("terminationGracePeriodSeconds %v: the agent needs a few seconds to hand over", g)
+	}
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().Value() < 40<<20 {
 		t.Errorf("requests %v: want CPU and at least the 40 MiB the footprint bench measured", c.Resources.Requests)
 	}
