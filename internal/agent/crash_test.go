@@ -31,15 +31,7 @@ func TestCrashDuringStorm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills vpcnetd 20 times")
 	}
-	dir, err := os.MkdirTemp("", "vpcnetd-crash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if !t.Failed() {
-			os.RemoveAll(dir)
-		}
-	})
+	dir := keptDir(t, "vpcnetd-crash")
 	bin := daemonBin(t)
 	x := newSim(t, vpcsim.Options{}, "10.0.16.0/20", "m5.4xlarge") // 8 ENIs of 29 pod addresses
 	metrics := freePort(t)

@@ -57,15 +57,7 @@ func (x *sim) launch(t *testing.T, typ string) (string, string) {
 func startVpcnetd(t *testing.T, x *sim, instance, imds, name string, extra ...string) *nodeAgent {
 	t.Helper()
 	bin := daemonBin(t)
-	dir, err := os.MkdirTemp("", "vpcnetd-"+name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if !t.Failed() {
-			os.RemoveAll(dir)
-		}
-	})
+	dir := keptDir(t, "vpcnetd-"+name)
 	d := &nodeAgent{t: t, x: x, instance: instance, metrics: freePort(t), log: filepath.Join(dir, "log")}
 	socket := filepath.Join(dir, "run", "vpcnetd.sock")
 	// Credentials come from the SDK's default chain: with none in the environment or shared

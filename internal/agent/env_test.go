@@ -126,6 +126,23 @@ func (x *sim) cloudAddrs(t testing.TB) (map[netip.Addr]string, int) {
 	return addrs, len(out.NetworkInterfaces)
 }
 
+// keptDir makes a directory for a vpcnetd's state, socket and log below the system's temporary
+// directory (short enough for a unix socket path), removed after the test unless it failed, so
+// that a failed test's logs stay for a look.
+func keptDir(t testing.TB, pattern string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			os.RemoveAll(dir)
+		}
+	})
+	return dir
+}
+
 // node is an agent running in the test process against a sim.
 type node struct {
 	t      testing.TB

@@ -58,6 +58,17 @@ func newHostSim(t *testing.T, netns ns.NetNS) *sim {
 	return x
 }
 
+// hostDaemonEnv is the environment of a vpcnetd with host networking against x, its socket
+// (run/vpcnetd.sock), state and CNI config below dir, no metrics listener, cluster name cluster,
+// and the extra settings.
+func hostDaemonEnv(x *sim, dir, cluster string, extra ...string) []string {
+	return append(append(os.Environ(),
+		"AWS_EC2_ENDPOINT="+x.s.Endpoint(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+x.imds, "AWS_REGION="+x.s.Region(),
+		"VPCNET_SOCKET="+filepath.Join(dir, "run", "vpcnetd.sock"), "VPCNET_STATE_DIR="+filepath.Join(dir, "state"),
+		"VPCNET_CNI_CONF_DIR="+filepath.Join(dir, "net.d"), "VPCNET_METRICS_ADDR=", "VPCNET_HOST_NETWORKING=true",
+		"VPCNET_CLUSTER_NAME="+cluster), extra...)
+}
+
 // TestHostNetworkingInNetns runs vpcnetd with VPCNET_HOST_NETWORKING=true inside a test network
 // namespace where, as on an instance, each attached ENI appears as a device with its MAC: the
 // agent sets up the secondary ENI's table and rule when it attaches it, SNAT at start, and tears
@@ -67,17 +78,10 @@ func TestHostNetworkingInNetns(t *testing.T) {
 	netns := testenv.NewNS(t)
 	x := newHostSim(t, netns)
 
-	dir, err := os.MkdirTemp("", "vpcnetd-netns")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := keptDir(t, "vpcnetd-netns")
 	bin := daemonBin(t)
 	socket := filepath.Join(dir, "run", "vpcnetd.sock")
-	env := append(os.Environ(),
-		"AWS_EC2_ENDPOINT="+x.s.Endpoint(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+x.imds, "AWS_REGION="+x.s.Region(),
-		"VPCNET_SOCKET="+socket, "VPCNET_STATE_DIR="+filepath.Join(dir, "state"), "VPCNET_CNI_CONF_DIR="+filepath.Join(dir, "net.d"),
-		"VPCNET_METRICS_ADDR=", "VPCNET_HOST_NETWORKING=true", "VPCNET_CLUSTER_NAME=netns",
+	env := hostDaemonEnv(x, dir, "netns",
 		"WARM_IP_TARGET=3", "IP_COOLDOWN_PERIOD=200ms", "VPCNET_POOL_RELEASE_DELAY=1s", "VPCNET_RESYNC_PERIOD=1s", "VPCNET_EC2_MAX_BACKOFF=100ms")
 	cmd := startDaemon(t, "nsenter", env, filepath.Join(dir, "log"), "--net="+netns.Path(), bin)
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
@@ -171,21 +175,10 @@ func TestDetachedENIReattachedInNetns(t *testing.T) {
 	testenv.RequireNetns(t)
 	netns := testenv.NewNS(t)
 	x := newHostSim(t, netns)
-	dir, err := os.MkdirTemp("", "vpcnetd-netns")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if !t.Failed() {
-			os.RemoveAll(dir)
-		}
-	})
+	dir := keptDir(t, "vpcnetd-netns")
 	bin := daemonBin(t)
 	socket, log := filepath.Join(dir, "run", "vpcnetd.sock"), filepath.Join(dir, "log")
-	env := append(os.Environ(),
-		"AWS_EC2_ENDPOINT="+x.s.Endpoint(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+x.imds, "AWS_REGION="+x.s.Region(),
-		"VPCNET_SOCKET="+socket, "VPCNET_STATE_DIR="+filepath.Join(dir, "state"), "VPCNET_CNI_CONF_DIR="+filepath.Join(dir, "net.d"),
-		"VPCNET_METRICS_ADDR=", "VPCNET_HOST_NETWORKING=true", "VPCNET_CLUSTER_NAME=netns",
+	env := hostDaemonEnv(x, dir, "netns",
 		"WARM_IP_TARGET=3", "IP_COOLDOWN_PERIOD=200ms", "VPCNET_RESYNC_PERIOD=1s", "VPCNET_EC2_MAX_BACKOFF=100ms")
 	cmd := startDaemon(t, "nsenter", env, log, "--net="+netns.Path(), bin)
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -75,17 +74,10 @@ func TestENIMTUOnEveryENI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dir, err := os.MkdirTemp("", "vpcnetd-mtu")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := keptDir(t, "vpcnetd-mtu")
 	bin := daemonBin(t)
 	socket := filepath.Join(dir, "run", "vpcnetd.sock")
-	env := append(os.Environ(),
-		"AWS_EC2_ENDPOINT="+x.s.Endpoint(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+x.imds, "AWS_REGION="+x.s.Region(),
-		"VPCNET_SOCKET="+socket, "VPCNET_STATE_DIR="+filepath.Join(dir, "state"), "VPCNET_CNI_CONF_DIR="+filepath.Join(dir, "net.d"),
-		"VPCNET_METRICS_ADDR=", "VPCNET_HOST_NETWORKING=true", "VPCNET_CLUSTER_NAME=mtu", "AWS_VPC_ENI_MTU=1500",
+	env := hostDaemonEnv(x, dir, "mtu", "AWS_VPC_ENI_MTU=1500",
 		"WARM_IP_TARGET=12", "IP_COOLDOWN_PERIOD=200ms", "VPCNET_POOL_RELEASE_DELAY=1s", "VPCNET_RESYNC_PERIOD=1s", "VPCNET_EC2_MAX_BACKOFF=100ms")
 	cmd := startDaemon(t, "nsenter", env, filepath.Join(dir, "log"), "--net="+netns.Path(), bin)
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
