@@ -112,9 +112,11 @@ func (f *fakeGC) askedFor() string {
 // including a pod deleted while it watches; a release the agent refuses (live sandbox) is asked
 // again on later passes, and a release it makes is told on the Node.
 func TestGCPassReleasesWhatTheAPIServerNoLongerHas(t *testing.T) {
-	c, cs := start(t, node("aws:///us-east-1a/i-0abc"), pod("default", "web"), pod("default", "leaving"))
-	c.gcGrace = time.Minute
-	old := time.Now().Add(-time.Hour)
+	// An hour: the client's own passes (every minute) find nothing due while the test runs its
+	// passes at chosen instants.
+	const grace = time.Hour
+	c, cs := start(t, node("aws:///us-east-1a/i-0abc"), pod("default", "web"), pod("default", "leaving"), WithPodGC(grace))
+	old := time.Now().Add(-2 * grace)
 	gc := &fakeGC{allocs: []store.Alloc{
 		alloc("c-web", "default", "web", "10.0.1.5", old),
 		alloc("c-leaving", "default", "leaving", "10.0.1.6", old),
@@ -124,7 +126,7 @@ func TestGCPassReleasesWhatTheAPIServerNoLongerHas(t *testing.T) {
 	missing := map[store.Key]time.Time{}
 	t0 := time.Now()
 	c.gcPass(missing, t0)
-	c.gcPass(missing, t0.Add(time.Hour))
+	c.gcPass(missing, t0.Add(2*grace))
 	if got := gc.askedFor(); got != "" || len(missing) != 0 {
 		t.Fatalf("before the node was verified: asked %q, recorded %v", got, missing)
 	}
@@ -142,12 +144,12 @@ func TestGCPassReleasesWhatTheAPIServerNoLongerHas(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the informer to see the deletion", func() bool { _, err := c.pods.Pods("default").Get("leaving"); return err != nil })
-	c.gcPass(missing, t0.Add(30*time.Second))
-	c.gcPass(missing, t0.Add(time.Minute))
+	c.gcPass(missing, t0.Add(grace/2))
+	c.gcPass(missing, t0.Add(grace))
 	if got := gc.askedFor(); got != "c-alive,c-gone" {
 		t.Fatalf("after the grace period asked for %q, want c-alive,c-gone", got)
 	}
-	c.gcPass(missing, t0.Add(90*time.Second))
+	c.gcPass(missing, t0.Add(3*grace/2))
 	if got := gc.askedFor(); got != "c-alive,c-leaving" {
 		t.Fatalf("asked for %q, want the live one again and the pod deleted a grace period ago", got)
 	}

@@ -42,9 +42,12 @@ func start(t *testing.T, objs ...any) (*Client, *fake.Clientset) {
 	var ros []any
 	ros = append(ros, objs...)
 	cs := fake.NewClientset()
+	var opts []Option
 	for _, o := range ros {
 		var err error
 		switch o := o.(type) {
+		case Option:
+			opts = append(opts, o)
 		case *corev1.Node:
 			_, err = cs.CoreV1().Nodes().Create(context.Background(), o, metav1.CreateOptions{})
 		case *corev1.Pod:
@@ -55,7 +58,7 @@ func start(t *testing.T, objs ...any) (*Client, *fake.Clientset) {
 		}
 	}
 	MinPatchInterval = 10 * time.Millisecond
-	c, err := New(cs, nodeName, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := New(cs, nodeName, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

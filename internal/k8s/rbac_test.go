@@ -52,9 +52,8 @@ func clusterRoleGrants(t *testing.T) map[string][]string {
 // the agent never uses must not be granted.
 func TestClusterRoleIsExactlyWhatTheAgentCalls(t *testing.T) {
 	grants := clusterRoleGrants(t)
-	c, cs := start(t, node("aws:///us-east-1a/i-0abc"), pod("default", "web"))
-	c.gcGrace = time.Minute
-	old := time.Now().Add(-time.Hour)
+	c, cs := start(t, node("aws:///us-east-1a/i-0abc"), pod("default", "web"), WithPodGC(time.Hour))
+	old := time.Now().Add(-2 * time.Hour)
 	gc := &fakeGC{allocs: []store.Alloc{alloc("c-gone", "default", "gone", "10.0.1.7", old)}}
 	c.Started(id, gc)
 	c.Status(full)
@@ -72,7 +71,7 @@ func TestClusterRoleIsExactlyWhatTheAgentCalls(t *testing.T) {
 	missing := map[store.Key]time.Time{}
 	now := time.Now()
 	c.gcPass(missing, now)
-	c.gcPass(missing, now.Add(time.Minute))
+	c.gcPass(missing, now.Add(time.Hour))
 	used := func() map[string][]string {
 		m := map[string]map[string]bool{}
 		// The first two actions are the test's own: start creating the Node and the pod.
