@@ -54,8 +54,8 @@ func FuzzSettings(f *testing.F) {
 			p.Cooldown < 0 || p.ReleaseDelay < 0 || c.MTU < 0 {
 			t.Fatalf("%s=%q gave a negative setting: %+v", s.name, v, p)
 		}
-		if c.Resync < time.Second || c.DetachedGrace < time.Second || p.Backoff <= 0 || c.Cloud.MaxBackoff <= 0 {
-			t.Fatalf("%s=%q gave a loop period below its floor: resync %v grace %v backoff %v max backoff %v", s.name, v, c.Resync, c.DetachedGrace, p.Backoff, c.Cloud.MaxBackoff)
+		if c.Resync < time.Second || c.DetachedGrace < time.Second || c.SweepPeriod < time.Second || p.Backoff <= 0 || c.Cloud.MaxBackoff <= 0 {
+			t.Fatalf("%s=%q gave a loop period below its floor: resync %v grace %v sweep %v backoff %v max backoff %v", s.name, v, c.Resync, c.DetachedGrace, c.SweepPeriod, p.Backoff, c.Cloud.MaxBackoff)
 		}
 		for _, path := range []string{c.Socket, c.StateDir, c.CNIConfDir} {
 			if !filepath.IsAbs(path) {

@@ -44,10 +44,15 @@ type Config struct {
 	// fetching (VPCNET_ADD_WAIT); 0 answers try-again at once.
 	AddWait time.Duration
 
-	Resync        time.Duration // how often the pool is compared with EC2 when nothing happens
+	// Resync is how often the loop runs when nothing happens, and how long IMDS may be
+	// unreadable before EC2 is described instead (VPCNET_RESYNC_PERIOD).
+	Resync        time.Duration
 	DetachedGrace time.Duration // how long a detached ENI of ours lives before it is deleted
-	Cloud         cloud.Config
-	Kube          Kube // nil: no Kubernetes side (kube.go)
+	// SweepPeriod is the mean time between two sweeps for detached ENIs of the cluster
+	// (VPCNET_DETACHED_ENI_SWEEP; ±25 % jitter; the first within one period of the start).
+	SweepPeriod time.Duration
+	Cloud       cloud.Config
+	Kube        Kube // nil: no Kubernetes side (kube.go)
 	// PodGCGrace is how long a pod must be gone from the API server before the Kubernetes side
 	// releases its address (VPCNET_POD_GC_GRACE; internal/k8s's GC; 0 turns it off).
 	PodGCGrace time.Duration

@@ -41,7 +41,7 @@ func TestCrashDuringStorm(t *testing.T) {
 		"VPCNET_SOCKET="+socket, "VPCNET_STATE_DIR="+filepath.Join(dir, "state"), "VPCNET_CNI_CONF_DIR="+filepath.Join(dir, "net.d"),
 		"VPCNET_METRICS_ADDR="+metrics, "VPCNET_HOST_NETWORKING=false", "VPCNET_CLUSTER_NAME=crash",
 		"MINIMUM_IP_TARGET=150", "WARM_IP_TARGET=40", "IP_COOLDOWN_PERIOD=100ms", "VPCNET_RESYNC_PERIOD=1s",
-		"VPCNET_EC2_MAX_BACKOFF=100ms", "VPCNET_DETACHED_ENI_GRACE=2s", "VPCNET_LOG_LEVEL=info")
+		"VPCNET_EC2_MAX_BACKOFF=100ms", "VPCNET_DETACHED_ENI_GRACE=2s", "VPCNET_DETACHED_ENI_SWEEP=1s", "VPCNET_LOG_LEVEL=info")
 
 	conn, err := agentapi.Dial(socket)
 	if err != nil {

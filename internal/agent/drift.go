@@ -52,6 +52,16 @@ type drift struct {
 	orphans  map[store.Key]orphan        // pods whose address EC2 does not assign to this node
 	repair   map[string]bool             // ENI IDs with a re-attach or re-assign in flight
 	checking bool                        // an IMDS comparison is running
+	// removed: address or MAC -> when this agent unassigned or freed it, so that IMDS still
+	// listing it for a moment (it lags EC2) is not taken for a change behind the agent.
+	removed map[string]time.Time
+	// extra: what IMDS listed beyond the view (an address, or "mac:" and a MAC) when the last
+	// Describe was asked for; what EC2 then does not show either is IMDS lag (lagging).
+	extra map[string]bool
+	// agreed is when IMDS last agreed with the view: with IMDS unreadable for a resync period
+	// the agent asks EC2 instead (reconcile.go).
+	agreed time.Time
+	swept  time.Time // when the last detached-ENI sweep started
 }
 
 // orphan is a pod whose address EC2 no longer assigns to the node.
@@ -68,6 +78,21 @@ func (d *drift) init() {
 	d.lost, d.gone, d.taken = map[string]cloud.ENI{}, map[string]string{}, map[netip.Addr]string{}
 	d.suspect, d.lagging, d.orphans = map[netip.Addr]bool{}, map[string]time.Time{}, map[store.Key]orphan{}
 	d.repair, d.onPrefix = map[string]bool{}, map[netip.Addr]netip.Prefix{}
+	d.removed, d.extra = map[string]time.Time{}, map[string]bool{}
+}
+
+// noteRemovedLocked records addresses and a MAC this agent just unassigned or freed: IMDS may
+// list them for a moment yet.
+func (a *Agent) noteRemovedLocked(mac string, ips []netip.Addr) {
+	d := &a.st.drift
+	d.init()
+	now := time.Now()
+	if mac != "" {
+		d.removed["mac:"+strings.ToLower(mac)] = now
+	}
+	for _, ip := range ips {
+		d.removed[ip.String()] = now
+	}
 }
 
 // isLost reports whether the ENI is one of ours the agent believes detached.
@@ -162,11 +187,61 @@ func (a *Agent) checkIMDS(ctx context.Context) {
 			found = true
 		}
 	}
+	if !found && a.st.ops == 0 {
+		found = a.imdsExtraLocked(ifcs, now)
+		if !found {
+			d.agreed = now
+		}
+	}
 	if found {
 		a.st.changes++ // a Describe started before this must not put them back
 		a.st.stale = true
 		a.poke()
 	}
+}
+
+// imdsExtraLocked looks for what IMDS lists and the view lacks: an attached ENI the agent does
+// not know (attached outside vpcnet, or a lost one attached again), or an address or prefix on
+// a known ENI (assigned outside vpcnet). Only with no action of the agent's in flight (an
+// ENI being created shows in IMDS before CreateENI returns), and never what the agent itself
+// removed within imdsLagGrace, nor what EC2 contradicted within it. Each finding is recorded in
+// extra and asks for a Describe; nothing is handed out before EC2 shows it.
+func (a *Agent) imdsExtraLocked(ifcs map[string]cloud.Interface, now time.Time) bool {
+	d := &a.st.drift
+	fresh := func(key string) bool {
+		return now.Sub(d.removed[key]) >= imdsLagGrace && now.Sub(d.lagging[key]) >= imdsLagGrace
+	}
+	byMAC := map[string]cloud.ENI{}
+	for _, e := range a.st.enis {
+		byMAC[strings.ToLower(e.MAC)] = e
+	}
+	found := false
+	for mac, ifc := range ifcs {
+		e, ok := byMAC[mac]
+		switch {
+		case !ok || a.isLost(e.ID):
+			if key := "mac:" + mac; fresh(key) {
+				a.log.Warn("IMDS lists an ENI the agent does not hold as attached: asking EC2", "mac", mac)
+				d.extra[key], found = true, true
+			}
+			continue
+		case e.Unmanaged || a.st.pending.Busy[e.ID] || d.repair[e.ID]:
+			continue
+		}
+		for _, ip := range ifc.Addrs {
+			if ip != e.PrimaryIP && !slices.Contains(e.IPs, ip) && !onAnyPrefix(e.Prefixes, ip) && fresh(ip.String()) {
+				a.log.Warn("IMDS lists an address the agent does not hold on the ENI: asking EC2", "eni", e.ID, "ip", ip)
+				d.extra[ip.String()], found = true, true
+			}
+		}
+		for _, p := range ifc.Prefixes {
+			if !slices.Contains(e.Prefixes, p) && fresh(p.Addr().String()) {
+				a.log.Warn("IMDS lists a prefix the agent does not hold on the ENI: asking EC2", "eni", e.ID, "prefix", p)
+				d.extra[p.Addr().String()], found = true, true
+			}
+		}
+	}
+	return found
 }
 
 // applyDriftLocked follows applyLocked's installing of EC2's attached ENIs (before, the view
@@ -210,6 +285,27 @@ func (a *Agent) applyDriftLocked(before map[string]cloud.ENI, now time.Time) {
 		e.AttachmentID = ""
 		a.st.enis[id] = e // holds its device index and its slot; not managed, so nothing is handed out
 		a.st.setUp[id] = false
+	}
+	if len(d.extra) > 0 {
+		held := map[string]bool{}
+		for _, e := range a.st.enis {
+			if e.AttachmentID == "" {
+				continue
+			}
+			held["mac:"+strings.ToLower(e.MAC)] = true
+			for _, ip := range e.IPs {
+				held[ip.String()] = true
+			}
+			for _, p := range e.Prefixes {
+				held[p.Addr().String()] = true
+			}
+		}
+		for k := range d.extra {
+			if !held[k] { // EC2 does not show it: IMDS lags; not asked about again for a while
+				d.lagging[k] = now
+			}
+			delete(d.extra, k)
+		}
 	}
 	for ip := range d.suspect {
 		if _, ok := a.eniOfLocked(ip); ok {

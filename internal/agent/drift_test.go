@@ -254,10 +254,10 @@ func TestENIDetachedBehindTheAgent(t *testing.T) {
 		}
 	}
 
-	// The second node: its cleanup runs every half second with a one-second grace, and it fills
+	// The second node: its sweep runs about every second with a one-second grace, and it fills
 	// the subnet's free addresses.
 	bID, bIMDS := x.launch(t, "m5.large")
-	b := startVpcnetd(t, x, bID, bIMDS, "b", "VPCNET_DETACHED_ENI_GRACE=1s", "MINIMUM_IP_TARGET=60", "WARM_IP_TARGET=60")
+	b := startVpcnetd(t, x, bID, bIMDS, "b", "VPCNET_DETACHED_ENI_GRACE=1s", "VPCNET_DETACHED_ENI_SWEEP=1s", "MINIMUM_IP_TARGET=60", "WARM_IP_TARGET=60")
 
 	// New pods on the first node never get the detached ENI's addresses.
 	for i := 12; i < 20; i++ {
@@ -357,16 +357,14 @@ func TestAddressUnassignedBehindTheAgent(t *testing.T) {
 		return len(st.PodsWithoutCloudAddress) == 1 && strings.Contains(st.PodsWithoutCloudAddress[0], "default/pod1") &&
 			strings.Contains(st.PodsWithoutCloudAddress[0], "another interface")
 	}, func() string { return a.get("/v1/status") })
-	// No ADD gets it, and two resyncs later it is still the other ENI's.
-	resyncs := a.metric(`vpcnet_ec2_calls_total{action="DescribeNetworkInterfaces"}`)
+	// No ADD gets it, and three resync periods (IMDS comparisons) later it is still the other
+	// ENI's.
 	for i := 2; i < 8; i++ {
 		if got := netip.MustParseAddr(a.mustAdd(fmt.Sprint("pod", i)).Ip); got == ip1 {
 			t.Fatalf("pod%d got %s, which another ENI holds", i, got)
 		}
 	}
-	waitFor(t, 60*time.Second, "two resyncs", func() bool {
-		return a.metric(`vpcnet_ec2_calls_total{action="DescribeNetworkInterfaces"}`) >= resyncs+2
-	})
+	a.waitIMDSReads(3)
 	if owner := x.instanceAddrs(t, x.instance)[ip1]; owner != "" {
 		t.Fatalf("%s is back on %s: taken from the ENI that had it", ip1, owner)
 	}

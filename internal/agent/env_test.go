@@ -173,6 +173,7 @@ func testConfig(t testing.TB, x *sim) agent.Config {
 		ClusterName:   "test",
 		Resync:        time.Second,
 		DetachedGrace: time.Minute,
+		SweepPeriod:   time.Minute,
 		Cloud: cloud.Config{EC2Endpoint: x.s.Endpoint(), IMDSEndpoint: x.imds, Region: x.s.Region(), Cluster: "test",
 			RatePerSec: 200, Burst: 50, MaxBackoff: 100 * time.Millisecond, CacheTTL: 100 * time.Millisecond},
 	}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"time"
@@ -13,8 +14,14 @@ import (
 
 // loop runs the policy whenever something changes (an Add, a Del, an action finishing), when
 // the plan says the state changes by itself (a cooldown ending), and every Resync.
+//
+// EC2 is not polled (issue 16 item 2): the node's ENIs are compared with IMDS every second
+// (watchDrift), and DescribeNetworkInterfaces runs only when an answer is needed: a call failed,
+// IMDS disagrees with the view, a repair needs EC2's word, or IMDS could not be read for a whole
+// Resync period. A node whose pods do not change makes no EC2 call but the detached-ENI sweep.
 func (a *Agent) loop(ctx context.Context) {
-	lastRefresh, lastCleanup := time.Now(), time.Time{}
+	lastRefresh := time.Now()
+	nextSweep := time.Now().Add(sweepDelay(a.cfg.SweepPeriod, true))
 	go a.watchDrift(ctx)
 	a.mu.Lock()
 	a.repairLocked(ctx) // pods restored from the store whose address the cloud took meanwhile
@@ -22,13 +29,19 @@ func (a *Agent) loop(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		if time.Since(lastRefresh) >= a.cfg.Resync || a.dirty() {
+		if a.dirty() || a.imdsBlind(lastRefresh) {
 			if a.refresh(ctx) {
 				lastRefresh = time.Now()
 			}
 		}
-		if time.Since(lastCleanup) >= a.cfg.DetachedGrace/2 {
-			lastCleanup = time.Now()
+		a.mu.Lock()
+		a.ensureDeleteOnTerminationLocked(ctx) // a failed attach-time DeleteOnTermination, retried
+		a.mu.Unlock()
+		if now := time.Now(); !now.Before(nextSweep) || a.sweepWanted(now) {
+			nextSweep = now.Add(sweepDelay(a.cfg.SweepPeriod, false))
+			a.mu.Lock()
+			a.st.drift.swept = now
+			a.mu.Unlock()
 			go a.cleanup(ctx)
 		}
 		a.setupENIs()
@@ -37,7 +50,7 @@ func (a *Agent) loop(ctx context.Context) {
 		}
 		wake := a.reconcile(ctx)
 		a.kubeStatus()
-		d := a.cfg.Resync
+		d := min(a.cfg.Resync, max(time.Until(nextSweep), 10*time.Millisecond))
 		if !wake.IsZero() {
 			d = min(d, max(time.Until(wake), 10*time.Millisecond))
 		}
@@ -52,6 +65,37 @@ func (a *Agent) loop(ctx context.Context) {
 		case <-timer.C:
 		}
 	}
+}
+
+// imdsBlind reports whether the view has gone a whole Resync period without IMDS agreeing with
+// it (IMDS unreadable, or a comparison never settled) and without a Describe: EC2 is asked then.
+func (a *Agent) imdsBlind(lastRefresh time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	return now.Sub(lastRefresh) >= a.cfg.Resync && now.Sub(a.st.drift.agreed) >= a.cfg.Resync
+}
+
+// sweepDelay is how long until the next detached-ENI sweep: the period with ±25 % jitter, so
+// that nodes started together do not sweep together; the first one comes at a uniformly random
+// moment within the period (a whole cluster started at once spreads its sweeps over it).
+func sweepDelay(period time.Duration, first bool) time.Duration {
+	if period <= 0 {
+		period = time.Hour
+	}
+	if first {
+		return time.Duration(rand.Int64N(int64(period)))
+	}
+	return period*3/4 + time.Duration(rand.Int64N(int64(period)/2+1))
+}
+
+// sweepWanted reports whether a sweep should run now, ahead of its time: EC2 said the subnet is
+// short of addresses, which leaked ENIs may hold, and no sweep ran within half the grace (an
+// ENI detached more recently than the grace is not deleted anyway).
+func (a *Agent) sweepWanted(now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st.exhausted.After(a.st.drift.swept) && now.Sub(a.st.drift.swept) >= a.cfg.DetachedGrace/2
 }
 
 // reconcile runs the policy once and starts its actions; it returns when to look again.
@@ -189,10 +233,13 @@ func (a *Agent) startLocked(ctx context.Context, act ipam.Action) {
 			}
 			if err == nil {
 				back := len(gone)
+				mac := ""
 				if act.Kind == ipam.FreeENI {
 					back++ // the ENI's primary address
+					mac = eni.MAC
 				}
 				a.adjustSubnetLocked(-back)
+				a.noteRemovedLocked(mac, gone) // IMDS may list them for a moment yet
 			}
 			// On failure too the addresses leave the local view: whether EC2 still holds them is
 			// for the next Describe to say, and until then none of them is handed out.
@@ -272,7 +319,6 @@ func (a *Agent) refresh(ctx context.Context) bool {
 		return false
 	}
 	enis, err := a.cloud.ENIs(ctx, id.InstanceID)
-	_, _ = a.refreshSubnet(ctx, 0)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err != nil {
@@ -286,7 +332,6 @@ func (a *Agent) refresh(ctx context.Context) bool {
 	a.st.stale = false
 	a.st.cloudErr = nil
 	a.repairLocked(ctx)
-	a.ensureDeleteOnTerminationLocked(ctx)
 	return true
 }
 

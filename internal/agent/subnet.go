@@ -10,14 +10,19 @@ import (
 )
 
 // The policy bounds its requests by the subnet's free address count (EC2 assigns all or
-// nothing). The agent learns the count from DescribeSubnets at init, with each resync, before a
-// grow when the count is older than subnetMaxAge, and after EC2 said the subnet is short; in
-// between it keeps the count up to date with its own assigns, creates and releases. Other nodes'
-// takings show only at the next Describe: a request that finds the subnet shorter than counted
-// is retried smaller (assignIPs, createENI).
+// nothing). The agent learns the count from DescribeSubnets at init, after EC2 said the subnet is
+// short, and before a grow only when the count is needed for its decision (subnetStaleForGrow);
+// in between it keeps the count up to date with its own assigns, creates and releases (issue 16
+// item 2: no polling). Other nodes' takings show only at the next Describe: a request that finds
+// the subnet shorter than counted is retried smaller (assignIPs, createENI).
 
-// subnetMaxAge is how old the count may be when a grow is about to run.
+// subnetMaxAge is how old the count may be when a grow that comes near it is about to run.
 const subnetMaxAge = 15 * time.Second
+
+// subnetSlack is how far above a grow's request an old count must be for the grow to go ahead
+// without asking again: other nodes' takings since the count would have to exceed it for EC2 to
+// refuse the request, which then brings a fresh count and a smaller retry anyway.
+const subnetSlack = 32
 
 // refreshSubnet asks EC2 for the subnet's free count. The count is recorded unless a change of
 // ours may have landed while the Describe was in flight (an action other than the caller's own,
@@ -47,20 +52,26 @@ func (a *Agent) adjustSubnetLocked(n int) {
 	a.st.subnet.gen++
 }
 
-// subnetStaleForGrow reports whether the policy is about to grow the pool with a count of the
-// subnet's free addresses that is unknown or older than subnetMaxAge (and not asked for since).
+// subnetStaleForGrow reports whether the policy is about to grow the pool with single addresses
+// and the subnet's free count is needed for it: unknown, or older than subnetMaxAge (and not
+// asked for since) and within subnetSlack of what the grow asks for (an ENI's own primary
+// address counted).
 func (a *Agent) subnetStaleForGrow(now time.Time) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.st.started || now.Sub(a.st.subnet.tried) < subnetMaxAge {
 		return false
 	}
+	asked, grows := 0, false
 	for _, act := range ipam.Decide(a.stateLocked(now)).Actions {
-		if act.Kind == ipam.AssignIPs || (act.Kind == ipam.CreateENI && !act.ByPrefix) {
-			return true
+		switch {
+		case act.Kind == ipam.AssignIPs:
+			asked, grows = asked+act.Count, true
+		case act.Kind == ipam.CreateENI && !act.ByPrefix:
+			asked, grows = asked+act.Count+1, true
 		}
 	}
-	return false
+	return grows && (!a.st.subnet.known || a.st.subnet.free < asked+subnetSlack)
 }
 
 // assignIPs asks for n addresses on the ENI. When EC2 says the subnet has fewer free (another

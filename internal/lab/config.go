@@ -61,7 +61,7 @@ func DefaultConfig(name string) Config {
 // AgentSettings are the vpcnetd settings `lab up` accepts, as environment names.
 var AgentSettings = []string{"WARM_ENI_TARGET", "WARM_IP_TARGET", "MINIMUM_IP_TARGET", "ENABLE_PREFIX_DELEGATION",
 	"WARM_PREFIX_TARGET", "MAX_ENI", "IP_COOLDOWN_PERIOD", "VPCNET_POOL_RELEASE_DELAY", "VPCNET_WARM_POOL", "VPCNET_ADD_WAIT", "MAX_PODS", "AWS_VPC_K8S_CNI_EXTERNALSNAT",
-	"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "AWS_VPC_ENI_MTU", "VPCNET_POD_GC_GRACE"}
+	"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "AWS_VPC_ENI_MTU", "VPCNET_POD_GC_GRACE", "VPCNET_DETACHED_ENI_SWEEP"}
 
 // FlagName turns an agent setting into its flag: WARM_IP_TARGET -> warm-ip-target.
 func FlagName(setting string) string {
