@@ -31,7 +31,7 @@ func Binaries(dir string, progress func(string)) (agent, cni string, err error) 
 		return "", "", err
 	}
 	progress(fmt.Sprintf("building vpcnetd and vpcnet-cni from %s into %s", root, dir))
-	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "./cmd/vpcnetd", "./cmd/vpcnet-cni")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", "grpcnotrace", "-o", dir+"/", "./cmd/vpcnetd", "./cmd/vpcnet-cni")
 	cmd.Dir = root
 	// Static, as the node image needs them (the DaemonSet mode packs these same files): one
 	// build instead of a second CGO_ENABLED=0 one at `lab up --agent daemonset`; the flags are

@@ -93,7 +93,7 @@ func buildStatic(dir string) (string, string, error) {
 		}
 		root = parent
 	}
-	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "./cmd/vpcnetd", "./cmd/vpcnet-cni")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", "grpcnotrace", "-o", dir+"/", "./cmd/vpcnetd", "./cmd/vpcnet-cni")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
