@@ -12,9 +12,10 @@ import (
 
 func newLabBenchCmd() *cobra.Command {
 	var (
-		names  []string
-		short  bool
-		format string
+		names     []string
+		short     bool
+		realSpeed bool
+		format    string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -41,7 +42,7 @@ Scenarios: ` + strings.Join(bench.Scenarios(), ", ") + `. --short runs a small v
 			}
 			ctx, cancel := labContext()
 			defer cancel()
-			rep, err := bench.Run(ctx, bench.Options{Name: name, Scenarios: names, Short: short, Progress: progress,
+			rep, err := bench.Run(ctx, bench.Options{Name: name, Scenarios: names, Short: short, RealSpeed: realSpeed, Progress: progress,
 				Command: "vpcnet " + strings.Join(os.Args[1:], " ")})
 			if err != nil {
 				return err
@@ -55,6 +56,7 @@ Scenarios: ` + strings.Join(bench.Scenarios(), ", ") + `. --short runs a small v
 	f := cmd.Flags()
 	f.StringSliceVar(&names, "scenario", nil, fmt.Sprintf("run only these scenarios, repeatable (%s)", strings.Join(bench.Scenarios(), ", ")))
 	f.BoolVar(&short, "short", false, "a small version of each scenario (few iterations, fewer pods), for CI")
+	f.BoolVar(&realSpeed, "real-speed", false, "churn: play the churn trace ten times slower (450 s a setting), as a cluster lives, with the agents' default 30 s timers, for the settings with upstream real-speed figures")
 	f.StringVar(&format, "format", "table", "table or json")
 	return cmd
 }

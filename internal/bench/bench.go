@@ -22,6 +22,9 @@ type Options struct {
 	Name      string
 	Scenarios []string // nil: all, in the order of Scenarios()
 	Short     bool     // a small version of each scenario, for CI
+	// RealSpeed plays churn's trace ten times slower, as a cluster lives, with the agents'
+	// default timers, for the settings with upstream real-speed figures (instead of churn's rows).
+	RealSpeed bool
 	// Controller runs a lab's controller; nil: this executable (`vpcnet lab controller`).
 	Controller func(name string) *exec.Cmd
 	Progress   func(string)
@@ -46,6 +49,7 @@ var scenarios = []scenario{
 	{"footprint", runFootprint, true, false},
 	{"scale-out", runScaleOut, false, false},
 	{"churn", runChurn, false, false},
+	{"rest", runRest, false, false},
 	{"k8s", runK8s, false, true},
 }
 

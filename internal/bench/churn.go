@@ -66,6 +66,9 @@ func ChurnTraces(short bool) []NamedTrace { return churntrace.Churn(short) }
 
 // runChurn plays the seeded traces of pod starts and stops on 3 nodes for each configuration.
 func runChurn(ctx context.Context, r *runner) error {
+	if r.opts.RealSpeed {
+		return runChurnRealSpeed(ctx, r)
+	}
 	lab := 0
 	for ti, tr := range ChurnTraces(r.opts.Short) {
 		trace := Trace(tr.Spec)
