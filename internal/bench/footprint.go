@@ -110,7 +110,8 @@ func runFootprint(ctx context.Context, r *runner) error {
 	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
 	noPods := "same agent, no pods"
 	r.add(
-		NewRow("footprint", fmt.Sprintf("vpcnetd RSS, %d pods", pods), "MiB", mib(rss1), noPods, mib(rss0), nil),
+		// Issue 16 item 7: at most 25 MiB with 250 pods.
+		NewRow("footprint", fmt.Sprintf("vpcnetd RSS, %d pods", pods), "MiB", mib(rss1), noPods, mib(rss0), &Target{OnValue: true, Op: "<=", Limit: 25}),
 		NewRow("footprint", fmt.Sprintf("vpcnetd CPU idle, %d pods", pods), "%", cpu1, noPods, cpu0, nil),
 		NewRow("footprint", "CPU per pod ADD, vpcnetd + plugin", "ms", agentPerPod+pluginPerPod, "ptp + host-local", refPerPod, nil),
 		NewRow("footprint", "vpcnet-cni binary", "MiB", mib(cniSize), "ptp + host-local", mib(refSize+hlSize), nil),
