@@ -67,13 +67,14 @@ func (a *Agent) loop(ctx context.Context) {
 	}
 }
 
-// imdsBlind reports whether the view has gone a whole Resync period without IMDS agreeing with
-// it (IMDS unreadable, or a comparison never settled) and without a Describe: EC2 is asked then.
+// imdsBlind reports whether the view has gone a whole Resync period, and two IMDS reads beyond
+// it (a read slowed down by a loaded node is not blindness), without IMDS agreeing with it (IMDS
+// unreadable, or a comparison never settled) and without a Describe: EC2 is asked then.
 func (a *Agent) imdsBlind(lastRefresh time.Time) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	now := time.Now()
-	return now.Sub(lastRefresh) >= a.cfg.Resync && now.Sub(a.st.drift.agreed) >= a.cfg.Resync
+	now, blind := time.Now(), a.cfg.Resync+2*imdsCheckPeriod
+	return now.Sub(lastRefresh) >= blind && now.Sub(a.st.drift.agreed) >= blind
 }
 
 // sweepDelay is how long until the next detached-ENI sweep: the period with ±25 % jitter, so
