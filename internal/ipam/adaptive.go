@@ -37,7 +37,7 @@ type Adaptive struct {
 	StartRate float64       // pod starts per second over the last RateWindow (or since the first start, if later)
 	Burst     int           // most starts seen within twice the replenish latency
 	Replenish time.Duration // median of the recent grows' durations (DefaultReplenish before any)
-	Target    int           // free addresses kept (addresses whose cooldown ends within Replenish count)
+	Target    int           // free addresses kept (usable now; resting ones do not count)
 	Batch     int           // addresses a grow asks for beyond the target, and the surplus kept before releasing
 	Reason    string
 }
