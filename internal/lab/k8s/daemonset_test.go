@@ -25,6 +25,7 @@ import (
 
 	"github.com/vpcnet/vpcnet/deploy"
 	"github.com/vpcnet/vpcnet/internal/cni"
+	"github.com/vpcnet/vpcnet/internal/dataplane"
 	vk8s "github.com/vpcnet/vpcnet/internal/k8s"
 	"github.com/vpcnet/vpcnet/internal/lab"
 	"github.com/vpcnet/vpcnet/internal/lab/k8s"
@@ -846,6 +847,21 @@ func TestDaemonSetInstall(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
+		// The kernel destroys the namespace, and the veth with it, in its own time (a workqueue,
+		// slow on a loaded machine): the agent's liveness check waits for exactly that.
+		veth := dataplane.ContainerVethName("eni", "vpcnet", gone.cid, "eth0")
+		l.waitFor("the lost sandbox's veth gone with its namespace", 120*time.Second, func() (bool, string) {
+			out, err := exec.Command("ip", "-n", third.NS, "link", "show", veth).CombinedOutput()
+			return err != nil, string(out)
+		})
+		t.Logf("the kernel removed %s %s after the namespace was deleted", veth, time.Since(start).Round(100*time.Millisecond))
+		defer func() {
+			if t.Failed() {
+				name, _ := l.kubectl("", "-n", deploy.Namespace, "get", "pods", "-l", "k8s-app=vpcnet-node", "--field-selector", "spec.nodeName="+third.Name, "-o", "jsonpath={.items[0].metadata.name}")
+				out, _ := l.kubectl("", "-n", deploy.Namespace, "logs", "-c", deploy.AgentContainer, name, "--tail", "40")
+				t.Logf("--- the third node's agent (tail)\n%s", out)
+			}
+		}()
 		l.waitFor("the lost sandbox's address released", 120*time.Second, func() (bool, string) {
 			_, allocs := agentAllocs(t, third)
 			return allocs["default/"+gone.pod] == "", fmt.Sprint(allocs)
