@@ -153,7 +153,7 @@ A component already built for its pinned version is skipped, so only the first r
 			return nil
 		},
 	}
-	cmd.Flags().StringSliceVar(&only, "only", nil, "build only these components (tools, runc, etcd, containerd, cni-plugins, kubernetes; optional, for `lab conformance`: k8tools, coredns, agnhost, e2e)")
+	cmd.Flags().StringSliceVar(&only, "only", nil, "build only these components (tools, runc, etcd, containerd, cni-plugins, kubernetes; optional, for lab conformance: k8tools, coredns, agnhost, e2e)")
 	cmd.Flags().StringVar(&logPath, "log", "", "append the go command's output to this file")
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vpcnet/vpcnet/internal/catalog"
+	"github.com/vpcnet/vpcnet/internal/vpcsim"
 )
 
 // Config is a lab's settings, written by `lab up` to lab.json and read by the controller.
@@ -170,12 +171,20 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return err
 }
 
-// ParseLatency reads ACTION=DURATION, e.g. AttachNetworkInterface=1s.
+// ParseLatency reads one ACTION=DURATION, e.g. AttachNetworkInterface=1s, with vpcsim's own
+// parser, so an action vpcsim does not serve (a typo) is refused instead of silently ignored;
+// ACTION may be * for every action.
 func ParseLatency(s string) (string, Duration, error) {
-	action, dur, ok := strings.Cut(s, "=")
-	d, err := time.ParseDuration(dur)
-	if !ok || action == "" || err != nil || d < 0 {
-		return "", 0, fmt.Errorf("EC2 latency %q: want ACTION=DURATION, e.g. AttachNetworkInterface=1s", s)
+	m, err := vpcsim.ParseLatency(s)
+	if err == nil && len(m) != 1 {
+		err = fmt.Errorf("want exactly one ACTION=DURATION")
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("EC2 latency %q: %v (e.g. AttachNetworkInterface=1s)", s, err)
+	}
+	var action string
+	var d time.Duration
+	for action, d = range m {
 	}
 	return action, Duration(d), nil
 }

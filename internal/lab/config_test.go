@@ -59,6 +59,10 @@ func TestParseLatency(t *testing.T) {
 		{"=1s", "", 0, false},
 		{"X=soon", "", 0, false},
 		{"X=-1s", "", 0, false},
+		{"AttachNetworkInterface=-1s", "", 0, false},
+		{"Foo=1s", "", 0, false},                                    // not an action vpcsim serves: refused, not ignored
+		{"AttachNetworkInterface=1s,RunInstances=1s", "", 0, false}, // one per flag
+		{"*=10ms", "*", 10 * time.Millisecond, true},
 	}
 	for _, tc := range tests {
 		a, d, err := ParseLatency(tc.in)

@@ -48,7 +48,9 @@ func agentWord(a AgentInfo) string {
 	if !a.Ready {
 		s = "not ready (" + a.Reason + ")"
 	}
-	s += fmt.Sprintf(", pid %d", a.PID)
+	if a.PID > 0 { // 0: not a process the lab supervises (the DaemonSet's agent pod)
+		s += fmt.Sprintf(", pid %d", a.PID)
+	}
 	if a.Restarts > 0 {
 		s += fmt.Sprintf(", %d restart(s)", a.Restarts)
 	}
