@@ -46,8 +46,9 @@ type action func(ctx context.Context, b Backend, p params) (reply, error)
 
 // Handler serves the EC2 Query API.
 type Handler struct {
-	b   Backend
-	log *slog.Logger
+	b      Backend
+	log    *slog.Logger
+	tokens tokens
 }
 
 // NewHandler returns the EC2 API handler over a backend. log may be nil.
@@ -214,7 +215,7 @@ func (h *Handler) Serve(ctx context.Context, q url.Values, caller string) (reply
 	} else if dry {
 		return nil, &model.Error{Code: "DryRunOperation", Message: "Request would have succeeded, but DryRun flag is set.", Status: http.StatusPreconditionFailed}
 	}
-	return act(ctx, h.b, p)
+	return h.tokens.do(caller, name, q, func() (reply, error) { return act(ctx, h.b, p) })
 }
 
 func writeError(w http.ResponseWriter, reqID string, err error) {
