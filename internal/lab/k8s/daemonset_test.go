@@ -546,7 +546,7 @@ func TestDaemonSetInstall(t *testing.T) {
 		if t.Failed() {
 			out, _ := l.kubectl("", "get", "pods", "-A", "-o", "wide")
 			t.Logf("--- pods\n%s", out)
-			for _, f := range []string{"k8s/nodes/1/kubelet.log", "k8s/nodes/1/containerd.log"} {
+			for _, f := range []string{"k8s/node-1.log", "k8s/nodes/1/kubelet.log", "k8s/nodes/1/containerd.log", "k8s/node-2.log"} {
 				if b, err := os.ReadFile(filepath.Join(labDir, f)); err == nil {
 					if len(b) > 3000 {
 						b = b[len(b)-3000:]

@@ -155,7 +155,7 @@ func (runtime) NodeAdded(ctx context.Context, c *lab.Client, n lab.NodeInfo, pro
 		if msg != last {
 			last = msg
 		}
-		if len(markedPIDs(p.labDir(), fmt.Sprintf("node-%d", n.Index))) == 0 {
+		if nodeRuntimeGone(p, n.Index) {
 			return fmt.Errorf("node %s: its runtime process exited (see %s, %s, %s)", n.Name, p.Log(fmt.Sprintf("node-%d", n.Index)), spec.Containerd.Log, spec.Kubelet.Log)
 		}
 		if time.Now().After(deadline) {
@@ -178,7 +178,7 @@ func waitNodeRegistered(ctx context.Context, api *apiClient, p Paths, n lab.Node
 			progress(fmt.Sprintf("node %s registered (%s); no CNI installed yet: %s", n.Name, time.Since(start).Round(10*time.Millisecond), msg))
 			return nil
 		}
-		if len(markedPIDs(p.labDir(), fmt.Sprintf("node-%d", n.Index))) == 0 {
+		if nodeRuntimeGone(p, n.Index) {
 			return fmt.Errorf("node %s: its runtime process exited (see %s)", n.Name, kubeletLog)
 		}
 		if time.Since(start) > 120*time.Second {
@@ -314,4 +314,17 @@ func kubeletConfig(cgroupRoot string, maxPods int, caPath string) ([]byte, error
 		"imageGCLowThresholdPercent":  99,
 	}
 	return json.MarshalIndent(cfg, "", "  ")
+}
+
+// nodeRuntimeGone reports whether node index's runtime process (lab k8s node-run) has exited:
+// no process carries its marker in two scans of /proc half a second apart. One scan can miss a
+// live process on a loaded node (an environ read that fails while the process is busy in the
+// kernel), and a false "exited" fails the whole lab start.
+func nodeRuntimeGone(p Paths, index int) bool {
+	role := fmt.Sprintf("node-%d", index)
+	if len(markedPIDs(p.labDir(), role)) > 0 {
+		return false
+	}
+	time.Sleep(500 * time.Millisecond)
+	return len(markedPIDs(p.labDir(), role)) == 0
 }
