@@ -870,15 +870,20 @@ func TestDaemonSetInstall(t *testing.T) {
 		if took := time.Since(start); took < dsPodGCGrace-time.Second {
 			t.Errorf("released after %s, before the grace period %s", took, dsPodGCGrace)
 		}
-		recs, err := cni.Attachments(filepath.Join(np.AgentState(), "cni"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range recs {
-			if r.ContainerID == gone.cid {
-				t.Errorf("the plugin's record of the released attachment is left: %+v", r)
+		// The release is the plugin's own DEL run in the agent: it frees the address through the
+		// agent, then removes its record; wait for the record to go too.
+		l.waitFor("the plugin's record of the released attachment removed", 30*time.Second, func() (bool, string) {
+			recs, err := cni.Attachments(filepath.Join(np.AgentState(), "cni"))
+			if err != nil {
+				return false, err.Error()
 			}
-		}
+			for _, r := range recs {
+				if r.ContainerID == gone.cid {
+					return false, fmt.Sprintf("left: %+v", r)
+				}
+			}
+			return true, ""
+		})
 		l.waitFor("a VPCAddressReleased event on the node", 30*time.Second, func() (bool, string) {
 			evs := l.events("default", "Node", third.Name, vk8s.ReasonReleasedGone)
 			for _, e := range evs {
