@@ -52,9 +52,9 @@ func (s *addrSignal) broadcastLocked() {
 // ends, or when ctx ends; the message says what it waited for and why the pool has no address,
 // and the Status returned is the node's at that moment (for the pod's event).
 // Called with a.mu held; returns with it held (it is released while waiting).
-func (a *Agent) pickOrWaitLocked(ctx context.Context) (netip.Addr, cloud.ENI, Status, error) {
+func (a *Agent) pickOrWaitLocked(ctx context.Context, who string) (netip.Addr, cloud.ENI, Status, error) {
 	now := time.Now()
-	if ip, eni, ok := a.pickLocked(now); ok {
+	if ip, eni, ok := a.pickLocked(now, who); ok {
 		a.dem.startLocked(now) // a pod start, counted once when served (a retried ADD is one pod)
 		return ip, eni, Status{}, nil
 	}
@@ -93,12 +93,12 @@ func (a *Agent) pickOrWaitLocked(ctx context.Context) (netip.Addr, cloud.ENI, St
 		}
 		now = time.Now()
 		if ip, eni, ok := a.freeLocked(now); ok {
-			a.st.missed = max(a.st.missed-1, 0) // served: no longer waiting
+			delete(a.st.missed, who) // served: no longer waiting
 			a.dem.startLocked(start)
 			a.m.addWaited.Inc()
 			return ip, eni, Status{}, nil
 		}
-		a.st.missedAt = now // still waiting: the pool keeps what is fetched for it
+		a.missLocked(who, now) // still waiting: the pool keeps what is fetched for it
 	}
 }
 

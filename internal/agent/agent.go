@@ -108,8 +108,7 @@ type allocations struct {
 	leaving  map[netip.Addr]bool      // being unassigned or freed with their ENI
 	released map[netip.Addr]time.Time // when each recently released address was freed (cooldown)
 	demand   int                      // ADDs that found no free address since the last pass
-	missed   int                      // ADDs that found no free address and have not been served since (see waitingLocked)
-	missedAt time.Time                // the last such ADD
+	missed   map[string]time.Time     // pods whose ADD found no free address and that were not served since, with their last try (see waitingLocked)
 }
 
 // operations are the cloud actions under way.

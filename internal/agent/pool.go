@@ -82,12 +82,13 @@ func (a *Agent) capacityLocked(now time.Time) (ipam.Capacity, ipam.Summary) {
 
 // pickLocked is freeLocked for an ADD's first look: an ADD that finds no address counts as
 // waiting (missed, see waitingLocked) until one is handed out.
-func (a *Agent) pickLocked(now time.Time) (netip.Addr, cloud.ENI, bool) {
+// who names the pod (see waitingLocked).
+func (a *Agent) pickLocked(now time.Time, who string) (netip.Addr, cloud.ENI, bool) {
 	if ip, e, ok := a.freeLocked(now); ok {
-		a.st.missed = max(a.st.missed-1, 0)
+		delete(a.st.missed, who)
 		return ip, e, true
 	}
-	a.st.missed, a.st.missedAt = a.st.missed+1, now
+	a.missLocked(who, now)
 	return netip.Addr{}, cloud.ENI{}, false
 }
 
@@ -121,11 +122,29 @@ const waitWindow = 10 * time.Second
 // waitingLocked is how many ADDs wait for an address (ipam.State.Waiting): those that found none
 // and were not served since, while the last of them is less than waitWindow old. With a short
 // release delay, an address fetched for them is then not given back before their retry.
+//
+// Waiting pods are counted once each, by pod (namespace/name; the container ID outside
+// Kubernetes): a runtime that retries one pod's ADD again and again (kubelet, each retry with a
+// new sandbox) is one pod waiting, not one more per try. Counting tries made a node in an
+// exhausted subnet believe, after a few minutes of retries, that 80 and more pods waited.
 func (a *Agent) waitingLocked(now time.Time) int {
-	if a.st.missed == 0 || now.Sub(a.st.missedAt) >= waitWindow {
-		return 0
+	n := 0
+	for who, t := range a.st.missed {
+		if now.Sub(t) >= waitWindow {
+			delete(a.st.missed, who)
+			continue
+		}
+		n++
 	}
-	return a.st.missed
+	return n
+}
+
+// missLocked records that who's ADD found no free address at now.
+func (a *Agent) missLocked(who string, now time.Time) {
+	if a.st.missed == nil {
+		a.st.missed = map[string]time.Time{}
+	}
+	a.st.missed[who] = now
 }
 
 func (a *Agent) onPrefix(e cloud.ENI, ip netip.Addr) bool {

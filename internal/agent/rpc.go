@@ -137,7 +137,11 @@ func (s rpcServer) Add(ctx context.Context, req *agentapi.AddRequest) (*agentapi
 		return nil, status.Errorf(codes.Unavailable, "%s: %s", st.Reason, st.Message)
 	}
 	a.mu.Lock()
-	ip, eni, st, err := a.pickOrWaitLocked(ctx) // waits up to VPCNET_ADD_WAIT for an address on its way
+	who := req.PodNamespace + "/" + req.PodName // one pod, however often its ADD is retried
+	if req.PodName == "" {
+		who = k.ContainerID
+	}
+	ip, eni, st, err := a.pickOrWaitLocked(ctx, who) // waits up to VPCNET_ADD_WAIT for an address on its way
 	if err != nil {
 		a.mu.Unlock()
 		a.kubeAddRefused(req.PodNamespace, req.PodName, st)
