@@ -2,7 +2,6 @@ package bench_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/vpcnet/vpcnet/internal/bench"
-	"github.com/vpcnet/vpcnet/internal/lab/k8s/cache"
 	"github.com/vpcnet/vpcnet/internal/testenv"
 )
 
@@ -23,15 +21,7 @@ import (
 // speed. It needs the Kubernetes build cache: without it the test skips, and in strict mode
 // (CI, VPCNET_REQUIRE_NETNS=1) it builds it (`vpcnet lab k8s build`, about 15 min cold).
 func TestBenchK8sShort(t *testing.T) {
-	testenv.RequireNetns(t)
-	if bc := cache.Open("", cache.Default); bc.Check() != nil {
-		if !testenv.Strict() {
-			t.Skipf("%v (the k8s bench needs the built components)", bc.Check())
-		}
-		if err := bc.Build(context.Background(), cache.BuildOptions{Progress: func(s string) { t.Log(s) }}); err != nil {
-			t.Fatalf("build the lab cluster's components: %v", err)
-		}
-	}
+	testenv.RequireLabComponents(t, "the k8s bench")
 	bin := vpcnetBin(t)
 	name := fmt.Sprintf("b%d", os.Getpid())
 	t.Cleanup(func() { noLeftovers(t, name) })

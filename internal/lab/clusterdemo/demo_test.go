@@ -2,7 +2,6 @@ package clusterdemo_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -18,26 +17,9 @@ import (
 
 	"github.com/vpcnet/vpcnet/internal/lab"
 	"github.com/vpcnet/vpcnet/internal/lab/k8s"
-	"github.com/vpcnet/vpcnet/internal/lab/k8s/cache"
 	"github.com/vpcnet/vpcnet/internal/netnsx"
 	"github.com/vpcnet/vpcnet/internal/testenv"
 )
-
-// requireComponents skips the test unless the build cache holds every component; in strict
-// mode (CI) it builds them instead and fails only if the build fails.
-func requireComponents(t *testing.T) {
-	t.Helper()
-	testenv.RequireNetns(t)
-	bc := cache.Open("", cache.Default)
-	if err := bc.Check(); err == nil {
-		return
-	} else if !testenv.Strict() {
-		t.Skipf("%v (the demo needs the built components)", err)
-	}
-	if err := bc.Build(context.Background(), cache.BuildOptions{Progress: func(s string) { t.Log(s) }}); err != nil {
-		t.Fatalf("build the lab cluster's components: %v", err)
-	}
-}
 
 var demoLabRE = regexp.MustCompile(`^w([0-9]+)x1$`)
 
@@ -60,7 +42,7 @@ func vpcnet(bin string, args ...string) (string, error) {
 // same name fails without touching the running lab. `lab down` then leaves no namespace,
 // runtime process, cgroup or directory.
 func TestDemoKubectlWalkThrough(t *testing.T) {
-	requireComponents(t)
+	testenv.RequireLabComponents(t, "the demo")
 	bin := testenv.CLI(t)
 	ents, _ := os.ReadDir(lab.Root())
 	for _, e := range ents {

@@ -2,7 +2,6 @@ package k8s_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -19,26 +18,9 @@ import (
 
 	"github.com/vpcnet/vpcnet/internal/lab"
 	"github.com/vpcnet/vpcnet/internal/lab/k8s"
-	"github.com/vpcnet/vpcnet/internal/lab/k8s/cache"
 	"github.com/vpcnet/vpcnet/internal/netnsx"
 	"github.com/vpcnet/vpcnet/internal/testenv"
 )
-
-// requireComponents skips the test unless the build cache holds every component; in strict
-// mode (CI) it builds them instead and fails only if the build fails.
-func requireComponents(t *testing.T) {
-	t.Helper()
-	testenv.RequireNetns(t)
-	bc := cache.Open("", cache.Default)
-	if err := bc.Check(); err == nil {
-		return
-	} else if !testenv.Strict() {
-		t.Skipf("%v (the cluster test needs the built components)", err)
-	}
-	if err := bc.Build(context.Background(), cache.BuildOptions{Progress: func(s string) { t.Log(s) }}); err != nil {
-		t.Fatalf("build the lab cluster's components: %v", err)
-	}
-}
 
 // clusterLab is one lab cluster owned by a test, always taken down at its end.
 type clusterLab struct {
@@ -144,7 +126,7 @@ type pod struct {
 // kept, a third node joining and its pod reaching the others, that node drained and removed,
 // and a teardown that leaves no namespace, process, cgroup, mount or changed sysctl.
 func TestClusterTwoNodesPodsAcrossNodesAndNodeAdd(t *testing.T) {
-	requireComponents(t)
+	testenv.RequireLabComponents(t, "the cluster test")
 	bin := testenv.CLI(t)
 	sweepDeadClusterLabs(bin)
 	l := &clusterLab{t: t, bin: bin, name: fmt.Sprintf("k%dx1", os.Getpid())}

@@ -38,7 +38,7 @@ var ranRE = regexp.MustCompile(`(?m)^ran (\d+) of \d+ specs in \S+: (\d+) passed
 // it) and requires every selected spec to run and pass. Same gate as the cluster test; in
 // strict mode (CI) it builds e2e.test, agnhost and k8tools into the cache if missing.
 func TestConformanceShort(t *testing.T) {
-	requireComponents(t)
+	testenv.RequireLabComponents(t, "the cluster test")
 	bc := cache.Open("", cache.Default)
 	comps := k8s.ConformanceComponents(false)
 	if err := bc.Check(comps...); err != nil {

@@ -530,7 +530,7 @@ var dsLabRE = regexp.MustCompile(`^d([0-9]+)x[0-9]+$`)
 // applied again with the same allocations taken over and a new pod given a distinct address;
 // no node NotReady over the rollout and the re-apply. The lab goes down with nothing left.
 func TestDaemonSetInstall(t *testing.T) {
-	requireComponents(t)
+	testenv.RequireLabComponents(t, "the cluster test")
 	bin := testenv.CLI(t)
 	ents, _ := os.ReadDir(lab.Root())
 	for _, e := range ents {
