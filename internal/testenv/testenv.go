@@ -137,8 +137,29 @@ var built struct {
 	err  error
 }
 
+// buildPrefix names CLI's build directories below the system's temporary directory:
+// buildPrefix + the owning test process's pid + "-" + a random suffix. A test process cannot
+// remove its own directory (a package's tests have no common end without a TestMain), so the
+// next CLI call on the machine removes those whose process is gone (about 200 MB each; a
+// machine running the suite a few hundred times otherwise fills its disk).
+const buildPrefix = "vpcnet-test-bin-"
+
+// sweepBuilds removes CLI build directories whose owning test process is gone.
+func sweepBuilds() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), buildPrefix+"*"))
+	for _, d := range dirs {
+		pidStr, _, ok := strings.Cut(strings.TrimPrefix(filepath.Base(d), buildPrefix), "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		_ = os.RemoveAll(d)
+	}
+}
+
 // CLI builds vpcnet, vpcnetd and vpcnet-cni from the module into one directory, once per test
-// process (the lab finds its agent and plugin beside the CLI), and returns the vpcnet path.
+// process (the lab finds its agent and plugin beside the CLI), and returns the vpcnet path. The
+// directory outlives the process; the next test process's CLI removes it (sweepBuilds).
 func CLI(t testing.TB) string {
 	t.Helper()
 	built.once.Do(func() {
@@ -147,7 +168,8 @@ func CLI(t testing.TB) string {
 			built.err = err
 			return
 		}
-		if built.dir, built.err = os.MkdirTemp("", "vpcnet-test-bin"); built.err != nil {
+		sweepBuilds()
+		if built.dir, built.err = os.MkdirTemp("", fmt.Sprintf("%s%d-", buildPrefix, os.Getpid())); built.err != nil {
 			return
 		}
 		cmd := exec.Command("go", "build", "-o", built.dir+"/", "./cmd/vpcnet", "./cmd/vpcnetd", "./cmd/vpcnet-cni")
