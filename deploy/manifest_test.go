@@ -256,6 +256,15 @@ func TestManifestDecodesStrictlyAndMatchesTheAgent(t *testing.T) {
 		t.Fatalf("%d containers, want 1 (vpcnetd)", len(pod.Containers))
 	}
 	c := pod.Containers[0]
+	// hostPort: the agent chains portmap, and install-cni puts the image's /portmap (packed by
+	// vpcnet image build) in the node's CNI bin directory, where the runtime looks for it.
+	portmap := false
+	for _, e := range c.Env {
+		portmap = portmap || e.Name == "VPCNET_CNI_PORTMAP" && e.Value == "true"
+	}
+	if !portmap || !slices.Contains(ic.Command, "--plugin") || !slices.Contains(ic.Command, "/portmap") {
+		t.Errorf("hostPort: agent env VPCNET_CNI_PORTMAP=true %v, init container %q installs /portmap: want both", portmap, ic.Command)
+	}
 	for _, ctr := range []corev1.Container{ic, c} {
 		if ctr.Image != image {
 			t.Errorf("container %s runs %q, want %q (what vpcnet image build tags)", ctr.Name, ctr.Image, image)

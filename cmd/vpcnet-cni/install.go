@@ -9,19 +9,22 @@ import (
 	"strings"
 )
 
-// The install mode: `vpcnet-cni install [--sysctl KEY=VALUE]... DEST_DIR`, run by the DaemonSet's
-// init container (deploy/), so the image needs no shell and no cp.
+// The install mode: `vpcnet-cni install [--plugin PATH]... [--sysctl KEY=VALUE]... DEST_DIR`, run
+// by the DaemonSet's init container (deploy/), so the image needs no shell and no cp.
 //
 //   - It copies the running executable to DEST_DIR/vpcnet-cni atomically: written beside it as a
 //     temporary file, mode 0755, fsynced, renamed over the old one, directory fsynced. A runtime
 //     exec'ing the plugin meanwhile runs either the old binary or the new one, never a part (and
 //     the rename works while the old one runs, where writing in place fails with ETXTBSY).
+//   - Each --plugin copies another CNI plugin shipped in the image the same way, to
+//     DEST_DIR/<its file name>: deploy/ installs /portmap, which the agent chains after
+//     vpcnet-cni for hostPort (VPCNET_CNI_PORTMAP).
 //   - Each --sysctl writes VALUE to /proc/sys/KEY in the caller's namespaces (the node's, from a
 //     hostNetwork pod). KEY is dotted (net.ipv4.ip_forward) or slashed (net/ipv4/conf/eth0.5/rp_filter,
 //     for names with dots).
 //
 // Every argument is checked before anything is written. Exit codes: 0 done, 1 failed, 2 bad usage.
-const installUsage = "usage: vpcnet-cni install [--sysctl KEY=VALUE]... DEST_DIR"
+const installUsage = "usage: vpcnet-cni install [--plugin PATH]... [--sysctl KEY=VALUE]... DEST_DIR"
 
 // installMode reports whether args (os.Args) ask for the install mode rather than a CNI verb; the
 // runtime runs the plugin with no arguments.
@@ -66,9 +69,34 @@ func parseSysctl(s string) (sysctl, error) {
 	return sysctl{Path: strings.Join(parts, "/"), Value: v}, nil
 }
 
+// checkPlugin checks a --plugin PATH: a regular file whose name is not vpcnet-cni's (installed
+// from the running executable) nor one of seen's (the names given before). It returns the name.
+func checkPlugin(path string, seen map[string]bool) (string, error) {
+	name := filepath.Base(path)
+	if path == "" || name == "." || name == "/" || name == ".." {
+		return "", fmt.Errorf("--plugin %q: want the path of a plugin binary", path)
+	}
+	if name == "vpcnet-cni" {
+		return "", fmt.Errorf("--plugin %q: vpcnet-cni is installed from the running executable", path)
+	}
+	if seen[name] {
+		return "", fmt.Errorf("--plugin %q: a plugin named %s is given twice", path, name)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("--plugin %q: %v", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("--plugin %q: not a regular file", path)
+	}
+	return name, nil
+}
+
 // runInstall does the install mode for args (after "install"), copying self.
 func runInstall(args []string, self string, stdout, stderr io.Writer) int {
 	var sysctls []sysctl
+	var plugins []string // paths, checked
+	names := map[string]bool{}
 	var dest string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -76,6 +104,19 @@ func runInstall(args []string, self string, stdout, stderr io.Writer) int {
 		case a == "-h" || a == "--help":
 			fmt.Fprintln(stdout, installUsage)
 			return 0
+		case a == "--plugin" && i+1 < len(args):
+			i++
+			a = "--plugin=" + args[i]
+			fallthrough
+		case strings.HasPrefix(a, "--plugin="):
+			p := strings.TrimPrefix(a, "--plugin=")
+			name, err := checkPlugin(p, names)
+			if err != nil {
+				fmt.Fprintf(stderr, "vpcnet-cni install: %v\n", err)
+				return 2
+			}
+			names[name] = true
+			plugins = append(plugins, p)
 		case a == "--sysctl" && i+1 < len(args):
 			i++
 			a = "--sysctl=" + args[i]
@@ -115,6 +156,15 @@ func runInstall(args []string, self string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "installed %s (%d bytes)\n", target, n)
+	for _, p := range plugins {
+		target := filepath.Join(dest, filepath.Base(p))
+		n, err := copyAtomic(p, target)
+		if err != nil {
+			fmt.Fprintf(stderr, "vpcnet-cni install: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "installed %s (%d bytes)\n", target, n)
+	}
 	for _, s := range sysctls {
 		if err := os.WriteFile(filepath.Join("/proc/sys", s.Path), []byte(s.Value), 0o644); err != nil {
 			fmt.Fprintf(stderr, "vpcnet-cni install: sysctl %s=%s: %v\n", s.Path, s.Value, err)
@@ -129,7 +179,7 @@ func runInstall(args []string, self string, stdout, stderr io.Writer) int {
 func copyAtomic(src, dst string) (int64, error) {
 	in, err := os.Open(src)
 	if err != nil {
-		return 0, fmt.Errorf("reading the running plugin: %w", err)
+		return 0, fmt.Errorf("reading %s: %w", src, err)
 	}
 	defer in.Close()
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*")

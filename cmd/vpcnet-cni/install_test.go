@@ -73,9 +73,15 @@ func TestInstallCopiesItselfAtomicallyAndSetsSysctlsInItsNamespace(t *testing.T)
 		t.Fatal(err)
 	}
 
+	// A chained plugin shipped beside it in the image (deploy/ installs /portmap).
+	portmap := filepath.Join(t.TempDir(), "portmap")
+	if err := os.WriteFile(portmap, []byte("portmap plugin"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	node := testenv.NewNS(t)
 	rootForward := readSysctl(t, "net/ipv4/ip_forward")
-	out, stderr, code := run(t, "nsenter", "--net="+node.Path(), bin, "install",
+	out, stderr, code := run(t, "nsenter", "--net="+node.Path(), bin, "install", "--plugin", portmap,
 		"--sysctl", "net.ipv4.ip_forward=1", "--sysctl=net/ipv4/conf/lo/rp_filter=2", dest)
 	if code != 0 {
 		t.Fatalf("install: exit %d: %s", code, stderr)
@@ -93,8 +99,17 @@ func TestInstallCopiesItselfAtomicallyAndSetsSysctlsInItsNamespace(t *testing.T)
 	if b, _ := os.ReadFile(keep); string(b) != "old plugin" {
 		t.Fatalf("the old plugin's inode was written in place: %q", b)
 	}
-	if entries, _ := os.ReadDir(dest); len(entries) != 1 {
-		t.Fatalf("DEST_DIR holds %v, want only vpcnet-cni", entries)
+	if b, err := os.ReadFile(filepath.Join(dest, "portmap")); err != nil || string(b) != "portmap plugin" {
+		t.Fatalf("--plugin: DEST_DIR/portmap holds %q (%v), want the plugin's bytes", b, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dest, "portmap")); fi.Mode().Perm() != 0o755 {
+		t.Fatalf("--plugin: installed mode %v, want 0755", fi.Mode())
+	}
+	if !strings.Contains(out, "installed "+filepath.Join(dest, "portmap")) {
+		t.Errorf("install printed %q, want the plugin named", out)
+	}
+	if entries, _ := os.ReadDir(dest); len(entries) != 2 {
+		t.Fatalf("DEST_DIR holds %v, want only vpcnet-cni and portmap", entries)
 	}
 	// The installed copy is a working plugin.
 	if out, _, code := run(t, old, "install", "--help"); code != 0 || !strings.Contains(out, "usage: vpcnet-cni install") {
@@ -120,6 +135,10 @@ func TestInstallCopiesItselfAtomicallyAndSetsSysctlsInItsNamespace(t *testing.T)
 func TestInstallRefusesBadInputBeforeWriting(t *testing.T) {
 	bin := buildPlugin(t)
 	dest := t.TempDir()
+	other := filepath.Join(t.TempDir(), "portmap")
+	if err := os.WriteFile(other, []byte("portmap plugin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -132,6 +151,13 @@ func TestInstallRefusesBadInputBeforeWriting(t *testing.T) {
 		{[]string{"install", "--sysctl", "net/ipv4/../../../etc/passwd=x", dest}, "empty, . or .. part"},
 		{[]string{"install", "--sysctl", "net.ipv4.ip_forward=1\n0", dest}, "value has"},
 		{[]string{"install", "--sysctl", "net.ipv4.no_such_knob=1", dest}, "no such setting"},
+		{[]string{"install", "--plugin", filepath.Join(dest, "missing"), dest}, "no such file"},
+		{[]string{"install", "--plugin", dest, dest}, "not a regular file"},
+		{[]string{"install", "--plugin", "", dest}, "want the path of a plugin binary"},
+		{[]string{"install", "--plugin", bin, dest}, "installed from the running executable"},
+		{[]string{"install", "--plugin", other, "--plugin=" + other, dest}, "given twice"},
+		// A valid plugin with a refused sysctl: nothing is copied either.
+		{[]string{"install", "--plugin", other, "--sysctl", "net.ipv4.no_such_knob=1", dest}, "no such setting"},
 	} {
 		_, stderr, code := run(t, bin, tc.args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {

@@ -2,13 +2,16 @@ package main
 
 import (
 	"debug/elf"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vpcnet/vpcnet/internal/image"
+	"github.com/vpcnet/vpcnet/internal/lab/k8s/cache"
 )
 
 func init() { subcommands = append(subcommands, newImageCmd) }
@@ -16,30 +19,41 @@ func init() { subcommands = append(subcommands, newImageCmd) }
 // DefaultImageTag is the tag `vpcnet image build` gives the node image; deploy/ names it.
 const DefaultImageTag = "vpcnet.local/vpcnetd:dev"
 
-// nodeImageBinaries are the files of the node image, each at /<name>, mode 0755.
-var nodeImageBinaries = []string{"vpcnetd", "vpcnet-cni"}
+// nodeImageBinaries are the files of the node image, each at /<name>, mode 0755: the agent, the
+// plugin, and upstream's portmap plugin, which deploy/'s init container installs beside the
+// plugin and the agent chains after it for hostPort (VPCNET_CNI_PORTMAP).
+var nodeImageBinaries = []string{"vpcnetd", "vpcnet-cni", "portmap"}
+
+// PortmapModule is the released Go package portmap is built from, at the version the lab's
+// build cache uses (containerd 2.x sends STATUS to every plugin of a CNI 1.1.0 conflist, which a
+// portmap older than plugins v1.5 fails).
+const PortmapModule = "github.com/containernetworking/plugins/plugins/meta/portmap@" + cache.CNIPluginsVersion
 
 func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "image",
-		Short: "Build the node image (vpcnetd and vpcnet-cni) with no Docker daemon and no registry",
+		Short: "Build the node image (vpcnetd, vpcnet-cni, portmap) with no Docker daemon and no registry",
 	}
 	cmd.AddCommand(newImageBuildCmd())
 	return cmd
 }
 
 func newImageBuildCmd() *cobra.Command {
-	var out, tag, binDir string
+	var out, tag, binDir, portmap string
 	cmd := &cobra.Command{
 		Use:   "build",
-		Short: "Pack static vpcnetd and vpcnet-cni into an OCI image tarball (docker-archive)",
-		Long: `Packs vpcnetd and vpcnet-cni, found in --bin-dir, into a one-layer image at /vpcnetd and
-/vpcnet-cni (entrypoint /vpcnetd) and writes it as a docker-archive tarball:
+		Short: "Pack static vpcnetd, vpcnet-cni and portmap into an OCI image tarball (docker-archive)",
+		Long: `Packs vpcnetd, vpcnet-cni and portmap, found in --bin-dir (portmap: --portmap), into a
+one-layer image at /vpcnetd, /vpcnet-cni and /portmap (entrypoint /vpcnetd) and writes it as a
+docker-archive tarball:
 
-  CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/vpcnet ./cmd/vpcnetd ./cmd/vpcnet-cni
+  CGO_ENABLED=0 go build -trimpath -tags grpcnotrace -o bin/ ./cmd/vpcnet ./cmd/vpcnetd ./cmd/vpcnet-cni
+  CGO_ENABLED=0 GOBIN=$PWD/bin go install -trimpath ` + PortmapModule + `
   bin/vpcnet image build --out vpcnet-image.tar
   ctr -n k8s.io images import vpcnet-image.tar      # on each node; or push it with crane/skopeo
 
+portmap is upstream's CNI plugin (containernetworking/plugins), built from its released module:
+deploy/'s init container installs it beside vpcnet-cni, and the agent chains it for hostPort.
 The build is reproducible: the same binaries and tag give the same image digest. The binaries
 must be statically linked (the image has no libc): a dynamically linked one is refused. Their
 ELF machine gives the image's architecture.`,
@@ -56,8 +70,14 @@ ELF machine gives the image's architecture.`,
 			arch := ""
 			for _, n := range nodeImageBinaries {
 				p := filepath.Join(binDir, n)
+				if n == "portmap" && portmap != "" {
+					p = portmap
+				}
 				a, err := staticELF(p)
 				if err != nil {
+					if n == "portmap" && errors.Is(err, fs.ErrNotExist) {
+						err = fmt.Errorf("%s: no portmap plugin (hostPort); build it with `CGO_ENABLED=0 GOBIN=%s go install -trimpath %s` or give --portmap", p, filepath.Dir(p), PortmapModule)
+					}
 					return usageError{err}
 				}
 				if arch != "" && a != arch {
@@ -87,7 +107,8 @@ ELF machine gives the image's architecture.`,
 	}
 	cmd.Flags().StringVar(&out, "out", "vpcnet-image.tar", "tarball to write (replaced atomically)")
 	cmd.Flags().StringVar(&tag, "tag", DefaultImageTag, "image reference the tarball carries (REGISTRY/REPOSITORY:TAG)")
-	cmd.Flags().StringVar(&binDir, "bin-dir", "", "directory holding vpcnetd and vpcnet-cni (default: vpcnet's own)")
+	cmd.Flags().StringVar(&binDir, "bin-dir", "", "directory holding vpcnetd, vpcnet-cni and portmap (default: vpcnet's own)")
+	cmd.Flags().StringVar(&portmap, "portmap", "", "the static portmap plugin to pack (default: portmap in --bin-dir)")
 	return cmd
 }
 
@@ -96,7 +117,7 @@ ELF machine gives the image's architecture.`,
 func staticELF(path string) (string, error) {
 	f, err := elf.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("%s: not a usable ELF executable: %v", path, err)
+		return "", fmt.Errorf("%s: not a usable ELF executable: %w", path, err)
 	}
 	defer f.Close()
 	for _, p := range f.Progs {

@@ -17,8 +17,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// staticBinDir builds a tiny static Go program and installs it as vpcnetd and vpcnet-cni (the
-// command only needs static ELF executables; the real binaries take minutes to link).
+// staticBinDir builds a tiny static Go program and installs it as vpcnetd, vpcnet-cni and
+// portmap (the command only needs static ELF executables; the real binaries take minutes to
+// link).
 func staticBinDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -41,12 +42,15 @@ func staticBinDir(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(bin, "vpcnet-cni"), append(b, "plugin"...), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(bin, "portmap"), append(b, "portmap"...), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	return bin
 }
 
 var digestLine = regexp.MustCompile(`^wrote (\S+): vpcnet.local/vpcnetd:dev linux/(amd64|arm64) digest (sha256:[0-9a-f]{64}) id (sha256:[0-9a-f]{64})\n$`)
 
-func TestImageBuildIsReproducibleAndHoldsBothBinaries(t *testing.T) {
+func TestImageBuildIsReproducibleAndHoldsTheNodeBinaries(t *testing.T) {
 	bin := staticBinDir(t)
 	var digests, sums []string
 	var last string
@@ -118,8 +122,8 @@ func TestImageBuildIsReproducibleAndHoldsBothBinaries(t *testing.T) {
 		}
 		seen[h.Name] = true
 	}
-	if !seen["vpcnetd"] || !seen["vpcnet-cni"] {
-		t.Fatalf("layer holds %v, want vpcnetd and vpcnet-cni", seen)
+	if len(seen) != 3 || !seen["vpcnetd"] || !seen["vpcnet-cni"] || !seen["portmap"] {
+		t.Fatalf("layer holds %v, want vpcnetd, vpcnet-cni and portmap (deploy/'s init container installs /portmap for hostPort)", seen)
 	}
 }
 
@@ -146,8 +150,36 @@ func TestImageBuildRefusesDynamicOrMissingBinaries(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "vpcnetd") || strings.Count(stderr, "\n") != 1 {
 		t.Fatalf("missing binaries: exit %d, %q; want 2 and one line", code, stderr)
 	}
+	// No portmap: the error says how to build it from its released module; --portmap names
+	// one elsewhere.
+	noPortmap := staticBinDir(t)
+	elsewhere := filepath.Join(t.TempDir(), "portmap")
+	if err := os.Rename(filepath.Join(noPortmap, "portmap"), elsewhere); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = vpcnet(t, nil, "image", "build", "--bin-dir", noPortmap, "--out", out)
+	if code != 2 || !strings.Contains(stderr, "no portmap plugin") || !strings.Contains(stderr, "go install -trimpath "+PortmapModule) || strings.Count(stderr, "\n") != 1 {
+		t.Fatalf("missing portmap: exit %d, %q; want 2 and one line saying how to build it", code, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("a refused build wrote %s", out)
+	}
+	if _, stderr, code := vpcnet(t, nil, "image", "build", "--bin-dir", noPortmap, "--portmap", elsewhere, "--out", out); code != 0 {
+		t.Fatalf("--portmap %s: exit %d, %q", elsewhere, code, stderr)
+	}
 	_, stderr, code = vpcnet(t, nil, "image", "build", "--bin-dir", staticBinDir(t), "--out", out, "--tag", "no tag")
 	if code != 2 || !strings.Contains(stderr, `"no tag"`) {
 		t.Fatalf("bad tag: exit %d, %q; want 2 naming it", code, stderr)
+	}
+}
+
+// The image build's instructions in docs/kubernetes.md build the portmap the command names.
+func TestImageDocBuildsThePortmapTheCommandNames(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "kubernetes.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "go install -trimpath "+PortmapModule+"\n") {
+		t.Fatalf("docs/kubernetes.md does not build portmap with `go install -trimpath %s`", PortmapModule)
 	}
 }

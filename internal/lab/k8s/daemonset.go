@@ -39,10 +39,15 @@ func (p Paths) ContainerdSocket(index int) string {
 	return filepath.Join(p.Node(index), "run-containerd", "containerd.sock")
 }
 
-// PackAgentImage writes the node image (static vpcnetd and vpcnet-cni at /vpcnetd and
-// /vpcnet-cni, as `vpcnet image build` packs it) to path with tag. A dynamically linked
-// binary is rebuilt statically (CGO_ENABLED=0) from the module source when it is at hand.
-func PackAgentImage(cfg lab.Config, path, tag string) error {
+// PackAgentImage writes the node image (static vpcnetd, vpcnet-cni and portmap at /vpcnetd,
+// /vpcnet-cni and /portmap, as `vpcnet image build` packs it) to path with tag. portmap is the
+// build cache's (containernetworking/plugins' released module, built with CGO_ENABLED=0);
+// deploy/'s init container installs it for hostPort. A dynamically linked vpcnetd or
+// vpcnet-cni is rebuilt statically (CGO_ENABLED=0) from the module source when it is at hand.
+func PackAgentImage(cfg lab.Config, portmap, path, tag string) error {
+	if !isStatic(portmap) {
+		return fmt.Errorf("the node image needs a statically linked portmap plugin: %s is not one (vpcnet lab k8s build makes it)", portmap)
+	}
 	agent, cni := cfg.AgentBin, cfg.CNIBin
 	if !isStatic(agent) || !isStatic(cni) {
 		dir := filepath.Join(filepath.Dir(path), "bin")
@@ -54,6 +59,7 @@ func PackAgentImage(cfg lab.Config, path, tag string) error {
 	img, err := image.Build([]image.File{
 		{Path: "/vpcnetd", Source: agent, Mode: 0o755},
 		{Path: "/vpcnet-cni", Source: cni, Mode: 0o755},
+		{Path: "/portmap", Source: portmap, Mode: 0o755},
 	}, image.Config{Entrypoint: []string{"/vpcnetd"}})
 	if err != nil {
 		return err
@@ -163,7 +169,7 @@ func WriteOverlay(dir string, cfg lab.Config) error {
 // InstallAgent does that once the nodes have registered.
 func startDaemonSet(ctx context.Context, cfg lab.Config, p Paths, progress func(string)) error {
 	progress(fmt.Sprintf("packing the node image %s into %s", deploy.Image, p.AgentImagePath()))
-	if err := PackAgentImage(cfg, p.AgentImagePath(), deploy.Image); err != nil {
+	if err := PackAgentImage(cfg, cache.Open("", cache.Default).Bin("portmap"), p.AgentImagePath(), deploy.Image); err != nil {
 		return err
 	}
 	if err := WriteOverlay(p.OverlayDir(), cfg); err != nil {
@@ -264,7 +270,9 @@ func waitNodeReady(ctx context.Context, api *apiClient, p Paths, n lab.NodeInfo,
 }
 
 // daemonSetNode adapts a node's spec for the DaemonSet's agent: the vpcnet image joins the
-// images containerd imports, and the agent's host paths are the lab node's own.
+// images containerd imports, and the agent's host paths are the lab node's own. The lab copies
+// no plugin into the node's /opt/cni/bin: the init container installs vpcnet-cni and portmap
+// from the image, as on any cluster.
 func daemonSetNode(c *lab.Client, p Paths, n lab.NodeInfo, spec *NodeSpec) {
 	spec.Images = append(spec.Images, p.AgentImagePath())
 	np := c.Paths.Node(n.Index)

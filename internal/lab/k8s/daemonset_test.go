@@ -29,6 +29,7 @@ import (
 	vk8s "github.com/vpcnet/vpcnet/internal/k8s"
 	"github.com/vpcnet/vpcnet/internal/lab"
 	"github.com/vpcnet/vpcnet/internal/lab/k8s"
+	"github.com/vpcnet/vpcnet/internal/lab/k8s/cache"
 	"github.com/vpcnet/vpcnet/internal/netnsx"
 	"github.com/vpcnet/vpcnet/internal/plan"
 	"github.com/vpcnet/vpcnet/internal/probe"
@@ -528,7 +529,9 @@ var dsLabRE = regexp.MustCompile(`^d([0-9]+)x[0-9]+$`)
 // build) with the 30 pods answering throughout, every agent's allocations unchanged, each old
 // agent's socket removed and the conflist left byte for byte; the whole manifest deleted and
 // applied again with the same allocations taken over and a new pod given a distinct address;
-// no node NotReady over the rollout and the re-apply. The lab goes down with nothing left.
+// no node NotReady over the rollout and the re-apply; a pod's hostPort answering on its node's
+// address from a pod on another node (portmap from the image, installed by install-cni). The
+// lab goes down with nothing left.
 func TestDaemonSetInstall(t *testing.T) {
 	testenv.RequireLabComponents(t, "the cluster test")
 	bin := testenv.CLI(t)
@@ -961,7 +964,8 @@ func TestDaemonSetInstall(t *testing.T) {
 		}
 		const tag = "vpcnet.local/vpcnetd:rollout"
 		tarball := filepath.Join(t.TempDir(), "rollout.tar")
-		out, err := exec.Command(bin, "image", "build", "--bin-dir", binDir, "--tag", tag, "--out", tarball).CombinedOutput()
+		out, err := exec.Command(bin, "image", "build", "--bin-dir", binDir, "--portmap", cache.Open("", cache.Default).Bin("portmap"),
+			"--tag", tag, "--out", tarball).CombinedOutput()
 		if err != nil {
 			t.Fatalf("vpcnet image build: %v\n%s", err, out)
 		}
@@ -1092,6 +1096,88 @@ func TestDaemonSetInstall(t *testing.T) {
 		if len(bad) > 0 {
 			t.Errorf("%d node updates:\n%s", seen, strings.Join(bad, "\n"))
 		}
+	})
+
+	// hostPort with nothing but deploy/: the image ships portmap, install-cni put it in each
+	// node's /opt/cni/bin and the agent chains it (VPCNET_CNI_PORTMAP in the DaemonSet), so a
+	// pod's hostPort answers on its node's own address, here from a pod on another node.
+	t.Run("a pod's hostPort answers on its node's address from another node", func(t *testing.T) {
+		l := l.sub(t)
+		third := nodes[2]
+		const hostPort = 18080
+		cniBin := filepath.Join(k8s.PathsOf(lab.PathsFor(l.name)).Node(third.Index), "cni-bin")
+		for _, plugin := range []string{"vpcnet-cni", "portmap"} {
+			if fi, err := os.Stat(filepath.Join(cniBin, plugin)); err != nil || fi.Mode()&0o111 == 0 {
+				t.Errorf("%s: the node's /opt/cni/bin has no executable %s (%v): install-cni should have put it there", third.Name, plugin, err)
+			}
+		}
+		b, err := os.ReadFile(filepath.Join(lab.PathsFor(l.name).Node(third.Index).CNIConfDir(), lab.AgentCNIConfName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var conflist struct {
+			Plugins []struct {
+				Type         string
+				Capabilities map[string]bool
+			}
+		}
+		if err := json.Unmarshal(b, &conflist); err != nil {
+			t.Fatalf("%s: conflist: %v: %s", third.Name, err, b)
+		}
+		if n := len(conflist.Plugins); n != 2 || conflist.Plugins[0].Type != "vpcnet-cni" || conflist.Plugins[1].Type != "portmap" || !conflist.Plugins[1].Capabilities["portMappings"] {
+			t.Fatalf("%s: the agent's conflist does not chain portmap with portMappings after vpcnet-cni: %s", third.Name, b)
+		}
+		l.mustKubectl(fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: hostport
+  labels: {app: hostport}
+spec:
+  nodeName: %s
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: web
+      image: %s
+      imagePullPolicy: Never
+      ports:
+        - {containerPort: 8080, hostPort: %d, protocol: TCP}
+`, third.Name, k8s.TestImage, hostPort), "apply", "-f", "-")
+		defer l.kubectl("", "delete", "pod", "hostport", "--wait=false")
+		var pod dsPod
+		l.waitFor("the hostPort pod Running with an address", 120*time.Second, func() (bool, string) {
+			p := l.pods("default", "app=hostport")
+			if len(p) != 1 || p[0].Status.Phase != "Running" || p[0].Status.PodIP == "" {
+				return false, fmt.Sprintf("%+v", p)
+			}
+			pod = p[0]
+			return true, ""
+		})
+		if pod.Status.PodIP == third.PrimaryIP.String() {
+			t.Fatalf("the hostPort pod has its node's address %s: not a pod-network pod", pod.Status.PodIP)
+		}
+		var client dsPod
+		for _, p := range l.pods("default", "app=web") {
+			if p.Spec.NodeName == nodes[0].Name && p.Status.Phase == "Running" {
+				client = p
+				break
+			}
+		}
+		if client.Metadata.Name == "" {
+			t.Fatalf("no Running web pod on %s to call from", nodes[0].Name)
+		}
+		url := fmt.Sprintf("http://%s:%d/", third.PrimaryIP, hostPort)
+		var answer string
+		l.waitFor("the hostPort answering on "+url+" from "+client.Metadata.Name, 30*time.Second, func() (bool, string) {
+			out, err := l.kubectl("", "exec", client.Metadata.Name, "--", "/vtool", "get", url)
+			answer = strings.TrimSpace(out)
+			return err == nil && strings.HasPrefix(answer, "hostport "), fmt.Sprintf("%v: %s", err, out)
+		})
+		// portmap DNATs to the pod and keeps the caller's address (its snat is for hairpin and
+		// loopback callers only): the pod sees the calling pod, as on EKS.
+		if answer != "hostport "+client.Status.PodIP {
+			t.Errorf("the hostPort pod answered %q, want it to see the caller %s", answer, client.Status.PodIP)
+		}
+		t.Logf("pod %s (%s) on %s: GET %s answered %q by pod hostport (%s) on %s", client.Metadata.Name, client.Status.PodIP, client.Spec.NodeName, url, answer, pod.Status.PodIP, third.Name)
 	})
 }
 

@@ -78,7 +78,7 @@ func (runtime) NodeAdded(ctx context.Context, c *lab.Client, n lab.NodeInfo, pro
 		return err
 	}
 	if cfg.DaemonSetAgent() {
-		daemonSetNode(c, p, n, &spec) // the DaemonSet's init container installs vpcnet-cni
+		daemonSetNode(c, p, n, &spec) // the DaemonSet's init container installs vpcnet-cni and portmap
 	} else {
 		if err := copyFile(cfg.CNIBin, filepath.Join(dir, "cni-bin", "vpcnet-cni"), 0o755); err != nil {
 			return fmt.Errorf("install vpcnet-cni on node %s: %w", n.Name, err)
