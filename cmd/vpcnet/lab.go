@@ -28,11 +28,21 @@ func newLabCmd() *cobra.Command {
 		Use:   "lab",
 		Short: "Run a VPC-native cluster on this machine: VPC, nodes, agents and pods in network namespaces",
 		Long: `vpcnet lab runs the whole system on one Linux machine (root needed): vpcsim emulates the VPC,
-a router network namespace is its fabric, every node is a namespace running its own vpcnetd,
-and every pod is a namespace wired by vpcnet-cni through libcni, as a container runtime does.
-Nothing is added to the host's own network namespace.
+a router network namespace is its fabric, and every node is a network namespace with its own
+vpcnetd. Nothing is added to the host's own network namespace. What runs pods (--runtime):
 
-Start with:  vpcnet lab demo`,
+  kubernetes  a real cluster (Kubernetes ` + cache.Default.Kubernetes + `): the control plane in the router
+              namespace, containerd and kubelet on every node. kubelet runs pods through
+              vpcnet-cni; use kubectl (vpcnet lab kubectl -- get pods -o wide). The agent is
+              the lab's supervised vpcnetd, or deploy/'s DaemonSet with --agent daemonset.
+              Its components are built once by 'vpcnet lab k8s build' and cached.
+  none        bare pods: each pod is a namespace wired by vpcnet-cni through libcni, as a
+              container runtime would; no Kubernetes and no build (what the benchmarks use).
+
+'lab demo' runs on kubernetes by default, 'lab up' on none.
+
+Start with:  vpcnet lab demo                   # the EKS kubectl walk-through, every step verified
+             vpcnet lab demo --runtime none    # the same story on bare namespaces`,
 	}
 	cmd.PersistentFlags().StringVar(&labName, "name", lab.DefaultName, "which lab (state in "+lab.Root()+"/NAME)")
 	cmd.AddCommand(newLabConformanceCmd())

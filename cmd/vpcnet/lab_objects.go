@@ -73,7 +73,8 @@ func newLabNodeCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("node %s ready (%s %s, %s, %d address(es) free)\n", n.Name, n.InstanceID, n.InstanceType, n.NS, n.Agent.Free)
+				n = c.SettledNode(ctx, n) // the pool's first top-up (bounded), as lab up reports it
+				fmt.Printf("node %s ready (%s %s, %s, %s)\n", n.Name, n.InstanceID, n.InstanceType, n.NS, lab.PoolLine(n.Agent))
 				return nil
 			})
 		},

@@ -113,7 +113,10 @@ func Up(ctx context.Context, o UpOptions) (*Client, error) {
 		if err != nil {
 			return c, fmt.Errorf("node %d of %d: %w", i+1, o.Nodes, err)
 		}
-		progress(fmt.Sprintf("node %s ready: %d ENI(s), %d address(es) free", n.Name, len(n.ENIs), n.Agent.Free))
+		// Ready means the node's pod network works, not that the pool has filled: report the
+		// pool once its first top-up landed (bounded), or what the agent says about it.
+		n = c.SettledNode(ctx, n)
+		progress(fmt.Sprintf("node %s ready: %d ENI(s), %s", n.Name, len(n.ENIs), PoolLine(n.Agent)))
 	}
 	return c, nil
 }

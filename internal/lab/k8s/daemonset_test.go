@@ -576,7 +576,7 @@ func TestDaemonSetInstall(t *testing.T) {
 		}
 	})
 	start := time.Now()
-	l.must("lab", "up", "--nodes", "2", "--runtime", "kubernetes", "--agent", "daemonset",
+	upOut := l.must("lab", "up", "--nodes", "2", "--runtime", "kubernetes", "--agent", "daemonset",
 		"--subnet", "10.10.1.0/24", "--subnet", "10.10.2.0/28", "--vpcnet-pod-gc-grace", dsPodGCGrace.String())
 	t.Logf("cluster of 2 nodes with the DaemonSet's agents up in %s", time.Since(start).Round(100*time.Millisecond))
 	subnet := netip.MustParsePrefix("10.10.1.0/24")
@@ -585,6 +585,14 @@ func TestDaemonSetInstall(t *testing.T) {
 		t.Fatalf("%d nodes, want 2", len(st.Nodes))
 	}
 	nodes := st.Nodes
+	// lab up reports each node's warm pool as lab status shows it moments later: after the
+	// first top-up, not the "0 address(es) free" of the DaemonSet's agent seen before it ran.
+	for _, n := range nodes {
+		want := fmt.Sprintf("node %s ready: %d ENI(s), %d address(es) free", n.Name, len(n.ENIs), n.Agent.Free)
+		if n.Agent.Free == 0 || !strings.Contains(upOut, want) {
+			t.Errorf("lab up does not report what lab status shows (%q):\n%s", want, upOut)
+		}
+	}
 
 	t.Run("apply brings the agents up", func(t *testing.T) {
 		l := l.sub(t)
