@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/vpcnet/vpcnet/internal/agent"
@@ -51,7 +50,7 @@ func startKube(ctx context.Context, e kubeEnv, gcGrace time.Duration, log *slog.
 		return nil
 	}
 	rc.UserAgent = "vpcnetd"
-	cs, err := kubernetes.NewForConfig(rc)
+	cs, err := k8s.NewRESTClient(rc)
 	if err != nil {
 		log.Error("no Kubernetes side: client", "err", err)
 		return nil

@@ -18,11 +18,12 @@ import (
 	"github.com/vpcnet/vpcnet/internal/agent"
 	"github.com/vpcnet/vpcnet/internal/agentapi"
 	"github.com/vpcnet/vpcnet/internal/k8s"
+	"github.com/vpcnet/vpcnet/internal/k8s/k8stest"
 	"github.com/vpcnet/vpcnet/internal/vpcsim"
 )
 
-// The agent with its Kubernetes side (issue 14 item 4), against vpcsim and client-go's fake API
-// server: the Node (named by its providerID as this vpcsim instance) gets the capacity
+// The agent with its Kubernetes side (issue 14 item 4), against vpcsim and an API server over
+// client-go's fake clientset (k8stest): the Node (named by its providerID as this vpcsim instance) gets the capacity
 // annotations, and a pod whose ADD finds the node full gets a Warning event saying so.
 func TestAgentPublishesCapacityAndTellsThePodWhyNoAddress(t *testing.T) {
 	x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
@@ -31,7 +32,11 @@ func TestAgentPublishesCapacityAndTellsThePodWhyNoAddress(t *testing.T) {
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "pod-c", UID: "uid-c"}, Spec: corev1.PodSpec{NodeName: "ip-10-0-1-10.ec2.internal"}},
 	)
 	k8s.MinPatchInterval = 10 * time.Millisecond
-	kc, err := k8s.New(cs, "ip-10-0-1-10.ec2.internal", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rc, err := k8s.NewRESTClient(k8stest.Serve(t, cs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := k8s.New(rc, "ip-10-0-1-10.ec2.internal", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

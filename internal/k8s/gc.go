@@ -6,7 +6,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/vpcnet/vpcnet/internal/ipam/store"
 )
@@ -91,13 +90,9 @@ func (c *Client) gcPass(missing map[store.Key]time.Time, now time.Time) {
 	if gc == nil || !verified || !c.podsSynced() {
 		return
 	}
-	pods, err := c.pods.List(labels.Everything())
-	if err != nil {
-		return
-	}
 	present := map[string]bool{}
-	for _, p := range pods {
-		if p.Spec.NodeName == c.node {
+	for _, o := range c.pods.GetStore().List() {
+		if p, ok := o.(*corev1.Pod); ok && p.Spec.NodeName == c.node {
 			present[p.Namespace+"/"+p.Name] = true
 		}
 	}
@@ -109,7 +104,7 @@ func (c *Client) gcPass(missing map[store.Key]time.Time, now time.Time) {
 		case released:
 			delete(missing, al.Key)
 			c.log.Info("kubernetes GC: released the address of a pod the API server no longer has on this node", "pod", al.PodNamespace+"/"+al.PodName, "ip", al.Addr, "container", al.Key.ContainerID)
-			c.rec.Eventf(&corev1.ObjectReference{Kind: "Node", Name: c.node, UID: nodeUID(c.node)}, corev1.EventTypeNormal, ReasonReleasedGone,
+			c.rec.eventf(&corev1.ObjectReference{Kind: "Node", Name: c.node, UID: nodeUID(c.node)}, corev1.EventTypeNormal, ReasonReleasedGone,
 				"released %s of pod %s/%s (sandbox %s): the API server no longer has the pod on this node and its sandbox's network is gone", al.Addr, al.PodNamespace, al.PodName, short(al.Key.ContainerID))
 		}
 	}

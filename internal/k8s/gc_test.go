@@ -143,7 +143,7 @@ func TestGCPassReleasesWhatTheAPIServerNoLongerHas(t *testing.T) {
 	if err := cs.CoreV1().Pods("default").Delete(context.Background(), "leaving", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the informer to see the deletion", func() bool { _, err := c.pods.Pods("default").Get("leaving"); return err != nil })
+	waitFor(t, "the informer to see the deletion", func() bool { _, ok := c.getPod("default", "leaving"); return !ok })
 	c.gcPass(missing, t0.Add(grace/2))
 	c.gcPass(missing, t0.Add(grace))
 	if got := gc.askedFor(); got != "c-alive,c-gone" {

@@ -1,5 +1,5 @@
 // Package k8s is the node agent's optional Kubernetes side (issue 14 item 4). Given the node's
-// name (NODE_NAME, from the downward API) and a clientset, it watches that Node and the pods on it
+// name (NODE_NAME, from the downward API) and a core/v1 REST client (NewRESTClient), it watches that Node and the pods on it
 // through informers (no polling), and once the agent has read its identity from IMDS:
 //
 //   - checks the Node is this instance: its spec.providerID names the IMDS instance ID
@@ -36,15 +36,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/record"
 
 	"github.com/vpcnet/vpcnet/internal/agent"
 	"github.com/vpcnet/vpcnet/internal/cloud"
@@ -70,18 +66,15 @@ var MinPatchInterval = time.Second
 
 // Client is the Kubernetes side of one node's agent; it implements agent.Kube.
 type Client struct {
-	cs    kubernetes.Interface
+	rc    rest.Interface
 	node  string
 	log   *slog.Logger
-	nodes corelisters.NodeLister
-	pods  corelisters.PodLister
-	fact  []informers.SharedInformerFactory
-	bc    record.EventBroadcaster
-	rec   record.EventRecorder
+	nodes cache.SharedIndexInformer // this Node only
+	pods  cache.SharedIndexInformer // the pods on this node
+	rec   *recorder
 	kick  chan struct{}
 
-	podsSynced func() bool
-	gcGrace    time.Duration // 0: no GC from the API server's pods
+	gcGrace time.Duration // 0: no GC from the API server's pods
 
 	mu         sync.Mutex
 	gc         agent.PodGC
@@ -103,33 +96,57 @@ type Option func(*Client)
 // off). The default is DefaultPodGCGrace.
 func WithPodGC(grace time.Duration) Option { return func(c *Client) { c.gcGrace = grace } }
 
-// New returns a client for node nodeName (a DNS subdomain, as Node names are); Run starts it.
-func New(cs kubernetes.Interface, nodeName string, log *slog.Logger, opts ...Option) (*Client, error) {
+// New returns a client for node nodeName (a DNS subdomain, as Node names are) that calls the
+// API server through rc (NewRESTClient's: the core group, v1); Run starts it.
+func New(rc rest.Interface, nodeName string, log *slog.Logger, opts ...Option) (*Client, error) {
 	if err := CheckNodeName(nodeName); err != nil {
 		return nil, err
 	}
-	c := &Client{cs: cs, node: nodeName, log: log, kick: make(chan struct{}, 1), gcGrace: DefaultPodGCGrace}
+	c := &Client{rc: rc, node: nodeName, log: log, kick: make(chan struct{}, 1), gcGrace: DefaultPodGCGrace}
 	for _, o := range opts {
 		o(c)
 	}
-	nf := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", nodeName).String()
-	}))
-	pf := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", nodeName).String()
-	}))
-	ni, pi := nf.Core().V1().Nodes(), pf.Core().V1().Pods()
-	c.nodes, c.pods = ni.Lister(), pi.Lister()
-	c.podsSynced = pi.Informer().HasSynced
-	ni.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	// One informer per kind, each watching only this node's objects (no resync), indexed by
+	// namespace as client-go's generated informers are.
+	inform := func(resource string, obj runtime.Object, field, value string) cache.SharedIndexInformer {
+		lw := cache.NewListWatchFromClient(rc, resource, metav1.NamespaceAll, fields.OneTermEqualSelector(field, value))
+		return cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	}
+	c.nodes = inform("nodes", &corev1.Node{}, "metadata.name", nodeName)
+	c.pods = inform("pods", &corev1.Pod{}, "spec.nodeName", nodeName)
+	if _, err := c.nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.poke() },
 		UpdateFunc: func(any, any) { c.poke() },
-	})
-	c.fact = []informers.SharedInformerFactory{nf, pf}
-	c.bc = record.NewBroadcaster()
-	c.rec = c.bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "vpcnetd", Host: nodeName})
+	}); err != nil {
+		return nil, err
+	}
+	c.rec = newRecorder(rc, corev1.EventSource{Component: "vpcnetd", Host: nodeName}, log)
 	return c, nil
 }
+
+// getNode returns the informer's copy of this Node, or a NotFound error.
+func (c *Client) getNode() (*corev1.Node, error) {
+	o, ok, err := c.nodes.GetStore().GetByKey(c.node)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errors.NewNotFound(corev1.Resource("nodes"), c.node)
+	}
+	return o.(*corev1.Node), nil
+}
+
+// getPod returns the informer's copy of pod namespace/name, if it is on this node.
+func (c *Client) getPod(namespace, name string) (*corev1.Pod, bool) {
+	o, ok, err := c.pods.GetStore().GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil, false
+	}
+	return o.(*corev1.Pod), true
+}
+
+// podsSynced says whether the pods informer has listed the pods once.
+func (c *Client) podsSynced() bool { return c.pods.HasSynced() }
 
 // CheckNodeName says why name (NODE_NAME) cannot be a Node's name: Node names are DNS
 // subdomains (RFC 1123: lower case, at most 253 characters).
@@ -143,15 +160,13 @@ func CheckNodeName(name string) error {
 // Run watches until ctx ends: it starts the informers and the event sink, then keeps the Node's
 // annotations up to date.
 func (c *Client) Run(ctx context.Context) {
-	c.bc.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.cs.CoreV1().Events("")})
-	defer c.bc.Shutdown()
-	for _, f := range c.fact {
-		f.Start(ctx.Done())
-		defer f.Shutdown()
+	var informers sync.WaitGroup
+	defer informers.Wait()
+	informers.Go(func() { c.rec.run(ctx) })
+	for _, inf := range []cache.SharedIndexInformer{c.nodes, c.pods} {
+		informers.Go(func() { inf.RunWithContext(ctx) })
 	}
-	for _, f := range c.fact {
-		f.WaitForCacheSync(ctx.Done())
-	}
+	cache.WaitForCacheSync(ctx.Done(), c.nodes.HasSynced, c.pods.HasSynced)
 	if c.gcGrace > 0 {
 		go c.runGC(ctx)
 	}
@@ -213,7 +228,7 @@ func (c *Client) Status(st agent.Status) {
 	c.want = want
 	c.mu.Unlock()
 	if turned {
-		c.rec.Event(&corev1.ObjectReference{Kind: "Node", Name: c.node, UID: nodeUID(c.node)}, corev1.EventTypeWarning, ReasonSubnetExhausted, st.Message)
+		c.rec.eventf(&corev1.ObjectReference{Kind: "Node", Name: c.node, UID: nodeUID(c.node)}, corev1.EventTypeWarning, ReasonSubnetExhausted, "%s", st.Message)
 	}
 	c.poke()
 }
@@ -227,12 +242,12 @@ func (c *Client) AddRefused(namespace, name string, st agent.Status) {
 		return
 	}
 	var ref *corev1.ObjectReference
-	if p, err := c.pods.Pods(namespace).Get(name); err == nil {
+	if p, ok := c.getPod(namespace, name); ok {
 		ref = &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion}
 	} else {
 		ref = &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: namespace, Name: name}
 	}
-	c.rec.Eventf(ref, corev1.EventTypeWarning, ReasonNoFreeAddress, "no free VPC address on node %s (%s): %s", c.node, st.Reason, st.Message)
+	c.rec.eventf(ref, corev1.EventTypeWarning, ReasonNoFreeAddress, "no free VPC address on node %s (%s): %s", c.node, st.Reason, st.Message)
 }
 
 // sync checks the Node once the identity is known, then patches the annotations if they differ;
@@ -244,7 +259,7 @@ func (c *Client) sync(ctx context.Context) bool {
 	if id == nil || state == "disabled" {
 		return false
 	}
-	node, err := c.nodes.Get(c.node)
+	node, err := c.getNode()
 	if errors.IsNotFound(err) {
 		return false // not registered yet: the informer pokes when it is
 	}
@@ -281,7 +296,7 @@ func (c *Client) sync(ctx context.Context) bool {
 		return false // written already; the informer has not seen it yet
 	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": want}})
-	if _, err := c.cs.CoreV1().Nodes().Patch(ctx, c.node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if err := patchNode(ctx, c.rc, c.node, patch); err != nil {
 		c.log.Warn("kubernetes: annotating the node", "node", c.node, "err", err)
 		c.poke() // try again after MinPatchInterval
 		return true

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vpcnet/vpcnet/internal/agent"
 	"github.com/vpcnet/vpcnet/internal/cloud"
+	"github.com/vpcnet/vpcnet/internal/k8s/k8stest"
 )
 
 const nodeName = "ip-10-0-1-10.ec2.internal"
@@ -37,6 +38,8 @@ func pod(ns, name string) *corev1.Pod {
 	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name)}, Spec: corev1.PodSpec{NodeName: nodeName}}
 }
 
+// start runs a Client for nodeName against an API server (k8stest) holding objs; Options in
+// objs are passed to New.
 func start(t *testing.T, objs ...any) (*Client, *fake.Clientset) {
 	t.Helper()
 	var ros []any
@@ -58,7 +61,11 @@ func start(t *testing.T, objs ...any) (*Client, *fake.Clientset) {
 		}
 	}
 	MinPatchInterval = 10 * time.Millisecond
-	c, err := New(cs, nodeName, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
+	rc, err := NewRESTClient(k8stest.Serve(t, cs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(rc, nodeName, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +74,7 @@ func start(t *testing.T, objs ...any) (*Client, *fake.Clientset) {
 	go func() { c.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	waitFor(t, "the informers to sync", func() bool {
-		_, err := c.nodes.Get(nodeName)
+		_, err := c.getNode()
 		return err == nil
 	})
 	return c, cs
@@ -141,7 +148,7 @@ func TestMatches(t *testing.T) {
 
 func TestNewRefusesABadNodeName(t *testing.T) {
 	for _, n := range []string{"", "Upper", "a_b", strings.Repeat("a", 254)} {
-		if _, err := New(fake.NewClientset(), n, slog.Default()); err == nil || !strings.Contains(err.Error(), "NODE_NAME") {
+		if _, err := New(nil, n, slog.Default()); err == nil || !strings.Contains(err.Error(), "NODE_NAME") {
 			t.Errorf("New(%q) = %v, want an error naming NODE_NAME", n, err)
 		}
 	}
@@ -167,6 +174,12 @@ func TestNodeCheckedThenAnnotatedAndPodsToldWhy(t *testing.T) {
 	if len(events(t, cs, "default", ReasonNoFreeAddress)) != 0 {
 		t.Fatalf("an event was recorded for an ADD refused before the node was checked")
 	}
+	// The test's own sync calls below run beside Run's: once the informer has the patched Node,
+	// neither patches it again, whether or not Run's patch call has returned yet.
+	waitFor(t, "the informer to see the annotations", func() bool {
+		n, err := c.getNode()
+		return err == nil && n.Annotations[AnnotationMaxPods] == "17"
+	})
 	n := patches(cs)
 	c.Status(full) // unchanged: nothing to patch
 	waitFor(t, "the informer to see the patch", func() bool { return !c.sync(context.Background()) })
@@ -238,5 +251,28 @@ func FuzzMatches(f *testing.F) {
 		if a, err := netip.ParseAddr(ip); err != nil || a != id.PrimaryIP {
 			t.Fatalf("address %q matched %s (%s)", ip, id.PrimaryIP, why)
 		}
+	})
+}
+
+// An event repeated after the API server lost the first (deleted, or expired after its TTL) is
+// created again, count kept, rather than lost on the failed patch.
+func TestRepeatedEventRecreatedWhenGone(t *testing.T) {
+	c, cs := start(t, node("aws:///us-east-1a/i-0abc"), pod("default", "web"))
+	c.Started(id, nil)
+	waitFor(t, "the node check", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.state == "verified"
+	})
+	c.AddRefused("default", "web", full)
+	var ev []corev1.Event
+	waitFor(t, "the pod's event", func() bool { ev = events(t, cs, "default", ReasonNoFreeAddress); return len(ev) == 1 })
+	if err := cs.CoreV1().Events("default").Delete(context.Background(), ev[0].Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.AddRefused("default", "web", full)
+	waitFor(t, "the event again", func() bool {
+		ev = events(t, cs, "default", ReasonNoFreeAddress)
+		return len(ev) == 1 && ev[0].Count == 2
 	})
 }
