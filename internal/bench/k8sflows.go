@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -95,28 +94,39 @@ func watchPods(ctx context.Context, cs *kubernetes.Clientset, selector string) (
 
 // waitRunning waits until pod name is Running, the watch fails or ctx ends.
 func (pw *podWatch) waitRunning(ctx context.Context, name string) error {
+	return pw.waitFor(ctx, func() (bool, string) {
+		_, ok := pw.running[name]
+		return ok, fmt.Sprintf("pod %s not Running", name)
+	})
+}
+
+// waitFor waits, woken by each pod the watch sees Running, until cond holds; cond runs with
+// pw.mu held and says what it sees when it does not hold. Errors: the watch's own error, the
+// watch closed (nothing will change any more) or ctx ended, each with cond's last word.
+func (pw *podWatch) waitFor(ctx context.Context, cond func() (bool, string)) error {
 	for {
 		pw.mu.Lock()
-		_, ok := pw.running[name]
+		ok, state := cond()
 		ch, err := pw.changed, pw.err
 		pw.mu.Unlock()
 		if ok {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("pod watch: %w", err)
+			return fmt.Errorf("pod watch: %w (%s)", err, state)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("pod %s not Running: %w", name, ctx.Err())
+			return fmt.Errorf("%s: %w", state, ctx.Err())
 		case <-ch:
 		case <-pw.done:
 			pw.mu.Lock()
-			_, ok := pw.running[name]
+			ok, state := cond()
 			pw.mu.Unlock()
 			if !ok {
-				return fmt.Errorf("pod watch closed before pod %s was Running", name)
+				return fmt.Errorf("pod watch closed: %s", state)
 			}
+			return nil
 		}
 	}
 }
@@ -389,63 +399,32 @@ func scaleOutK8s(ctx context.Context, l *benchLab, cs *kubernetes.Clientset, nod
 	conf := filepath.Join(lab.PathsFor(l.name).Node(index).CNIConfDir(), lab.AgentCNIConfName)
 	m := &k8sScale{pods: n, beforeNext: before.Next}
 	m.start = time.Now()
-	var mu sync.Mutex
-	type added struct {
-		node lab.NodeInfo
-		err  error
+	done := m.addNode(ctx, l, itype)
+	res, err := m.waitConf(ctx, conf, done)
+	if err != nil {
+		return nil, err
 	}
-	done := make(chan added, 1)
-	go func() {
-		nd, err := l.client.AddNode(ctx, lab.NodeRequest{InstanceType: itype}, func(s string) {
-			mu.Lock()
-			m.steps = append(m.steps, stamped{time.Since(m.start), s})
-			mu.Unlock()
-		})
-		done <- added{nd, err}
-	}()
-	var res *added
-	for res == nil || m.conf == 0 {
-		if m.conf == 0 {
-			if _, err := os.Stat(conf); err == nil {
-				m.conf = time.Since(m.start)
-			}
-		}
+	if res == nil { // the agent is ready; kubelet turns the Node Ready after it
 		select {
 		case a := <-done:
-			if a.err != nil {
-				return nil, fmt.Errorf("node add: %w", a.err)
-			}
 			res = &a
-			m.nodeReady = time.Since(m.start)
 		case <-ctx.Done():
-			return nil, fmt.Errorf("scale-out: agent config %s seen %v, node add returned %v: %w", conf, m.conf > 0, res != nil, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
+			return nil, fmt.Errorf("scale-out: node add had not returned after the agent was ready: %w", ctx.Err())
 		}
 	}
-	m.added = m.nodeReady
+	if res.err != nil {
+		return nil, fmt.Errorf("node add: %w", res.err)
+	}
+	m.nodeReady, m.added = res.at, res.at
 	if res.node.Index != index {
 		return nil, fmt.Errorf("node add made node %d (%s), not node %d", res.node.Index, res.node.Name, index)
 	}
-	mu.Lock()
-	m.node = res.node
-	mu.Unlock()
-	for {
-		pw.mu.Lock()
-		running, werr, ch := len(pw.running), pw.err, pw.changed
-		pw.mu.Unlock()
-		if werr != nil {
-			return nil, fmt.Errorf("pod watch: %w", werr)
-		}
-		if running == n {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%d of %d pods Running on the new node: %w", running, n, ctx.Err())
-		case <-ch:
-		case <-pw.done:
-			return nil, fmt.Errorf("pod watch closed with %d of %d pods Running", running, n)
-		}
+	m.node = res.node // the progress callback is done: AddNode has returned
+	err = pw.waitFor(ctx, func() (bool, string) {
+		return len(pw.running) == n, fmt.Sprintf("%d of %d pods Running on the new node", len(pw.running), n)
+	})
+	if err != nil {
+		return nil, err
 	}
 	pw.mu.Lock()
 	defer pw.mu.Unlock()

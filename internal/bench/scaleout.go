@@ -114,36 +114,10 @@ func scaleOut(ctx context.Context, l *benchLab, itype string, pods []*benchPod) 
 	paths := lab.PathsFor(l.name).Node(1)
 	conf := filepath.Join(paths.CNIConfDir(), controller.CNIConfName)
 	m := &scaleRun{start: time.Now()}
-	var mu sync.Mutex
-	type added struct {
-		node lab.NodeInfo
-		err  error
-	}
-	done := make(chan added, 1)
-	go func() {
-		n, err := l.client.AddNode(ctx, lab.NodeRequest{InstanceType: itype}, func(s string) {
-			mu.Lock()
-			m.steps = append(m.steps, stamped{time.Since(m.start), s})
-			mu.Unlock()
-		})
-		done <- added{n, err}
-	}()
-	var res *added
-	for {
-		if _, err := os.Stat(conf); err == nil {
-			m.conf = time.Since(m.start)
-			break
-		}
-		select {
-		case a := <-done:
-			if a.err != nil {
-				return nil, fmt.Errorf("node add: %w", a.err)
-			}
-			res = &a // ready by the controller's check; the config is there by now
-		case <-ctx.Done():
-			return nil, fmt.Errorf("the new node's CNI config %s never appeared: %w", conf, ctx.Err())
-		case <-time.After(2 * time.Millisecond):
-		}
+	done := m.addNode(ctx, l, itype)
+	res, err := m.waitConf(ctx, conf, done)
+	if err != nil {
+		return nil, err
 	}
 	list, err := libcni.ConfListFromFile(conf)
 	if err != nil {
@@ -179,7 +153,7 @@ func scaleOut(ctx context.Context, l *benchLab, itype string, pods []*benchPod) 
 		a := <-done
 		res = &a
 	}
-	m.added = time.Since(m.start)
+	m.added = res.at
 	if res.err != nil {
 		return nil, fmt.Errorf("node add: %w", res.err)
 	}
@@ -188,6 +162,50 @@ func scaleOut(ctx context.Context, l *benchLab, itype string, pods []*benchPod) 
 	}
 	m.node = res.node // the progress callback is done: AddNode has returned
 	return m, nil
+}
+
+// nodeAdded is node add's answer, at when it came (since the scale-out's start).
+type nodeAdded struct {
+	node lab.NodeInfo
+	err  error
+	at   time.Duration
+}
+
+// addNode sends `node add` for itype in the background, recording the controller's progress
+// lines in m.steps as they come; its answer arrives on the channel. m.steps is the sender's
+// until then.
+func (m *scaleRun) addNode(ctx context.Context, l *benchLab, itype string) <-chan nodeAdded {
+	done := make(chan nodeAdded, 1)
+	go func() {
+		n, err := l.client.AddNode(ctx, lab.NodeRequest{InstanceType: itype}, func(s string) {
+			m.steps = append(m.steps, stamped{time.Since(m.start), s})
+		})
+		done <- nodeAdded{n, err, time.Since(m.start)}
+	}()
+	return done
+}
+
+// waitConf polls every 2 ms, as kubelet waits for a node's network, until the new node's CNI
+// config conf exists (its agent is ready), and sets m.conf to then. It returns node add's
+// answer if that came first (nil if not); a failed node add or ctx's end stops the wait.
+func (m *scaleRun) waitConf(ctx context.Context, conf string, done <-chan nodeAdded) (*nodeAdded, error) {
+	var res *nodeAdded
+	for {
+		if _, err := os.Stat(conf); err == nil {
+			m.conf = time.Since(m.start)
+			return res, nil
+		}
+		select {
+		case a := <-done:
+			if a.err != nil {
+				return nil, fmt.Errorf("node add: %w", a.err)
+			}
+			res = &a // ready by the controller's check; the config is there by now
+		case <-ctx.Done():
+			return nil, fmt.Errorf("the new node's CNI config %s never appeared (node add returned: %v): %w", conf, res != nil, ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
 }
 
 // firstError returns the first of errs, saying how many more there were.

@@ -10,9 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,69 +19,6 @@ import (
 	"github.com/vpcnet/vpcnet/internal/netnsx"
 	"github.com/vpcnet/vpcnet/internal/testenv"
 )
-
-// clusterLab is one lab cluster owned by a test, always taken down at its end.
-type clusterLab struct {
-	t    *testing.T
-	bin  string
-	name string
-}
-
-var clusterLabRE = regexp.MustCompile(`^k([0-9]+)x[0-9]+$`)
-
-// sweepDeadClusterLabs takes down the labs of test processes that were killed mid-test.
-func sweepDeadClusterLabs(bin string) {
-	ents, _ := os.ReadDir(lab.Root())
-	for _, e := range ents {
-		m := clusterLabRE.FindStringSubmatch(e.Name())
-		if m == nil {
-			continue
-		}
-		if pid, _ := strconv.Atoi(m[1]); pid != os.Getpid() && syscall.Kill(pid, 0) != nil {
-			_ = exec.Command(bin, "lab", "down", "--name", e.Name()).Run()
-		}
-	}
-}
-
-func (l *clusterLab) run(args ...string) (string, error) {
-	l.t.Helper()
-	cmd := exec.Command(l.bin, append(args[:1:1], append([]string{"--name", l.name}, args[1:]...)...)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
-}
-
-func (l *clusterLab) must(args ...string) string {
-	l.t.Helper()
-	out, err := l.run(args...)
-	if err != nil {
-		l.t.Fatalf("vpcnet %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-// kubectl runs `vpcnet lab kubectl -- args`, with stdin.
-func (l *clusterLab) kubectl(stdin string, args ...string) (string, error) {
-	cmd := exec.Command(l.bin, append([]string{"lab", "kubectl", "--name", l.name, "--"}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if err != nil {
-		return out.String() + errb.String(), err
-	}
-	return out.String(), nil
-}
-
-func (l *clusterLab) mustKubectl(stdin string, args ...string) string {
-	l.t.Helper()
-	out, err := l.kubectl(stdin, args...)
-	if err != nil {
-		l.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
 
 // machineState is what a lab must leave as it found it.
 type machineState struct {
@@ -127,9 +62,7 @@ type pod struct {
 // and a teardown that leaves no namespace, process, cgroup, mount or changed sysctl.
 func TestClusterTwoNodesPodsAcrossNodesAndNodeAdd(t *testing.T) {
 	testenv.RequireLabComponents(t, "the cluster test")
-	bin := testenv.CLI(t)
-	sweepDeadClusterLabs(bin)
-	l := &clusterLab{t: t, bin: bin, name: fmt.Sprintf("k%dx1", os.Getpid())}
+	l := newTestLab(t, testenv.CLI(t), 'k', 1)
 	_, recordHeld := os.Stat(k8s.SysctlRecord)
 	before := snapshot(t)
 	labDir := lab.PathsFor(l.name).Dir
@@ -154,9 +87,13 @@ func TestClusterTwoNodesPodsAcrossNodesAndNodeAdd(t *testing.T) {
 	l.must("lab", "up", "--nodes", "2", "--runtime", "kubernetes")
 	t.Logf("cluster of 2 nodes up in %s", time.Since(start).Round(100*time.Millisecond))
 
-	st := labStatus(t, l)
+	st := l.status()
 	subnet := netip.MustParsePrefix("10.10.1.0/24")
 	checkNodes(t, l, st, 2)
+	// The harness runs the lab's kubectl directly; `vpcnet lab kubectl --` is the same one.
+	if out := l.must("lab", "kubectl", "--", "get", "nodes", "-o", "name"); strings.Count(out, "node/") != 2 {
+		t.Errorf("vpcnet lab kubectl -- get nodes -o name:\n%s", out)
+	}
 
 	// A pod on each node, by nodeName, from the lab's test image.
 	for i, n := range st.Nodes {
@@ -203,7 +140,7 @@ func TestClusterTwoNodesPodsAcrossNodesAndNodeAdd(t *testing.T) {
 	// Scale out: a third node joins, and a pod on it talks to the first.
 	out = l.must("lab", "node", "add")
 	t.Log(strings.TrimSpace(out))
-	st = labStatus(t, l)
+	st = l.status()
 	checkNodes(t, l, st, 3)
 	third := st.Nodes[len(st.Nodes)-1]
 	l.mustKubectl(string(k8s.PodManifest("web-3", third.Name)), "apply", "-f", "-")
@@ -233,19 +170,9 @@ func TestClusterTwoNodesPodsAcrossNodesAndNodeAdd(t *testing.T) {
 	}
 }
 
-func labStatus(t *testing.T, l *clusterLab) lab.Status {
-	t.Helper()
-	var st lab.Status
-	if err := json.Unmarshal([]byte(l.must("lab", "status", "--format", "json")), &st); err != nil {
-		t.Fatal(err)
-	}
-	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Index < st.Nodes[j].Index })
-	return st
-}
-
 // checkNodes asserts the API shows exactly the lab's nodes, Ready, named as EC2 names them,
 // with the primary ENI address as InternalIP and max pods from the instance type.
-func checkNodes(t *testing.T, l *clusterLab, st lab.Status, want int) {
+func checkNodes(t *testing.T, l *testLab, st lab.Status, want int) {
 	t.Helper()
 	var list struct{ Items []node }
 	if err := json.Unmarshal([]byte(l.mustKubectl("", "get", "nodes", "-o", "json")), &list); err != nil {
@@ -287,7 +214,7 @@ func checkNodes(t *testing.T, l *clusterLab, st lab.Status, want int) {
 }
 
 // waitPods waits until n pods run with an address, and returns them by name.
-func waitPods(t *testing.T, l *clusterLab, n int) []pod {
+func waitPods(t *testing.T, l *testLab, n int) []pod {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
@@ -315,7 +242,7 @@ func waitPods(t *testing.T, l *clusterLab, n int) []pod {
 
 // checkTraffic: from pod a, through kubectl exec, an HTTP GET to pod b's address answers with
 // b's name and a's own address (no SNAT between pods), and an ICMP echo is answered.
-func checkTraffic(t *testing.T, l *clusterLab, a, b pod) {
+func checkTraffic(t *testing.T, l *testLab, a, b pod) {
 	t.Helper()
 	want := b.Metadata.Name + " " + a.Status.PodIP
 	// Running means the container started; its server may take a moment to listen.

@@ -2,7 +2,6 @@ package k8s_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -49,9 +48,7 @@ func TestConformanceShort(t *testing.T) {
 			t.Fatalf("build the conformance components: %v", err)
 		}
 	}
-	bin := testenv.CLI(t)
-	sweepDeadClusterLabs(bin)
-	l := &clusterLab{t: t, bin: bin, name: fmt.Sprintf("k%dx9", os.Getpid())}
+	l := newTestLab(t, testenv.CLI(t), 'k', 9)
 	_, recordHeld := os.Stat(k8s.SysctlRecord)
 	before := snapshot(t)
 	labDir := lab.PathsFor(l.name).Dir

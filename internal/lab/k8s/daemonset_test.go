@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,82 +34,6 @@ import (
 	"github.com/vpcnet/vpcnet/internal/probe"
 	"github.com/vpcnet/vpcnet/internal/testenv"
 )
-
-// dsLab is the DaemonSet test's lab cluster.
-type dsLab struct {
-	t    *testing.T
-	bin  string
-	name string
-}
-
-// sub is l for the subtest t, whose helpers must fail t, not its parent.
-func (l *dsLab) sub(t *testing.T) *dsLab {
-	c := *l
-	c.t = t
-	return &c
-}
-
-func (l *dsLab) run(args ...string) (string, error) {
-	cmd := exec.Command(l.bin, append(args[:len(args):len(args)], "--name", l.name)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
-}
-
-func (l *dsLab) must(args ...string) string {
-	l.t.Helper()
-	out, err := l.run(args...)
-	if err != nil {
-		l.t.Fatalf("vpcnet %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-func (l *dsLab) kubectl(stdin string, args ...string) (string, error) {
-	cmd := k8s.Kubectl(context.Background(), l.name, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return out.String() + errb.String(), err
-	}
-	return out.String(), nil
-}
-
-func (l *dsLab) mustKubectl(stdin string, args ...string) string {
-	l.t.Helper()
-	out, err := l.kubectl(stdin, args...)
-	if err != nil {
-		l.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-func (l *dsLab) status() lab.Status {
-	l.t.Helper()
-	var st lab.Status
-	if err := json.Unmarshal([]byte(l.must("lab", "status", "--format", "json")), &st); err != nil {
-		l.t.Fatal(err)
-	}
-	return st
-}
-
-// waitFor polls cond every 250 ms until it holds or limit passes.
-func (l *dsLab) waitFor(what string, limit time.Duration, cond func() (bool, string)) {
-	l.t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			l.t.Fatalf("%s: not after %s: %s", what, limit, last)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
 
 type dsPod struct {
 	Metadata struct {
@@ -139,7 +62,7 @@ func (p dsPod) ready() bool {
 	return false
 }
 
-func (l *dsLab) pods(ns, selector string) []dsPod {
+func (l *testLab) pods(ns, selector string) []dsPod {
 	l.t.Helper()
 	args := []string{"get", "pods", "-n", ns, "-o", "json"}
 	if selector != "" {
@@ -153,7 +76,7 @@ func (l *dsLab) pods(ns, selector string) []dsPod {
 }
 
 // agentsReady: one Ready agent pod per node, each running image.
-func (l *dsLab) agentsReady(nodes []lab.NodeInfo, image string) (bool, string) {
+func (l *testLab) agentsReady(nodes []lab.NodeInfo, image string) (bool, string) {
 	on := map[string]bool{}
 	for _, p := range l.pods(deploy.Namespace, "k8s-app=vpcnet-node") {
 		if !p.ready() {
@@ -187,7 +110,7 @@ type nodeWatch struct {
 	done   chan struct{}
 }
 
-func (l *dsLab) watchNodes() *nodeWatch {
+func (l *testLab) watchNodes() *nodeWatch {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &nodeWatch{cancel: cancel, done: make(chan struct{})}
 	cmd := k8s.Kubectl(ctx, l.name, "get", "nodes", "--watch", "-o", "json")
@@ -440,7 +363,7 @@ func (h *handover) stop() {
 
 // untainted waits until no node carries the not-ready or unreachable taint (a node that has
 // just joined keeps the start-up one until the node lifecycle controller's next pass).
-func (l *dsLab) untainted() {
+func (l *testLab) untainted() {
 	l.t.Helper()
 	l.waitFor("the nodes' not-ready taints removed", 120*time.Second, func() (bool, string) {
 		out, err := l.kubectl("", "get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name}{" "}{.spec.taints[*].key}{"\n"}{end}`)
@@ -455,7 +378,7 @@ type dsEvent struct {
 }
 
 // events lists the events with reason about the object kind/name.
-func (l *dsLab) events(ns, kind, name, reason string) []dsEvent {
+func (l *testLab) events(ns, kind, name, reason string) []dsEvent {
 	l.t.Helper()
 	var list struct{ Items []dsEvent }
 	out := l.mustKubectl("", "get", "events", "-n", ns, "-o", "json", "--field-selector",
@@ -516,8 +439,6 @@ spec:
 // dsPodGCGrace is the agents' VPCNET_POD_GC_GRACE in the test's lab.
 const dsPodGCGrace = 15 * time.Second
 
-var dsLabRE = regexp.MustCompile(`^d([0-9]+)x[0-9]+$`)
-
 // TestDaemonSetInstall is issue 14's "done when" in the lab cluster, with vpcnetd run only by
 // deploy/'s DaemonSet (lab up --agent daemonset): agents Ready on every node with kubelet's
 // maxPods = the agent's capacity + host-network pods; a 30-pod Deployment over two nodes
@@ -534,16 +455,8 @@ var dsLabRE = regexp.MustCompile(`^d([0-9]+)x[0-9]+$`)
 // lab goes down with nothing left.
 func TestDaemonSetInstall(t *testing.T) {
 	testenv.RequireLabComponents(t, "the cluster test")
-	bin := testenv.CLI(t)
-	ents, _ := os.ReadDir(lab.Root())
-	for _, e := range ents {
-		if m := dsLabRE.FindStringSubmatch(e.Name()); m != nil {
-			if pid, _ := strconv.Atoi(m[1]); pid != os.Getpid() && syscall.Kill(pid, 0) != nil {
-				_ = exec.Command(bin, "lab", "down", "--name", e.Name()).Run()
-			}
-		}
-	}
-	l := &dsLab{t: t, bin: bin, name: fmt.Sprintf("d%dx1", os.Getpid())}
+	l := newTestLab(t, testenv.CLI(t), 'd', 1)
+	bin := l.bin
 	labDir := lab.PathsFor(l.name).Dir
 	t.Cleanup(func() {
 		if t.Failed() {
