@@ -33,7 +33,7 @@ func (a *Agent) restoreFromPlugin() {
 			continue
 		}
 		al := store.Alloc{Key: store.Key{Network: r.Network, ContainerID: r.ContainerID, IfName: r.IfName}, Addr: r.Addr, ENI: r.ENI,
-			PodNamespace: r.PodNamespace, PodName: r.PodName, Netns: r.Netns}
+			PodNamespace: r.PodNamespace, PodName: r.PodName, PodUID: r.PodUID, Netns: r.Netns}
 		ok, err := a.store.Restore(al)
 		switch {
 		case err == nil && ok:

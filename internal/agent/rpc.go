@@ -149,7 +149,8 @@ func (s rpcServer) Add(ctx context.Context, req *agentapi.AddRequest) (*agentapi
 	}
 	a.st.reserved[ip] = true
 	a.mu.Unlock()
-	err = a.store.Put(store.Alloc{Key: k, Addr: ip, ENI: eni.ID, PodNamespace: req.PodNamespace, PodName: req.PodName, Netns: req.Netns, At: time.Now().UTC()})
+	err = a.store.Put(store.Alloc{Key: k, Addr: ip, ENI: eni.ID, PodNamespace: req.PodNamespace, PodName: req.PodName, PodUID: req.PodUid,
+		Netns: req.Netns, At: time.Now().UTC()})
 	a.mu.Lock()
 	delete(a.st.reserved, ip)
 	a.mu.Unlock()
@@ -246,6 +247,7 @@ func (a *Agent) allocation(al store.Alloc) *agentapi.Allocation {
 		PodNamespace: al.PodNamespace,
 		PodName:      al.PodName,
 		Netns:        al.Netns,
+		PodUid:       al.PodUID,
 	}
 	if ok {
 		out.EniId, out.EniMac = e.ID, e.MAC

@@ -51,6 +51,16 @@ func TestAPIContract(t *testing.T) {
 	if _, err := n.client.Check(bg, &agentapi.CheckRequest{Version: agentapi.Version, Key: key("a"), Ip: a.String()}); err != nil {
 		t.Errorf("CHECK: %v", err)
 	}
+	// The pod's UID (K8S_POD_UID) is kept with the allocation and answered with it, also to a
+	// repeated ADD that names none.
+	rep, err := n.client.Add(bg, &agentapi.AddRequest{Version: agentapi.Version, Key: key("u"), PodNamespace: "default", PodName: "db-0", PodUid: "uid-db-0"})
+	if err != nil || rep.GetAllocation().GetPodUid() != "uid-db-0" || rep.GetAllocation().GetPodName() != "db-0" {
+		t.Errorf("ADD with a pod UID: %v, %v", rep, err)
+	}
+	if rep, err := n.client.Add(bg, &agentapi.AddRequest{Version: agentapi.Version, Key: key("u"), PodNamespace: "default", PodName: "db-0"}); err != nil || rep.GetAllocation().GetPodUid() != "uid-db-0" {
+		t.Errorf("repeated ADD: %v, %v", rep, err)
+	}
+	n.del("u")
 	if _, err := n.client.Check(bg, &agentapi.CheckRequest{Version: agentapi.Version, Key: key("a"), Ip: "10.9.9.9"}); status.Code(err) != codes.NotFound {
 		t.Errorf("CHECK of another address: %v", err)
 	}

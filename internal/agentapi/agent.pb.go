@@ -100,6 +100,7 @@ type Allocation struct {
 	PodNamespace  string                 `protobuf:"bytes,10,opt,name=pod_namespace,json=podNamespace,proto3" json:"pod_namespace,omitempty"`
 	PodName       string                 `protobuf:"bytes,11,opt,name=pod_name,json=podName,proto3" json:"pod_name,omitempty"`
 	Netns         string                 `protobuf:"bytes,12,opt,name=netns,proto3" json:"netns,omitempty"`
+	PodUid        string                 `protobuf:"bytes,13,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"` // the pod's metadata.uid (K8S_POD_UID), "" if the runtime gave none
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -218,13 +219,24 @@ func (x *Allocation) GetNetns() string {
 	return ""
 }
 
+func (x *Allocation) GetPodUid() string {
+	if x != nil {
+		return x.PodUid
+	}
+	return ""
+}
+
 type AddRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"` // must be agentapi.Version
-	Key           *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Netns         string                 `protobuf:"bytes,3,opt,name=netns,proto3" json:"netns,omitempty"`
-	PodNamespace  string                 `protobuf:"bytes,4,opt,name=pod_namespace,json=podNamespace,proto3" json:"pod_namespace,omitempty"`
-	PodName       string                 `protobuf:"bytes,5,opt,name=pod_name,json=podName,proto3" json:"pod_name,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Version      uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"` // must be agentapi.Version
+	Key          *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Netns        string                 `protobuf:"bytes,3,opt,name=netns,proto3" json:"netns,omitempty"`
+	PodNamespace string                 `protobuf:"bytes,4,opt,name=pod_namespace,json=podNamespace,proto3" json:"pod_namespace,omitempty"`
+	PodName      string                 `protobuf:"bytes,5,opt,name=pod_name,json=podName,proto3" json:"pod_name,omitempty"`
+	// pod_uid is the pod's metadata.uid from CNI_ARGS K8S_POD_UID (containerd and CRI-O pass it),
+	// "" if none: it tells a pod re-created under the same name (a StatefulSet's) from its
+	// predecessor. An agent that predates it ignores it (proto3: an unknown field is skipped).
+	PodUid        string `protobuf:"bytes,6,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -290,6 +302,13 @@ func (x *AddRequest) GetPodNamespace() string {
 func (x *AddRequest) GetPodName() string {
 	if x != nil {
 		return x.PodName
+	}
+	return ""
+}
+
+func (x *AddRequest) GetPodUid() string {
+	if x != nil {
+		return x.PodUid
 	}
 	return ""
 }
@@ -781,7 +800,7 @@ const file_agent_proto_rawDesc = "" +
 	"\x03Key\x12\x18\n" +
 	"\anetwork\x18\x01 \x01(\tR\anetwork\x12!\n" +
 	"\fcontainer_id\x18\x02 \x01(\tR\vcontainerId\x12\x16\n" +
-	"\x06ifname\x18\x03 \x01(\tR\x06ifname\"\xf3\x02\n" +
+	"\x06ifname\x18\x03 \x01(\tR\x06ifname\"\x8c\x03\n" +
 	"\n" +
 	"Allocation\x12&\n" +
 	"\x03key\x18\x01 \x01(\v2\x14.vpcnet.agent.v1.KeyR\x03key\x12\x0e\n" +
@@ -798,14 +817,16 @@ const file_agent_proto_rawDesc = "" +
 	"\rpod_namespace\x18\n" +
 	" \x01(\tR\fpodNamespace\x12\x19\n" +
 	"\bpod_name\x18\v \x01(\tR\apodName\x12\x14\n" +
-	"\x05netns\x18\f \x01(\tR\x05netns\"\xa4\x01\n" +
+	"\x05netns\x18\f \x01(\tR\x05netns\x12\x17\n" +
+	"\apod_uid\x18\r \x01(\tR\x06podUid\"\xbd\x01\n" +
 	"\n" +
 	"AddRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12&\n" +
 	"\x03key\x18\x02 \x01(\v2\x14.vpcnet.agent.v1.KeyR\x03key\x12\x14\n" +
 	"\x05netns\x18\x03 \x01(\tR\x05netns\x12#\n" +
 	"\rpod_namespace\x18\x04 \x01(\tR\fpodNamespace\x12\x19\n" +
-	"\bpod_name\x18\x05 \x01(\tR\apodName\"G\n" +
+	"\bpod_name\x18\x05 \x01(\tR\apodName\x12\x17\n" +
+	"\apod_uid\x18\x06 \x01(\tR\x06podUid\"G\n" +
 	"\bAddReply\x12;\n" +
 	"\n" +
 	"allocation\x18\x01 \x01(\v2\x1b.vpcnet.agent.v1.AllocationR\n" +

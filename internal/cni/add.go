@@ -38,7 +38,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 		return ioError(err)
 	}
 	alloc, err := a.add(c.conf.Name, args.ContainerID, args.IfName, args.Netns,
-		string(c.pod.K8S_POD_NAMESPACE), string(c.pod.K8S_POD_NAME))
+		string(c.pod.K8S_POD_NAMESPACE), string(c.pod.K8S_POD_NAME), string(c.pod.K8S_POD_UID))
 	if err != nil {
 		return a.agentError("ADD", err)
 	}
@@ -49,7 +49,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 		return err
 	}
 	rec := Record{Network: c.conf.Name, ContainerID: args.ContainerID, IfName: args.IfName, Netns: args.Netns,
-		PodNamespace: string(c.pod.K8S_POD_NAMESPACE), PodName: string(c.pod.K8S_POD_NAME),
+		PodNamespace: string(c.pod.K8S_POD_NAMESPACE), PodName: string(c.pod.K8S_POD_NAME), PodUID: string(c.pod.K8S_POD_UID),
 		HostVeth: c.hostVeth(), VethPrefix: c.conf.VethPrefix, Addr: ip, Table: int(alloc.GetRouteTable()), ENI: alloc.GetEniId()}
 	if rec.Table == 0 && alloc.GetDeviceIndex() > 0 {
 		rec.Table = dataplane.TableForDevice(int(alloc.GetDeviceIndex()))

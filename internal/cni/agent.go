@@ -73,12 +73,12 @@ func (a *agent) agentError(verb string, err error) *types.Error {
 	return types.NewError(types.ErrInternal, verb+": node agent: "+st.Message(), st.Code().String())
 }
 
-func (a *agent) add(network, containerID, ifname, netns, podNS, podName string) (*agentapi.Allocation, error) {
+func (a *agent) add(network, containerID, ifname, netns, podNS, podName, podUID string) (*agentapi.Allocation, error) {
 	c, cancel := ctx(addTimeout)
 	defer cancel()
 	rep, err := a.api.Add(c, &agentapi.AddRequest{Version: agentapi.Version,
 		Key: &agentapi.Key{Network: network, ContainerId: containerID, Ifname: ifname}, Netns: netns,
-		PodNamespace: podNS, PodName: podName})
+		PodNamespace: podNS, PodName: podName, PodUid: podUID})
 	if err != nil {
 		return nil, err
 	}

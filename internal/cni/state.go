@@ -23,6 +23,7 @@ type Record struct {
 	Netns        string     `json:"netns"`
 	PodNamespace string     `json:"podNamespace,omitempty"`
 	PodName      string     `json:"podName,omitempty"`
+	PodUID       string     `json:"podUID,omitempty"` // K8S_POD_UID; records that predate it have none
 	HostVeth     string     `json:"hostVeth"`
 	VethPrefix   string     `json:"vethPrefix"`
 	Addr         netip.Addr `json:"addr"`

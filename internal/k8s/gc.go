@@ -2,6 +2,7 @@ package k8s
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -23,17 +24,20 @@ const DefaultPodGCGrace = 5 * time.Minute
 //   - the pods informer must have synced (an empty cache before that says nothing);
 //   - the pod must be absent at every pass for at least the grace period, and the allocation
 //     at least that old (an ADD can reach the agent before its pod reaches the informer);
-//   - a pod the API server still has on this node keeps every allocation made under its name,
-//     whatever its phase: a pod recreated under the same name (a StatefulSet's) keeps a leaked
-//     allocation of its predecessor until the runtime's GC, as allocations carry no pod UID;
+//   - a pod the API server still has on this node keeps every allocation made under its name
+//     and UID, whatever its phase. An allocation records the pod's UID (the ADD's K8S_POD_UID):
+//     one whose UID is not that of the pod the API server has under its name belongs to a
+//     predecessor (a StatefulSet's pod re-created under the same name) and counts as absent.
+//     One without a UID (a runtime that passes none, a journal that predates the field) goes by
+//     the name alone;
 //   - allocations with no pod name (made outside Kubernetes) and quarantined ones are left to
 //     the runtime's GC.
 
 // gcCandidates is the pure core of a pass: the allocations to hand to ReleaseGone now, given
-// the pods the API server has on this node (namespace/name), when each allocation's pod was
-// first seen absent (updated in place: entries of present pods and of allocations no longer
-// held are dropped, new absences recorded at now), and the grace period.
-func gcCandidates(allocs []store.Alloc, present map[string]bool, missing map[store.Key]time.Time, now time.Time, grace time.Duration) []store.Alloc {
+// the pods the API server has on this node (namespace/name → metadata.uid), when each
+// allocation's pod was first seen absent (updated in place: entries of present pods and of
+// allocations no longer held are dropped, new absences recorded at now), and the grace period.
+func gcCandidates(allocs []store.Alloc, present map[string]string, missing map[store.Key]time.Time, now time.Time, grace time.Duration) []store.Alloc {
 	held := map[store.Key]bool{}
 	var out []store.Alloc
 	for _, al := range allocs {
@@ -41,7 +45,7 @@ func gcCandidates(allocs []store.Alloc, present map[string]bool, missing map[sto
 			continue
 		}
 		held[al.Key] = true
-		if present[al.PodNamespace+"/"+al.PodName] {
+		if uid, ok := present[al.PodNamespace+"/"+al.PodName]; ok && (al.PodUID == "" || al.PodUID == uid) {
 			delete(missing, al.Key)
 			continue
 		}
@@ -90,10 +94,10 @@ func (c *Client) gcPass(missing map[store.Key]time.Time, now time.Time) {
 	if gc == nil || !verified || !c.podsSynced() {
 		return
 	}
-	present := map[string]bool{}
+	present := map[string]string{}
 	for _, o := range c.pods.GetStore().List() {
 		if p, ok := o.(*corev1.Pod); ok && p.Spec.NodeName == c.node {
-			present[p.Namespace+"/"+p.Name] = true
+			present[p.Namespace+"/"+p.Name] = string(p.UID)
 		}
 	}
 	for _, al := range gcCandidates(gc.Allocations(), present, missing, now, c.gcGrace) {
@@ -103,9 +107,14 @@ func (c *Client) gcPass(missing map[store.Key]time.Time, now time.Time) {
 			c.log.Warn("kubernetes GC: releasing the address of a pod the API server no longer has", "pod", al.PodNamespace+"/"+al.PodName, "ip", al.Addr, "err", err)
 		case released:
 			delete(missing, al.Key)
-			c.log.Info("kubernetes GC: released the address of a pod the API server no longer has on this node", "pod", al.PodNamespace+"/"+al.PodName, "ip", al.Addr, "container", al.Key.ContainerID)
+			why := "the API server no longer has the pod on this node"
+			if uid, ok := present[al.PodNamespace+"/"+al.PodName]; ok {
+				why = fmt.Sprintf("the pod of that name on this node is another one (UID %s, this allocation's %s)", uid, al.PodUID)
+			}
+			c.log.Info("kubernetes GC: released the address of a pod the API server no longer has on this node", "pod", al.PodNamespace+"/"+al.PodName,
+				"uid", al.PodUID, "ip", al.Addr, "container", al.Key.ContainerID, "why", why)
 			c.rec.eventf(&corev1.ObjectReference{Kind: "Node", Name: c.node, UID: nodeUID(c.node)}, corev1.EventTypeNormal, ReasonReleasedGone,
-				"released %s of pod %s/%s (sandbox %s): the API server no longer has the pod on this node and its sandbox's network is gone", al.Addr, al.PodNamespace, al.PodName, short(al.Key.ContainerID))
+				"released %s of pod %s/%s (sandbox %s): %s and its sandbox's network is gone", al.Addr, al.PodNamespace, al.PodName, short(al.Key.ContainerID), why)
 		}
 	}
 }

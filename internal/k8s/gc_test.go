@@ -41,7 +41,7 @@ func TestGCCandidates(t *testing.T) {
 		alloc(store.QuarantinePrefix+"q", "default", "ghost", "10.0.1.9", old),
 		alloc("back", "default", "flapping", "10.0.1.10", old),
 	}
-	present := map[string]bool{"default/web": true}
+	present := map[string]string{"default/web": "uid-web"}
 	missing := map[store.Key]time.Time{}
 	if got := gcCandidates(allocs, present, missing, t0, grace); len(got) != 0 {
 		t.Fatalf("first pass released %s: an absence must last the grace period", names(got))
@@ -49,7 +49,7 @@ func TestGCCandidates(t *testing.T) {
 	if got := names(gcCandidates(allocs, present, missing, t0.Add(grace-time.Second), grace)); got != "" {
 		t.Fatalf("released %s before the grace period", got)
 	}
-	present["default/flapping"] = true // the pod is back (a relist, a late watch event)
+	present["default/flapping"] = "uid-flapping" // the pod is back (a relist, a late watch event)
 	got := gcCandidates(allocs, present, missing, t0.Add(grace), grace)
 	if names(got) != "gone" {
 		t.Fatalf("after the grace period: %s, want only gone", names(got))
@@ -65,6 +65,34 @@ func TestGCCandidates(t *testing.T) {
 	gcCandidates(allocs[:1], present, missing, t0.Add(3*grace), grace)
 	if len(missing) != 0 {
 		t.Fatalf("absences of allocations no longer held are kept: %v", missing)
+	}
+}
+
+// A pod re-created under its predecessor's name (a StatefulSet's db-0) has another UID: an
+// allocation made for the predecessor counts as absent, the successor's keeps its address, and
+// an allocation without a UID (a runtime that passes no K8S_POD_UID, a journal from before the
+// field) goes by the name, as before.
+func TestGCCandidatesTellsARecreatedPodByItsUID(t *testing.T) {
+	const grace = time.Minute
+	t0 := time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)
+	old := t0.Add(-time.Hour)
+	withUID := func(a store.Alloc, uid string) store.Alloc { a.PodUID = uid; return a }
+	allocs := []store.Alloc{
+		withUID(alloc("predecessor", "default", "db-0", "10.0.1.5", old), "uid-1"),
+		withUID(alloc("successor", "default", "db-0", "10.0.1.6", old), "uid-2"),
+		alloc("no-uid", "default", "db-0", "10.0.1.7", old),
+		withUID(alloc("other-ns", "prod", "db-0", "10.0.1.8", old), "uid-2"), // same UID, another pod's name
+	}
+	present := map[string]string{"default/db-0": "uid-2"}
+	missing := map[store.Key]time.Time{}
+	if got := gcCandidates(allocs, present, missing, t0, grace); len(got) != 0 {
+		t.Fatalf("first pass released %s: an absence must last the grace period", names(got))
+	}
+	if got := names(gcCandidates(allocs, present, missing, t0.Add(grace), grace)); got != "other-ns,predecessor" {
+		t.Fatalf("after the grace period: %s, want other-ns,predecessor (the successor and the UID-less allocation keep theirs)", got)
+	}
+	if _, ok := missing[allocs[1].Key]; ok {
+		t.Fatal("the successor's allocation is recorded absent")
 	}
 }
 
@@ -117,11 +145,14 @@ func TestGCPassReleasesWhatTheAPIServerNoLongerHas(t *testing.T) {
 	const grace = time.Hour
 	c, cs := start(t, node("aws:///us-east-1a/i-0abc"), pod("default", "web"), pod("default", "leaving"), WithPodGC(grace))
 	old := time.Now().Add(-2 * grace)
+	web, webBefore := alloc("c-web", "default", "web", "10.0.1.5", old), alloc("c-web-before", "default", "web", "10.0.1.9", old)
+	web.PodUID, webBefore.PodUID = "uid-web", "uid-web-predecessor" // web re-created under its name
 	gc := &fakeGC{allocs: []store.Alloc{
-		alloc("c-web", "default", "web", "10.0.1.5", old),
+		web,
 		alloc("c-leaving", "default", "leaving", "10.0.1.6", old),
 		alloc("c-gone", "default", "gone", "10.0.1.7", old),
 		alloc("c-alive", "default", "force-deleted", "10.0.1.8", old),
+		webBefore,
 	}, live: map[string]bool{"c-alive": true}}
 	missing := map[store.Key]time.Time{}
 	t0 := time.Now()
@@ -146,8 +177,8 @@ func TestGCPassReleasesWhatTheAPIServerNoLongerHas(t *testing.T) {
 	waitFor(t, "the informer to see the deletion", func() bool { _, ok := c.getPod("default", "leaving"); return !ok })
 	c.gcPass(missing, t0.Add(grace/2))
 	c.gcPass(missing, t0.Add(grace))
-	if got := gc.askedFor(); got != "c-alive,c-gone" {
-		t.Fatalf("after the grace period asked for %q, want c-alive,c-gone", got)
+	if got := gc.askedFor(); got != "c-alive,c-gone,c-web-before" {
+		t.Fatalf("after the grace period asked for %q, want c-alive,c-gone,c-web-before", got)
 	}
 	c.gcPass(missing, t0.Add(3*grace/2))
 	if got := gc.askedFor(); got != "c-alive,c-leaving" {
@@ -167,8 +198,11 @@ func TestGCPassReleasesWhatTheAPIServerNoLongerHas(t *testing.T) {
 			if e.InvolvedObject.Kind == "Node" && e.InvolvedObject.Name == nodeName && (strings.Contains(e.Message, "10.0.1.7") || strings.Contains(e.Message, "10.0.1.6")) {
 				n++
 			}
+			if strings.Contains(e.Message, "released 10.0.1.9 of pod default/web") && strings.Contains(e.Message, "another one (UID uid-web, this allocation's uid-web-predecessor)") {
+				n++
+			}
 		}
-		return n == 2
+		return n == 3
 	})
 }
 

@@ -206,7 +206,7 @@ func Parse(data []byte) Replay {
 				continue
 			}
 			q := Alloc{Key: quarantineKey(salvaged.Key, rp.Good), Addr: a, ENI: salvaged.ENI,
-				PodNamespace: salvaged.PodNamespace, PodName: salvaged.PodName, Netns: salvaged.Netns, At: salvaged.At}
+				PodNamespace: salvaged.PodNamespace, PodName: salvaged.PodName, PodUID: salvaged.PodUID, Netns: salvaged.Netns, At: salvaged.At}
 			quarantine[a] = q
 			qorder = append(qorder, a)
 		}

@@ -36,8 +36,13 @@ type Alloc struct {
 	ENI          string     `json:"e,omitempty"`
 	PodNamespace string     `json:"pn,omitempty"`
 	PodName      string     `json:"p,omitempty"`
-	Netns        string     `json:"ns,omitempty"`
-	At           time.Time  `json:"t"`
+	// PodUID is the pod's metadata.uid (the ADD's K8S_POD_UID), "" when the runtime gave none or
+	// the allocation predates the field: journals without it load as before, and an agent
+	// that predates it skips the unknown key. The API-server GC tells a pod re-created under the
+	// same name from its predecessor by it.
+	PodUID string    `json:"u,omitempty"`
+	Netns  string    `json:"ns,omitempty"`
+	At     time.Time `json:"t"`
 }
 
 // ErrAddrHeld is returned by Put for an address another key holds.

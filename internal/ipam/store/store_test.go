@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -497,4 +498,54 @@ func TestSecondOpenRefused(t *testing.T) {
 		t.Fatalf("open after close: %v", err)
 	}
 	s.Close()
+}
+
+// The pod UID is an optional field: a journal written before it existed (no "u") loads with
+// every allocation and no UID, and one written with it keeps the UID across a reopen and a
+// compaction, as "u", the only new key (an agent that predates it skips unknown keys).
+func TestPodUIDIsOptionalInTheJournal(t *testing.T) {
+	dir := t.TempDir()
+	// A record exactly as the agent wrote it before the field existed.
+	old := []byte(`{"op":"add","k":{"n":"vpcnet","c":"old","i":"eth0"},"a":"10.0.0.5","e":"eni-1","pn":"default","p":"db-0","t":"1970-01-01T00:00:01Z"}`)
+	line := fmt.Appendf(nil, "%08x %s\n", crc32.Checksum(old, castagnoli), old)
+	if err := os.WriteFile(filepath.Join(dir, journalName), line, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKey := Key{Network: "vpcnet", ContainerID: "old", IfName: "eth0"}
+	if a, ok := s.Get(oldKey); !ok || a.PodName != "db-0" || a.PodUID != "" || a.Addr.String() != "10.0.0.5" {
+		t.Fatalf("the old record loaded as %+v, %v", a, ok)
+	}
+	if d := s.Damage(); d.Damaged != 0 || len(d.Quarantined) != 0 {
+		t.Fatalf("the old record counted as damage: %+v", d)
+	}
+	nw := alloc(2, "10.0.0.6")
+	nw.PodNamespace, nw.PodName, nw.PodUID = "default", "db-0", "0b6a3b9e-2f4c-4d1e-9a57-5c1f0e7d2a10"
+	if err := s.Put(nw); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, journalName))
+	if !bytes.Contains(b, []byte(`"u":"0b6a3b9e-2f4c-4d1e-9a57-5c1f0e7d2a10"`)) {
+		t.Fatalf("the new record has no \"u\":\n%s", b)
+	}
+	for range 2 { // reopen, then reopen after a compaction
+		s, err = Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, ok := s.Get(nw.Key); !ok || a.PodUID != nw.PodUID {
+			t.Fatalf("reopened: %+v, %v; want UID %s", a, ok, nw.PodUID)
+		}
+		if a, ok := s.Get(oldKey); !ok || a.PodUID != "" {
+			t.Fatalf("reopened: the old allocation %+v, %v", a, ok)
+		}
+		if err := s.compact(); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
 }

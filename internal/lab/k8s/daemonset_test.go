@@ -166,7 +166,9 @@ func (w *nodeWatch) stop() ([]string, int) {
 }
 
 // agentAllocs returns the node's agent's allocations (/v1/pods) as canonical JSON lines, sorted,
-// and as pod namespace/name → address.
+// and as pod namespace/name → address. Two allocations of one pod name are an error unless
+// their pod UIDs differ (a pod and its predecessor under the same name); the map then holds
+// either: byUID tells them apart.
 func agentAllocs(t *testing.T, n lab.NodeInfo) ([]string, map[string]string) {
 	t.Helper()
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: probe.Dialer(n.NS)}}
@@ -182,19 +184,38 @@ func agentAllocs(t *testing.T, n lab.NodeInfo) ([]string, map[string]string) {
 	}
 	var lines []string
 	pods := map[string]string{}
+	seen := map[string]string{}
 	for _, a := range list {
 		c, _ := json.Marshal(a)
 		lines = append(lines, string(c))
 		pn, _ := a["pn"].(string)
 		p, _ := a["p"].(string)
+		u, _ := a["u"].(string)
 		ip, _ := a["a"].(string)
-		if prev, dup := pods[pn+"/"+p]; dup {
-			t.Errorf("%s: pod %s/%s holds two allocations (%s and %s)", n.Name, pn, p, prev, ip)
+		if prev, dup := seen[pn+"/"+p+"/"+u]; dup {
+			t.Errorf("%s: pod %s/%s (UID %q) holds two allocations (%s and %s)", n.Name, pn, p, u, prev, ip)
 		}
+		seen[pn+"/"+p+"/"+u] = ip
 		pods[pn+"/"+p] = ip
 	}
 	sort.Strings(lines)
 	return lines, pods
+}
+
+// byUID is the allocations of agentAllocs's lines as pod UID → address (those with a UID).
+func byUID(t *testing.T, lines []string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, l := range lines {
+		var a struct{ U, A string }
+		if err := json.Unmarshal([]byte(l), &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.U != "" {
+			out[a.U] = a.A
+		}
+	}
+	return out
 }
 
 // podSet is the pods with an address the API server places on node ("": on any node), as
@@ -711,11 +732,14 @@ func TestDaemonSetInstall(t *testing.T) {
 		return
 	}
 
-	// GC from the API server's pods: two sandboxes wired on the third node by the plugin as a
+	// GC from the API server's pods: sandboxes wired on the third node by the plugin as a
 	// runtime would, for pods the API server never had. One's namespace is deleted with no DEL
 	// (a runtime that lost it): after VPCNET_POD_GC_GRACE the agent releases its address, its
 	// record and its rules through the plugin's own DEL. The other is just as old and as unknown
-	// to the API server, but its sandbox is alive (its veth exists): it keeps its address.
+	// to the API server, but its sandbox is alive (its veth exists): it keeps its address. A
+	// third is the lost sandbox of a predecessor of a pod the API server has under the same name
+	// (a StatefulSet's db-0 re-created): another K8S_POD_UID, so it is released too, while the
+	// pod of that name keeps its address.
 	t.Run("GC releases the address of a pod the API server lacks once its sandbox is gone", func(t *testing.T) {
 		l := l.sub(t)
 		third := nodes[2]
@@ -723,18 +747,33 @@ func TestDaemonSetInstall(t *testing.T) {
 		plugin := filepath.Join(filepath.Dir(bin), "vpcnet-cni")
 		conf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "vpcnet", "type": "vpcnet-cni",
 			"agentSocket": np.AgentSocket(), "mtu": 9001, "vethPrefix": "eni", "stateDir": filepath.Join(np.AgentState(), "cni")})
-		cniRun := func(verb, cid, netns, pod string) (string, error) {
+		cniRun := func(verb, cid, netns, pod, uid string) (string, error) {
 			cmd := exec.Command("ip", "netns", "exec", third.NS, plugin)
 			cmd.Env = append(os.Environ(), "CNI_COMMAND="+verb, "CNI_CONTAINERID="+cid, "CNI_NETNS="+netns, "CNI_IFNAME=eth0",
-				"CNI_PATH="+filepath.Dir(plugin), "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME="+pod)
+				"CNI_PATH="+filepath.Dir(plugin), "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME="+pod+";K8S_POD_UID="+uid)
 			cmd.Stdin = bytes.NewReader(conf)
 			out, err := cmd.CombinedOutput()
 			return string(out), err
 		}
-		type sandbox struct{ cid, ns, pod, ip string }
+		// The pod of the name; containerd passes its UID (K8S_POD_UID) to the plugin.
+		l.mustKubectl(strings.Replace(dsPodOn("db-0", third.Name), "{app: extra}", "{app: db}", 1), "apply", "-f", "-")
+		var db dsPod
+		l.waitFor("pod db-0 Running with an address", 180*time.Second, func() (bool, string) {
+			p := l.pods("default", "app=db")
+			if len(p) != 1 || p[0].Status.Phase != "Running" || p[0].Status.PodIP == "" {
+				return false, fmt.Sprintf("%+v", p)
+			}
+			db = p[0]
+			return true, ""
+		})
+		type sandbox struct{ cid, ns, pod, uid, ip string }
 		var sbs []*sandbox
-		for _, what := range []string{"gone", "live"} {
-			sb := &sandbox{cid: fmt.Sprintf("gc-%s-%d", what, os.Getpid()), ns: testenv.NSName("gc-" + what), pod: "ghost-" + what}
+		for _, what := range []string{"gone", "live", "predecessor"} {
+			sb := &sandbox{cid: fmt.Sprintf("gc-%s-%d", what, os.Getpid()), ns: testenv.NSName("gc-" + what), pod: "ghost-" + what,
+				uid: fmt.Sprintf("00000000-0000-4000-%04d-%012d", len(sbs), os.Getpid())}
+			if what == "predecessor" {
+				sb.pod = "db-0"
+			}
 			h, err := netnsx.Create(sb.ns)
 			if err != nil {
 				t.Fatal(err)
@@ -742,14 +781,14 @@ func TestDaemonSetInstall(t *testing.T) {
 			h.Close()
 			t.Cleanup(func() {
 				if _, err := os.Stat(netnsx.Path(sb.ns)); err == nil {
-					_, _ = cniRun("DEL", sb.cid, netnsx.Path(sb.ns), sb.pod)
+					_, _ = cniRun("DEL", sb.cid, netnsx.Path(sb.ns), sb.pod, sb.uid)
 					_ = netnsx.Delete(sb.ns)
 				}
 			})
 			// The third node's addresses rest after the exhausted-subnet pods went: the plugin
 			// answers try again (CNI code 11), and a runtime retries.
 			l.waitFor("ADD of "+sb.pod, 120*time.Second, func() (bool, string) {
-				out, err := cniRun("ADD", sb.cid, netnsx.Path(sb.ns), sb.pod)
+				out, err := cniRun("ADD", sb.cid, netnsx.Path(sb.ns), sb.pod, sb.uid)
 				if err != nil {
 					return false, out
 				}
@@ -762,17 +801,27 @@ func TestDaemonSetInstall(t *testing.T) {
 			})
 			sbs = append(sbs, sb)
 		}
-		gone, live := sbs[0], sbs[1]
-		_, allocs := agentAllocs(t, third)
-		if allocs["default/"+gone.pod] != gone.ip || allocs["default/"+live.pod] != live.ip {
-			t.Fatalf("the agent's allocations %v lack the sandboxes' %s and %s", allocs, gone.ip, live.ip)
+		gone, live, pred := sbs[0], sbs[1], sbs[2]
+		lines, allocs := agentAllocs(t, third)
+		uids := byUID(t, lines)
+		if allocs["default/"+gone.pod] != gone.ip || allocs["default/"+live.pod] != live.ip || uids[pred.uid] != pred.ip {
+			t.Fatalf("the agent's allocations %v lack the sandboxes' %s, %s and %s", lines, gone.ip, live.ip, pred.ip)
 		}
-		var nsIno uint64
-		if fi, err := os.Stat(netnsx.Path(gone.ns)); err == nil {
-			nsIno = fi.Sys().(*syscall.Stat_t).Ino
+		// containerd passed db-0's UID with its ADD, and the agent recorded it.
+		if uids[db.Metadata.UID] != db.Status.PodIP {
+			t.Fatalf("pod db-0 (UID %s, %s): the agent's allocations by UID %v", db.Metadata.UID, db.Status.PodIP, uids)
 		}
-		if err := netnsx.Delete(gone.ns); err != nil {
-			t.Fatal(err)
+		lost := []*sandbox{gone, pred}
+		var nsIno []uint64
+		for _, sb := range lost {
+			var ino uint64
+			if fi, err := os.Stat(netnsx.Path(sb.ns)); err == nil {
+				ino = fi.Sys().(*syscall.Stat_t).Ino
+			}
+			nsIno = append(nsIno, ino)
+			if err := netnsx.Delete(sb.ns); err != nil {
+				t.Fatal(err)
+			}
 		}
 		start := time.Now()
 		// The kernel destroys the namespace, and the veth with it, once nothing holds it (a
@@ -781,25 +830,27 @@ func TestDaemonSetInstall(t *testing.T) {
 		// mount was gone (the veth stayed 2 min); what is tested here is the agent's GC once the
 		// sandbox's network is gone, so after 20 s the test removes the host veth itself (what
 		// the kernel would have done) and names the holders it finds.
-		veth := dataplane.ContainerVethName("eni", "vpcnet", gone.cid, "eth0")
-		vethGone := func() (bool, string) {
-			out, err := exec.Command("ip", "-n", third.NS, "link", "show", veth).CombinedOutput()
-			return err != nil, string(out)
-		}
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-			if ok, _ := vethGone(); ok {
-				break
+		for i, sb := range lost {
+			veth := dataplane.ContainerVethName("eni", "vpcnet", sb.cid, "eth0")
+			vethGone := func() (bool, string) {
+				out, err := exec.Command("ip", "-n", third.NS, "link", "show", veth).CombinedOutput()
+				return err != nil, string(out)
 			}
-			if time.Now().After(deadline) {
-				t.Logf("%s still there %s after its namespace's mount went: namespace held by %s; deleting the veth", veth, time.Since(start).Round(100*time.Millisecond), netnsHolders(nsIno))
-				if out, err := exec.Command("ip", "-n", third.NS, "link", "del", veth).CombinedOutput(); err != nil {
-					t.Logf("ip link del %s: %v: %s", veth, err, out)
+			for deadline := start.Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+				if ok, _ := vethGone(); ok {
+					break
 				}
-				break
+				if time.Now().After(deadline) {
+					t.Logf("%s still there %s after its namespace's mount went: namespace held by %s; deleting the veth", veth, time.Since(start).Round(100*time.Millisecond), netnsHolders(nsIno[i]))
+					if out, err := exec.Command("ip", "-n", third.NS, "link", "del", veth).CombinedOutput(); err != nil {
+						t.Logf("ip link del %s: %v: %s", veth, err, out)
+					}
+					break
+				}
 			}
+			l.waitFor("the lost sandbox's veth gone", 60*time.Second, vethGone)
+			t.Logf("the kernel removed %s (%s) %s after the namespace was deleted", veth, sb.pod, time.Since(start).Round(100*time.Millisecond))
 		}
-		l.waitFor("the lost sandbox's veth gone", 60*time.Second, vethGone)
-		t.Logf("the kernel removed %s %s after the namespace was deleted", veth, time.Since(start).Round(100*time.Millisecond))
 		defer func() {
 			if t.Failed() {
 				name, _ := l.kubectl("", "-n", deploy.Namespace, "get", "pods", "-l", "k8s-app=vpcnet-node", "--field-selector", "spec.nodeName="+third.Name, "-o", "jsonpath={.items[0].metadata.name}")
@@ -807,50 +858,61 @@ func TestDaemonSetInstall(t *testing.T) {
 				t.Logf("--- the third node's agent (tail)\n%s", out)
 			}
 		}()
-		l.waitFor("the lost sandbox's address released", 120*time.Second, func() (bool, string) {
-			_, allocs := agentAllocs(t, third)
-			return allocs["default/"+gone.pod] == "", fmt.Sprint(allocs)
+		l.waitFor("the lost sandboxes' addresses released", 120*time.Second, func() (bool, string) {
+			lines, allocs := agentAllocs(t, third)
+			return allocs["default/"+gone.pod] == "" && byUID(t, lines)[pred.uid] == "", fmt.Sprint(lines)
 		})
-		t.Logf("%s released %s after its namespace went (VPCNET_POD_GC_GRACE %s)", third.Name, gone.ip, dsPodGCGrace)
+		t.Logf("%s released %s (%s) and %s (%s's predecessor, UID %s) after their namespaces went (VPCNET_POD_GC_GRACE %s)",
+			third.Name, gone.ip, gone.pod, pred.ip, pred.pod, pred.uid, dsPodGCGrace)
 		if took := time.Since(start); took < dsPodGCGrace-time.Second {
 			t.Errorf("released after %s, before the grace period %s", took, dsPodGCGrace)
 		}
 		// The release is the plugin's own DEL run in the agent: it frees the address through the
-		// agent, then removes its record; wait for the record to go too.
-		l.waitFor("the plugin's record of the released attachment removed", 30*time.Second, func() (bool, string) {
+		// agent, then removes its record; wait for the records to go too.
+		l.waitFor("the plugin's records of the released attachments removed", 30*time.Second, func() (bool, string) {
 			recs, err := cni.Attachments(filepath.Join(np.AgentState(), "cni"))
 			if err != nil {
 				return false, err.Error()
 			}
 			for _, r := range recs {
-				if r.ContainerID == gone.cid {
+				if r.ContainerID == gone.cid || r.ContainerID == pred.cid {
 					return false, fmt.Sprintf("left: %+v", r)
 				}
 			}
 			return true, ""
 		})
-		l.waitFor("a VPCAddressReleased event on the node", 30*time.Second, func() (bool, string) {
+		l.waitFor("VPCAddressReleased events on the node", 30*time.Second, func() (bool, string) {
 			evs := l.events("default", "Node", third.Name, vk8s.ReasonReleasedGone)
-			for _, e := range evs {
-				if strings.Contains(e.Message, gone.ip) && strings.Contains(e.Message, gone.pod) {
-					t.Logf("node %s: %s %s: %s", third.Name, e.Type, e.Reason, e.Message)
-					return true, ""
+			found := 0
+			for _, sb := range lost {
+				for _, e := range evs {
+					if strings.Contains(e.Message, sb.ip+" ") && strings.Contains(e.Message, sb.pod) {
+						t.Logf("node %s: %s %s: %s", third.Name, e.Type, e.Reason, e.Message)
+						found++
+						break
+					}
 				}
 			}
-			return false, fmt.Sprintf("%+v", evs)
+			return found == len(lost), fmt.Sprintf("%+v", evs)
 		})
-		if _, allocs := agentAllocs(t, third); allocs["default/"+live.pod] != live.ip {
-			t.Errorf("the live sandbox lost its address %s (the grace period passed for it too): %v", live.ip, allocs)
+		lines, allocs = agentAllocs(t, third)
+		if allocs["default/"+live.pod] != live.ip {
+			t.Errorf("the live sandbox lost its address %s (the grace period passed for it too): %v", live.ip, lines)
 		}
-		if out, err := cniRun("DEL", live.cid, netnsx.Path(live.ns), live.pod); err != nil {
+		if byUID(t, lines)[db.Metadata.UID] != db.Status.PodIP {
+			t.Errorf("pod db-0 lost its address %s with its predecessor's: %v", db.Status.PodIP, lines)
+		}
+		if out, err := cniRun("DEL", live.cid, netnsx.Path(live.ns), live.pod, live.uid); err != nil {
 			t.Fatalf("DEL of the live sandbox: %v: %s", err, out)
 		}
 		if err := netnsx.Delete(live.ns); err != nil {
 			t.Fatal(err)
 		}
-		if _, allocs := agentAllocs(t, third); len(allocs) != 0 {
-			t.Errorf("the third node's agent still holds %v", allocs)
-		}
+		l.mustKubectl("", "delete", "pod", "db-0", "--wait=true")
+		l.waitFor("the third node's agent holding nothing", 60*time.Second, func() (bool, string) {
+			lines, _ := agentAllocs(t, third)
+			return len(lines) == 0, fmt.Sprint(lines)
+		})
 	})
 	if t.Failed() {
 		return
