@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vpcnet/vpcnet/internal/agent"
+	"github.com/vpcnet/vpcnet/internal/ipam"
 	"github.com/vpcnet/vpcnet/internal/vpcsim"
 )
 
@@ -27,9 +28,9 @@ func TestAdaptivePool(t *testing.T) {
 		}
 		return s
 	}
-	waitFor(t, 60*time.Second, "one free address with nothing seen", func() bool { st = status(); return st.Free >= 1 })
-	if st.Pool == nil || st.Pool.Mode != "adaptive" || st.Pool.TargetFree != 1 || st.Pool.Batch != 0 {
-		t.Fatalf("status pool before any pod: %+v, want adaptive, 1 free kept, no batch", st.Pool)
+	waitFor(t, 60*time.Second, "two free addresses with nothing seen", func() bool { st = status(); return st.Free >= ipam.NothingSeenTarget })
+	if st.Pool == nil || st.Pool.Mode != "adaptive" || st.Pool.TargetFree != ipam.NothingSeenTarget || st.Pool.Batch != 0 {
+		t.Fatalf("status pool before any pod: %+v, want adaptive, %d free kept, no batch", st.Pool, ipam.NothingSeenTarget)
 	}
 	calls := func() float64 {
 		return n.metric(`vpcnet_ec2_calls_total{action="AssignPrivateIpAddresses"}`) + n.metric(`vpcnet_ec2_calls_total{action="CreateNetworkInterface"}`)

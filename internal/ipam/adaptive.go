@@ -24,6 +24,11 @@ const (
 	RateWindow = 30 * time.Second
 	// ReplenishSamples is how many recent grows the replenish latency is taken from.
 	ReplenishSamples = 16
+	// NothingSeenTarget is the free addresses kept before any pod start was seen (in the last
+	// RateWindow): the first pod's, and one for a pod that starts with it while its grow is on
+	// its way (a Deployment scaled up starts its pods together; with one kept, the churn bench's
+	// bursty trace saw its second pod wait).
+	NothingSeenTarget = 2
 	// DefaultReplenish is the replenish latency assumed before any grow was measured: about an
 	// AssignPrivateIpAddresses plus the agent's pass on EC2.
 	DefaultReplenish = time.Second
@@ -32,19 +37,22 @@ const (
 // Adaptive is how the adaptive mode (Settings.Adaptive, VPCNET_WARM_POOL=adaptive) sizes the
 // pool from History: enough free addresses that the pods starting while a grow is on its way
 // find one ("pods must not wait"), topped up in batches that the pod start rate uses up within
-// the release delay. Shown in status and metrics.
+// the release delay, with the addresses resting after pods stopped (IP_COOLDOWN_PERIOD)
+// counted towards the batch, since each is back within the cooldown. Shown in status and
+// metrics.
 type Adaptive struct {
 	StartRate float64       // pod starts per second over the last RateWindow (or since the first start, if later)
 	Burst     int           // most starts seen within twice the replenish latency
 	Replenish time.Duration // median of the recent grows' durations (DefaultReplenish before any)
 	Target    int           // free addresses kept (usable now; resting ones do not count)
-	Batch     int           // addresses a grow asks for beyond the target, and the surplus kept before releasing
+	Batch     int           // addresses beyond the target a grow tops up to and the pool keeps before releasing, free or resting
 	Reason    string
 }
 
 // AdaptiveOf sizes the adaptive pool from s.History at s.Now:
 //
 //	Target = max(ceil(StartRate × 2 × Replenish), Burst) + 1
+//	         (before any start NothingSeenTarget in the adaptive mode; 1 as the AWS modes' usable floor)
 //	Batch  = ceil(StartRate × ReleaseDelay), at most one ENI's slots
 //
 // Twice the replenish latency covers the starts during one grow and the one that triggers the
@@ -74,6 +82,9 @@ func AdaptiveOf(s State) Adaptive {
 	}
 	ad.Burst = maxWithin(recent, 2*ad.Replenish)
 	ad.Target = max(int(math.Ceil(ad.StartRate*2*ad.Replenish.Seconds())), ad.Burst) + 1
+	if len(recent) == 0 && s.Settings.Adaptive {
+		ad.Target = NothingSeenTarget
+	}
 	ad.Batch = int(math.Ceil(ad.StartRate * s.Settings.ReleaseDelay.Seconds()))
 	if sl := s.Limits.Slots(); sl > 0 {
 		ad.Batch = min(ad.Batch, sl)

@@ -26,8 +26,8 @@ func TestAdaptiveOf(t *testing.T) {
 		burst, target, batch int
 		replenish            time.Duration
 	}{
-		{name: "nothing seen: one free, no batch, the default replenish", delay: 10 * time.Second,
-			target: 1, replenish: DefaultReplenish},
+		{name: "nothing seen: two free (a pod and one starting with it), no batch, the default replenish", delay: 10 * time.Second,
+			target: NothingSeenTarget, replenish: DefaultReplenish},
 		{name: "one start a second, 500ms replenish, 10s release delay",
 			h:     History{Starts: every(31, time.Second), Replenish: []time.Duration{400 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}},
 			delay: 10 * time.Second, rate: 31.0 / 30, burst: 2, target: 3, batch: 11, replenish: 500 * time.Millisecond},
@@ -80,10 +80,10 @@ func TestDecideAdaptive(t *testing.T) {
 			state: st(ENI{ID: "eni-0", IPs: ip0}),
 			edit:  func(s *State) { s.Assigned = set(ip0[:5]) }, // 24 free > 14
 			want:  "", reason: "released at"},
-		{name: "above the band for the release delay: releases down to target + batch in one call",
+		{name: "above the band for the release delay: releases down to target + batch + 1 in one call",
 			state: st(ENI{ID: "eni-0", IPs: ip0}),
 			edit:  func(s *State) { s.Assigned = set(ip0[:5]); s.OverSince = t0.Add(-11 * time.Second) },
-			want:  "unassign-ips eni-0 " + fmtAddrs(reversed(ip0[19:])), reason: "releasing"},
+			want:  "unassign-ips eni-0 " + fmtAddrs(reversed(ip0[20:])), reason: "releasing"},
 		{name: "waiting ADDs are kept what they will take",
 			state: st(ENI{ID: "eni-0", IPs: ip0}),
 			edit: func(s *State) {
@@ -92,14 +92,53 @@ func TestDecideAdaptive(t *testing.T) {
 				s.Waiting = 20
 			},
 			want: "unassign-ips eni-0 " + fmtAddrs(reversed(ip0[25:]))},
-		{name: "nothing seen: one free address, asked for when it is taken",
-			state: func() State { s := st(ENI{ID: "eni-0", IPs: ip0[:1]}); s.History = History{}; return s }(),
+		{name: "nothing seen: two free addresses, topped up when one is taken",
+			state: func() State { s := st(ENI{ID: "eni-0", IPs: ip0[:2]}); s.History = History{}; return s }(),
 			edit:  func(s *State) { s.Assigned = set(ip0[:1]) },
-			want:  "assign-ips eni-0 1", reason: "1 free kept, batches of 0"},
+			want:  "assign-ips eni-0 1", reason: "2 free kept, batches of 0"},
+		{name: "resting addresses count towards the batch: they are back within the cooldown",
+			state: st(ENI{ID: "eni-0", IPs: ip0[:20]}),
+			edit: func(s *State) {
+				s.Assigned = set(ip0[:12])
+				s.Released = rested(ip0[12:18], t0.Add(-time.Second)) // 6 resting, 2 free < 3
+			},
+			want: "assign-ips eni-0 6"}, // to 3 + 11 free or resting
+		{name: "the target is kept free now, whatever rests; with no room, one more: an ENI for that alone",
+			state: st(ENI{ID: "eni-0", IPs: ip0[:29]}),
+			edit: func(s *State) {
+				s.Assigned = set(ip0[:10])
+				s.Released = rested(ip0[10:28], t0.Add(-time.Second)) // 18 resting, 1 free < 3, no room
+			},
+			want: "create-eni 3"}, // to 3 + 1 free
+		{name: "the batch is fetched ahead only on ENIs with room: it never attaches an ENI",
+			state: st(ENI{ID: "eni-0", IPs: ip0[:28]}),
+			edit:  func(s *State) { s.Assigned = set(ip0[:26]) }, // 2 free < 3, room for 1
+			want:  "assign-ips eni-0 1", reason: "fetched ahead only on ENIs with room"},
+		{name: "an ENI is attached when the target itself needs one, with the batch",
+			state: st(ENI{ID: "eni-0", IPs: ip0}),
+			edit:  func(s *State) { s.Assigned = set(ip0[:27]) }, // 2 free < 3, no room
+			want:  "create-eni 12"},
+		{name: "released down to target + batch + 1 free or resting, the target free",
+			state: st(ENI{ID: "eni-0", IPs: ip0}),
+			edit: func(s *State) {
+				s.Assigned = set(ip0[:5])
+				s.Released = rested(ip0[5:9], t0.Add(-time.Second)) // 4 resting, 20 free
+				s.OverSince = t0.Add(-11 * time.Second)
+			},
+			want: "unassign-ips eni-0 " + fmtAddrs(reversed(ip0[20:]))}, // 11 free + 4 resting = 3 + 11 + 1
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.check(t) })
 	}
+}
+
+// rested marks addresses released at at (resting for the cooldown from then).
+func rested(as []netip.Addr, at time.Time) map[netip.Addr]time.Time {
+	m := map[netip.Addr]time.Time{}
+	for _, a := range as {
+		m[a] = at
+	}
+	return m
 }
 
 func reversed[T any](in []T) []T {
