@@ -44,6 +44,9 @@ var churnConfigs = []churnConfig{
 	{"adaptive (VPCNET_WARM_POOL=adaptive)", map[string]string{"VPCNET_WARM_POOL": "adaptive"}, nil, true},
 }
 
+// env is the agent setting name as cfg sets it ("" when unset).
+func (cfg churnConfig) env(name string) string { return cfg.agent[name] }
+
 // churnResult is what one configuration did with a trace.
 type churnResult struct {
 	utilisation float64 // time-weighted pods / pod addresses held, %
