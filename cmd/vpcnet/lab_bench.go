@@ -56,7 +56,7 @@ Scenarios: ` + strings.Join(bench.Scenarios(), ", ") + `. --short runs a small v
 	f := cmd.Flags()
 	f.StringSliceVar(&names, "scenario", nil, fmt.Sprintf("run only these scenarios, repeatable (%s)", strings.Join(bench.Scenarios(), ", ")))
 	f.BoolVar(&short, "short", false, "a small version of each scenario (few iterations, fewer pods), for CI")
-	f.BoolVar(&realSpeed, "real-speed", false, "churn: play the churn trace ten times slower (450 s a setting), as a cluster lives, with the agents' default 30 s timers, for the settings with upstream real-speed figures")
+	f.BoolVar(&realSpeed, "real-speed", false, "churn: play the churn trace ten times slower (450 s a setting), as a cluster lives, with the agents' default 30 s timers: the settings with upstream real-speed figures, WARM_IP_TARGET=3 with MINIMUM_IP_TARGET=10, and the adaptive mode (also on the bursty trace)")
 	f.StringVar(&format, "format", "table", "table or json")
 	return cmd
 }
