@@ -40,8 +40,9 @@ func TestBadNodeNameTouchesNothing(t *testing.T) {
 // TestKubernetesSideIsSlim guards vpcnetd's resident memory (issue 16 item 7: at most 25 MiB
 // with 250 pods, paid on every node). The Kubernetes side stays in this one binary (a second
 // process would add its own runtime and heap to the node), but talks to the API server through
-// one core/v1 rest.RESTClient with a scheme of the three kinds it uses (internal/k8s/rest.go),
-// client-go's cache informers and its own event writer (internal/k8s/events.go). Client-go's Clientset
+// one core/v1 rest.RESTClient with a scheme of the three kinds it uses, declared with only the
+// fields it reads (internal/k8s/rest.go, types.go), client-go's cache informers and its own event
+// writer (internal/k8s/events.go). Client-go's Clientset
 // (k8s.io/client-go/kubernetes...), informer factory and listers, and the all-groups scheme
 // (kubernetes/scheme) link typed clients, informers and types of some 60 API groups: about 9 MiB
 // of resident memory (BENCHMARKS.md, "vpcnetd's resident memory"), whatever the agent does. Nor may the test-only API server (k8stest, client-go's fake and testing) reach it.
@@ -59,7 +60,10 @@ func TestKubernetesSideIsSlim(t *testing.T) {
 			"k8s.io/client-go/applyconfigurations", "github.com/vpcnet/vpcnet/internal/k8s/k8stest",
 			// client-go's event recorder: its patch builder links the OpenAPI models
 			// (kube-openapi, gnostic) and their parsers, 1.2 MiB resident (internal/k8s/events.go).
-			"k8s.io/client-go/tools/record", "k8s.io/apimachinery/pkg/util/strategicpatch", "k8s.io/kube-openapi/pkg/util/proto", "github.com/google/gnostic-models"} {
+			"k8s.io/client-go/tools/record", "k8s.io/apimachinery/pkg/util/strategicpatch", "k8s.io/kube-openapi/pkg/util/proto", "github.com/google/gnostic-models",
+			// the typed structs of every API kind, with their protobuf code and documentation
+			// maps built at start: the agent has its own Node, Pod and Event (internal/k8s/types.go).
+			"k8s.io/api"} {
 			if p == banned || strings.HasPrefix(p, banned+"/") {
 				t.Errorf("vpcnetd links %s", p)
 			}

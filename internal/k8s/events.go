@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -49,7 +48,7 @@ const (
 var EventRetryWait = 10 * time.Second
 
 // objectKey names an event's source and object.
-func objectKey(e *corev1.Event) string {
+func objectKey(e *Event) string {
 	o := e.InvolvedObject
 	return fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s", e.Source.Component, e.Source.Host, o.Kind, o.Namespace, o.Name, o.UID, o.APIVersion)
 }
@@ -90,12 +89,12 @@ func newCorrelator() *correlator {
 // lastTimestamp, message).
 type write struct {
 	key   string // what the correlator remembers the result under
-	event *corev1.Event
+	event *Event
 	patch []byte // nil: create event
 }
 
 // observe applies the rules to e at now; ok=false means drop it (spam).
-func (c *correlator) observe(e *corev1.Event, now time.Time) (w write, ok bool) {
+func (c *correlator) observe(e *Event, now time.Time) (w write, ok bool) {
 	obj := objectKey(e)
 	b := c.buckets[obj]
 	if b == nil {
@@ -135,7 +134,7 @@ func (c *correlator) observe(e *corev1.Event, now time.Time) (w write, ok bool) 
 }
 
 // done records that the API server has w's event as e.
-func (c *correlator) done(w write, e *corev1.Event, now time.Time) {
+func (c *correlator) done(w write, e *Event, now time.Time) {
 	c.seen[w.key] = &written{name: e.Name, namespace: e.Namespace, count: e.Count, first: e.FirstTimestamp, used: now}
 	if len(c.seen) <= eventCacheSize {
 		return
@@ -152,24 +151,24 @@ func (c *correlator) done(w write, e *corev1.Event, now time.Time) {
 // recorder makes the agent's events and writes them to the API server from one goroutine.
 type recorder struct {
 	rc     rest.Interface
-	source corev1.EventSource
+	source EventSource
 	log    *slog.Logger
-	queue  chan *corev1.Event
+	queue  chan *Event
 }
 
-func newRecorder(rc rest.Interface, source corev1.EventSource, log *slog.Logger) *recorder {
-	return &recorder{rc: rc, source: source, log: log, queue: make(chan *corev1.Event, EventQueue)}
+func newRecorder(rc rest.Interface, source EventSource, log *slog.Logger) *recorder {
+	return &recorder{rc: rc, source: source, log: log, queue: make(chan *Event, EventQueue)}
 }
 
-// eventf queues an event of type (corev1.EventTypeNormal or Warning) and reason about ref, its
+// eventf queues an event of type (EventTypeNormal or EventTypeWarning) and reason about ref, its
 // message made by fmt.Sprintf; a full queue drops it.
-func (r *recorder) eventf(ref *corev1.ObjectReference, eventType, reason, format string, args ...any) {
+func (r *recorder) eventf(ref *ObjectReference, eventType, reason, format string, args ...any) {
 	now := metav1.Now()
 	ns := ref.Namespace
 	if ns == "" {
 		ns = metav1.NamespaceDefault
 	}
-	e := &corev1.Event{
+	e := &Event{
 		ObjectMeta:          metav1.ObjectMeta{Name: fmt.Sprintf("%v.%x", ref.Name, now.UnixNano()), Namespace: ns},
 		InvolvedObject:      *ref,
 		Reason:              reason,
@@ -227,8 +226,8 @@ func (r *recorder) run(ctx context.Context) {
 
 // write creates w's event, or patches it; a patch of an event the API server no longer has
 // creates it again, count kept.
-func (r *recorder) write(ctx context.Context, w write) (*corev1.Event, error) {
-	out := &corev1.Event{}
+func (r *recorder) write(ctx context.Context, w write) (*Event, error) {
+	out := &Event{}
 	if w.patch != nil {
 		err := r.rc.Patch(types.StrategicMergePatchType).Namespace(w.event.Namespace).Resource("events").Name(w.event.Name).Body(w.patch).Do(ctx).Into(out)
 		if !apierrors.IsNotFound(err) {

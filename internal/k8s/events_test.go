@@ -7,24 +7,23 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
-func podEvent(name, reason, msg string, at time.Time) *corev1.Event {
+func podEvent(name, reason, msg string, at time.Time) *Event {
 	t := metav1.NewTime(at)
-	return &corev1.Event{
+	return &Event{
 		ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", name, at.UnixNano()), Namespace: "default"},
-		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: name, UID: types.UID("uid-" + name)},
-		Reason:         reason, Message: msg, Type: corev1.EventTypeWarning, Count: 1, FirstTimestamp: t, LastTimestamp: t,
-		Source: corev1.EventSource{Component: "vpcnetd", Host: nodeName},
+		InvolvedObject: ObjectReference{Kind: "Pod", Namespace: "default", Name: name, UID: types.UID("uid-" + name)},
+		Reason:         reason, Message: msg, Type: EventTypeWarning, Count: 1, FirstTimestamp: t, LastTimestamp: t,
+		Source: EventSource{Component: "vpcnetd", Host: nodeName},
 	}
 }
 
 // observeWritten runs e through c and, unless dropped, records it as written the way the API
 // server would answer (a create keeps the name, a patch the count).
-func observeWritten(t *testing.T, c *correlator, e *corev1.Event, now time.Time) (write, bool) {
+func observeWritten(t *testing.T, c *correlator, e *Event, now time.Time) (write, bool) {
 	t.Helper()
 	w, ok := c.observe(e, now)
 	if ok {

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/vpcnet/vpcnet/internal/ipam/store"
 )
 
@@ -96,7 +94,7 @@ func (c *Client) gcPass(missing map[store.Key]time.Time, now time.Time) {
 	}
 	present := map[string]string{}
 	for _, o := range c.pods.GetStore().List() {
-		if p, ok := o.(*corev1.Pod); ok && p.Spec.NodeName == c.node {
+		if p, ok := o.(*Pod); ok && p.Spec.NodeName == c.node {
 			present[p.Namespace+"/"+p.Name] = string(p.UID)
 		}
 	}
@@ -113,7 +111,7 @@ func (c *Client) gcPass(missing map[store.Key]time.Time, now time.Time) {
 			}
 			c.log.Info("kubernetes GC: released the address of a pod the API server no longer has on this node", "pod", al.PodNamespace+"/"+al.PodName,
 				"uid", al.PodUID, "ip", al.Addr, "container", al.Key.ContainerID, "why", why)
-			c.rec.eventf(&corev1.ObjectReference{Kind: "Node", Name: c.node, UID: nodeUID(c.node)}, corev1.EventTypeNormal, ReasonReleasedGone,
+			c.rec.eventf(&ObjectReference{Kind: "Node", Name: c.node, UID: nodeUID(c.node)}, EventTypeNormal, ReasonReleasedGone,
 				"released %s of pod %s/%s (sandbox %s): %s and its sandbox's network is gone", al.Addr, al.PodNamespace, al.PodName, short(al.Key.ContainerID), why)
 		}
 	}

@@ -1,6 +1,7 @@
 // Package k8s is the node agent's optional Kubernetes side (issue 14 item 4). Given the node's
-// name (NODE_NAME, from the downward API) and a core/v1 REST client (NewRESTClient), it watches that Node and the pods on it
-// through informers (no polling), and once the agent has read its identity from IMDS:
+// name (NODE_NAME, from the downward API) and a core/v1 REST client (NewRESTClient), it watches
+// that Node and the pods on it through informers (no polling), and once the agent has read its
+// identity from IMDS:
 //
 //   - checks the Node is this instance: its spec.providerID names the IMDS instance ID
 //     (aws:///<zone>/<instance-id>), or, when kubelet runs without a cloud provider and sets no
@@ -32,11 +33,11 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
@@ -112,37 +113,42 @@ func New(rc rest.Interface, nodeName string, log *slog.Logger, opts ...Option) (
 		lw := cache.NewListWatchFromClient(rc, resource, metav1.NamespaceAll, fields.OneTermEqualSelector(field, value))
 		return cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	}
-	c.nodes = inform("nodes", &corev1.Node{}, "metadata.name", nodeName)
-	c.pods = inform("pods", &corev1.Pod{}, "spec.nodeName", nodeName)
+	c.nodes = inform("nodes", &Node{}, "metadata.name", nodeName)
+	c.pods = inform("pods", &Pod{}, "spec.nodeName", nodeName)
+	for _, inf := range []cache.SharedIndexInformer{c.nodes, c.pods} {
+		if err := inf.SetTransform(dropManagedFields); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := c.nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.poke() },
 		UpdateFunc: func(any, any) { c.poke() },
 	}); err != nil {
 		return nil, err
 	}
-	c.rec = newRecorder(rc, corev1.EventSource{Component: "vpcnetd", Host: nodeName}, log)
+	c.rec = newRecorder(rc, EventSource{Component: "vpcnetd", Host: nodeName}, log)
 	return c, nil
 }
 
 // getNode returns the informer's copy of this Node, or a NotFound error.
-func (c *Client) getNode() (*corev1.Node, error) {
+func (c *Client) getNode() (*Node, error) {
 	o, ok, err := c.nodes.GetStore().GetByKey(c.node)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return nil, errors.NewNotFound(corev1.Resource("nodes"), c.node)
+		return nil, errors.NewNotFound(schema.GroupResource{Resource: "nodes"}, c.node)
 	}
-	return o.(*corev1.Node), nil
+	return o.(*Node), nil
 }
 
 // getPod returns the informer's copy of pod namespace/name, if it is on this node.
-func (c *Client) getPod(namespace, name string) (*corev1.Pod, bool) {
+func (c *Client) getPod(namespace, name string) (*Pod, bool) {
 	o, ok, err := c.pods.GetStore().GetByKey(namespace + "/" + name)
 	if err != nil || !ok {
 		return nil, false
 	}
-	return o.(*corev1.Pod), true
+	return o.(*Pod), true
 }
 
 // podsSynced says whether the pods informer has listed the pods once.
@@ -228,7 +234,7 @@ func (c *Client) Status(st agent.Status) {
 	c.want = want
 	c.mu.Unlock()
 	if turned {
-		c.rec.eventf(&corev1.ObjectReference{Kind: "Node", Name: c.node, UID: nodeUID(c.node)}, corev1.EventTypeWarning, ReasonSubnetExhausted, "%s", st.Message)
+		c.rec.eventf(&ObjectReference{Kind: "Node", Name: c.node, UID: nodeUID(c.node)}, EventTypeWarning, ReasonSubnetExhausted, "%s", st.Message)
 	}
 	c.poke()
 }
@@ -241,13 +247,13 @@ func (c *Client) AddRefused(namespace, name string, st agent.Status) {
 	if !verified || name == "" {
 		return
 	}
-	var ref *corev1.ObjectReference
+	var ref *ObjectReference
 	if p, ok := c.getPod(namespace, name); ok {
-		ref = &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion}
+		ref = &ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion}
 	} else {
-		ref = &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: namespace, Name: name}
+		ref = &ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: namespace, Name: name}
 	}
-	c.rec.eventf(ref, corev1.EventTypeWarning, ReasonNoFreeAddress, "no free VPC address on node %s (%s): %s", c.node, st.Reason, st.Message)
+	c.rec.eventf(ref, EventTypeWarning, ReasonNoFreeAddress, "no free VPC address on node %s (%s): %s", c.node, st.Reason, st.Message)
 }
 
 // sync checks the Node once the identity is known, then patches the annotations if they differ;
@@ -309,7 +315,7 @@ func (c *Client) sync(ctx context.Context) bool {
 
 // matches says whether node is the instance id: by providerID when it has one, else by its
 // InternalIP addresses. ok=false with why="" means the Node does not say yet.
-func matches(node *corev1.Node, id cloud.Identity) (ok bool, why string) {
+func matches(node *Node, id cloud.Identity) (ok bool, why string) {
 	if p := node.Spec.ProviderID; p != "" {
 		if strings.HasPrefix(p, "aws://") && p[strings.LastIndex(p, "/")+1:] == id.InstanceID {
 			return true, "providerID " + p
@@ -318,7 +324,7 @@ func matches(node *corev1.Node, id cloud.Identity) (ok bool, why string) {
 	}
 	var ips []string
 	for _, a := range node.Status.Addresses {
-		if a.Type != corev1.NodeInternalIP {
+		if a.Type != NodeInternalIP {
 			continue
 		}
 		ips = append(ips, a.Address)
@@ -332,7 +338,7 @@ func matches(node *corev1.Node, id cloud.Identity) (ok bool, why string) {
 	return false, "InternalIP " + strings.Join(ips, ",")
 }
 
-func annotated(node *corev1.Node, want map[string]string) bool {
+func annotated(node *Node, want map[string]string) bool {
 	for k, v := range want {
 		if got, ok := node.Annotations[k]; !ok || got != v {
 			return false

@@ -139,7 +139,7 @@ func TestMatches(t *testing.T) {
 		{node("", "10.0.1.11", "fd00::1"), false, true},
 		{node(""), false, false},
 	} {
-		ok, why := matches(tc.n, id)
+		ok, why := matches(view(t, tc.n), id)
 		if ok != tc.ok || (why != "") != tc.decide {
 			t.Errorf("providerID %q addresses %v: ok=%v why=%q; want ok=%v decided=%v", tc.n.Spec.ProviderID, tc.n.Status.Addresses, ok, why, tc.ok, tc.decide)
 		}
@@ -238,7 +238,7 @@ func FuzzMatches(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, providerID, ip string) {
 		n := node(providerID, ip)
-		ok, why := matches(n, id)
+		ok, why := matches(view(t, n), id)
 		if !ok {
 			return
 		}

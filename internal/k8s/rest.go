@@ -2,8 +2,8 @@ package k8s
 
 import (
 	"context"
+	"sync"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
@@ -12,8 +12,8 @@ import (
 )
 
 // The agent talks to the API server through one rest.RESTClient for the core group (v1), whose
-// scheme holds only the kinds it reads or writes: Node, Pod and Event (with their lists), plus
-// meta/v1's options, Status and WatchEvent. Not client-go's Clientset, informer factory or
+// scheme holds only the kinds it reads or writes: Node, Pod and Event (types.go, with the lists
+// it reads), plus meta/v1's options, Status and WatchEvent. Not client-go's Clientset, informer factory or
 // all-groups scheme (k8s.io/client-go/kubernetes...): linked, those are about 8 MiB of the
 // agent's resident memory whatever it does (issue 16 item 7, BENCHMARKS.md "vpcnetd's resident
 // memory"), for typed clients of some 60 API groups it never calls. What it calls is exactly
@@ -23,16 +23,14 @@ import (
 //	pods:   list, watch (the pods with spec.nodeName = the node)
 //	events: create, patch (a repeated event is folded into a count, events.go)
 
-// scheme is the agent's Kubernetes scheme.
-var scheme = newScheme()
+// scheme is the agent's Kubernetes scheme, made when the Kubernetes side starts (an agent
+// outside a cluster never builds it).
+var scheme = sync.OnceValue(newScheme)
 
 func newScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	s.AddKnownTypes(corev1.SchemeGroupVersion,
-		&corev1.Node{}, &corev1.NodeList{},
-		&corev1.Pod{}, &corev1.PodList{},
-		&corev1.Event{}, &corev1.EventList{})
-	metav1.AddToGroupVersion(s, corev1.SchemeGroupVersion)
+	s.AddKnownTypes(coreV1, &Node{}, &NodeList{}, &Pod{}, &PodList{}, &Event{})
+	metav1.AddToGroupVersion(s, coreV1)
 	return s
 }
 
@@ -40,12 +38,15 @@ func newScheme() *runtime.Scheme {
 // asks for (no protobuf, CBOR or YAML serializers linked). Objects sent carry their kind and
 // apiVersion; objects read are decoded as they come, without conversion (the scheme has one
 // version per kind).
-type jsonOnly struct{ info runtime.SerializerInfo }
+type jsonOnly struct {
+	info runtime.SerializerInfo
+	s    *runtime.Scheme
+}
 
-func negotiator() runtime.NegotiatedSerializer {
-	plain := json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme, scheme, json.SerializerOptions{})
-	pretty := json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme, scheme, json.SerializerOptions{Pretty: true})
-	return jsonOnly{runtime.SerializerInfo{
+func negotiator(s *runtime.Scheme) runtime.NegotiatedSerializer {
+	plain := json.NewSerializerWithOptions(json.DefaultMetaFactory, s, s, json.SerializerOptions{})
+	pretty := json.NewSerializerWithOptions(json.DefaultMetaFactory, s, s, json.SerializerOptions{Pretty: true})
+	return jsonOnly{s: s, info: runtime.SerializerInfo{
 		MediaType:        runtime.ContentTypeJSON,
 		MediaTypeType:    "application",
 		MediaTypeSubType: "json",
@@ -60,8 +61,8 @@ func (j jsonOnly) SupportedMediaTypes() []runtime.SerializerInfo {
 	return []runtime.SerializerInfo{j.info}
 }
 
-func (jsonOnly) EncoderForVersion(e runtime.Encoder, gv runtime.GroupVersioner) runtime.Encoder {
-	return runtime.WithVersionEncoder{Version: gv, Encoder: e, ObjectTyper: scheme}
+func (j jsonOnly) EncoderForVersion(e runtime.Encoder, gv runtime.GroupVersioner) runtime.Encoder {
+	return runtime.WithVersionEncoder{Version: gv, Encoder: e, ObjectTyper: j.s}
 }
 
 func (jsonOnly) DecoderToVersion(d runtime.Decoder, _ runtime.GroupVersioner) runtime.Decoder {
@@ -73,11 +74,12 @@ func (jsonOnly) DecoderToVersion(d runtime.Decoder, _ runtime.GroupVersioner) ru
 // core group's.
 func NewRESTClient(config *rest.Config) (*rest.RESTClient, error) {
 	c := rest.CopyConfig(config)
-	c.GroupVersion = &corev1.SchemeGroupVersion
+	gv := coreV1
+	c.GroupVersion = &gv
 	c.APIPath = "/api"
 	c.ContentType = runtime.ContentTypeJSON
 	c.AcceptContentTypes = runtime.ContentTypeJSON
-	c.NegotiatedSerializer = negotiator()
+	c.NegotiatedSerializer = negotiator(scheme())
 	if c.UserAgent == "" {
 		c.UserAgent = rest.DefaultKubernetesUserAgent()
 	}
