@@ -373,10 +373,6 @@ func minHeld(st ipam.Settings, lim ipam.Limits, pods int) int {
 	}
 }
 
-// simulate plays trace on spec.Nodes simulated m5.large agents with settings st (the bench's
-// churn labs), after a warm-up with no pods, in ticks of 10 ms.
-func simulate(st ipam.Settings, spec churntrace.Spec) simResult { return simulateSlowed(st, spec, 1) }
-
 // simulateSlowed plays the trace slow times slower (the bench's --real-speed: 10, with the
 // agents' default 30 s timers in st).
 func simulateSlowed(st ipam.Settings, spec churntrace.Spec, slow int) simResult {
