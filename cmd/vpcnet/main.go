@@ -37,7 +37,41 @@ This tool plans capacity (vpcnet plan), runs vpcsim, an emulated VPC that AWS cl
 	for _, f := range subcommands {
 		root.AddCommand(f())
 	}
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every command group (a command with subcommands and no action of
+// its own) refuse an argument that names none of its subcommands: one line, cobra's
+// "unknown command X for Y" with its suggestions, and exit 2. Without it cobra accepts the
+// argument of a group below the root and prints the group's help with exit 0. A group run with
+// no argument still prints its help.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		} else {
+			var names []string
+			for _, sub := range c.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, sub.Name())
+				}
+			}
+			msg += "; its commands: " + strings.Join(names, ", ")
+		}
+		return usageError{errors.New(msg)}
+	}
+	c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 }
 
 func main() {

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+// Every command group of the tree (a command with subcommands) refuses an argument that names
+// none of its subcommands with one line on stderr, nothing on stdout, and exit 2; run bare it
+// still prints its help with exit 0.
+func TestEveryGroupRefusesUnknownSubcommand(t *testing.T) {
+	var groups [][]string
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		if c.HasSubCommands() {
+			groups = append(groups, path)
+		}
+		for _, sub := range c.Commands() {
+			if sub.Name() == "help" || sub.Name() == "completion" {
+				continue
+			}
+			walk(sub, append(append([]string(nil), path...), sub.Name()))
+		}
+	}
+	walk(newRoot(), nil)
+	if len(groups) < 6 {
+		t.Fatalf("found only %d command groups: %v", len(groups), groups)
+	}
+	for _, g := range groups {
+		name := "vpcnet"
+		if len(g) > 0 {
+			name += " " + strings.Join(g, " ")
+		}
+		out, errOut, code := vpcnet(t, nil, append(append([]string(nil), g...), "bogus")...)
+		if code != 2 || out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 ||
+			!strings.Contains(errOut, `unknown command "bogus" for "`+name+`"`) {
+			t.Errorf("%s bogus: exit %d, stdout %q, stderr %q; want exit 2, one line naming the unknown command", name, code, out, errOut)
+		}
+	}
+	// A suggestion for a near miss, and a group with no argument still helps.
+	if _, errOut, code := vpcnet(t, nil, "lab", "describe", "nod", "x"); code != 2 || !strings.Contains(errOut, "did you mean node?") {
+		t.Errorf("lab describe nod x: exit %d, %q; want exit 2 with the suggestion node", code, errOut)
+	}
+	if out, _, code := vpcnet(t, nil, "lab", "node"); code != 0 || !strings.Contains(out, "Available Commands:") {
+		t.Errorf("lab node: exit %d, %q; want its help with exit 0", code, out)
+	}
+}
