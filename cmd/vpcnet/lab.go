@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -194,10 +195,15 @@ func newLabDownCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "down",
 		Short: "Remove every namespace, process and file the lab made",
-		Args:  cobra.NoArgs,
+		Long: `down removes every namespace, process and file of the lab named by --name, also of a lab that
+'lab up' made only partly. It fails (exit 1) when no such lab exists, and names the labs that do.`,
+		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if err := lab.ValidateName(labName); err != nil {
 				return usageError{err}
+			}
+			if !lab.Exists(labName) {
+				return noLabError(labName)
 			}
 			if err := lab.Down(context.Background(), labName, progress); err != nil {
 				return err
@@ -206,6 +212,15 @@ func newLabDownCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// noLabError says that the named lab does not exist and which labs do.
+func noLabError(name string) error {
+	labs := lab.Labs()
+	if len(labs) == 0 {
+		return fmt.Errorf("no lab named %s (no lab exists on this machine)", name)
+	}
+	return fmt.Errorf("no lab named %s (labs on this machine: %s)", name, strings.Join(labs, ", "))
 }
 
 func newLabDemoCmd() *cobra.Command {

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
+	"github.com/vpcnet/vpcnet/internal/lab"
 )
 
 // Every command group of the tree (a command with subcommands) refuses an argument that names
@@ -45,5 +49,36 @@ func TestEveryGroupRefusesUnknownSubcommand(t *testing.T) {
 	}
 	if out, _, code := vpcnet(t, nil, "lab", "node"); code != 0 || !strings.Contains(out, "Available Commands:") {
 		t.Errorf("lab node: exit %d, %q; want its help with exit 0", code, out)
+	}
+}
+
+// `lab down` of a lab that does not exist fails with one line naming the labs that do; down of a
+// partly made lab (a state directory and nothing else) works, and a second down then fails.
+func TestLabDownOfMissingLabFails(t *testing.T) {
+	root := t.TempDir()
+	name := fmt.Sprintf("hyg%d", os.Getpid())
+	other := fmt.Sprintf("other%d", os.Getpid())
+	if err := os.MkdirAll(filepath.Join(root, other), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{lab.EnvRoot + "=" + root}
+	out, errOut, code := vpcnet(t, env, "lab", "down", "--name", name)
+	if code != 1 || out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 ||
+		!strings.Contains(errOut, "no lab named "+name+" (labs on this machine: ") || !strings.Contains(errOut, other) {
+		t.Errorf("down of a lab that never existed: exit %d, stdout %q, stderr %q; want exit 1 and one line naming %s", code, out, errOut, other)
+	}
+	// A partly made lab: only its state directory.
+	if err := os.MkdirAll(filepath.Join(root, name, "nodes"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = vpcnet(t, env, "lab", "down", "--name", name)
+	if code != 0 || !strings.Contains(out, "lab "+name+" is down") {
+		t.Fatalf("down of a partly made lab: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(root, name)); !os.IsNotExist(err) {
+		t.Errorf("down left the state directory: %v", err)
+	}
+	if _, errOut, code = vpcnet(t, env, "lab", "down", "--name", name); code != 1 || !strings.Contains(errOut, "no lab named "+name) {
+		t.Errorf("second down: exit %d, stderr %q; want exit 1, no lab named %s", code, errOut, name)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/vpcnet/vpcnet/internal/netnsx"
@@ -58,4 +60,40 @@ func ControllerAlive(name string) int {
 		return pid
 	}
 	return 0
+}
+
+// Exists reports whether anything of the named lab is left on this machine: its state directory
+// under Root() or a namespace named for it. A lab that `lab up` only partly made exists; one
+// that `lab down` removed, or that never was, does not.
+func Exists(name string) bool {
+	if _, err := os.Stat(PathsFor(name).Dir); err == nil {
+		return true
+	}
+	names, _ := netnsx.List(NSPrefix(name))
+	return len(names) > 0
+}
+
+// Labs returns the names of the labs that exist on this machine, sorted: the valid lab names
+// among Root()'s directories and the namespaces named vpcnet-<lab>-<role>.
+func Labs() []string {
+	seen := map[string]bool{}
+	if ents, err := os.ReadDir(Root()); err == nil {
+		for _, e := range ents {
+			if e.IsDir() && ValidateName(e.Name()) == nil {
+				seen[e.Name()] = true
+			}
+		}
+	}
+	names, _ := netnsx.List(nsPrefix)
+	for _, n := range names {
+		if lab, _, ok := strings.Cut(strings.TrimPrefix(n, nsPrefix), "-"); ok && ValidateName(lab) == nil {
+			seen[lab] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
