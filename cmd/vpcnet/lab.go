@@ -269,7 +269,7 @@ Kubernetes, no build: pods wired through libcni as a runtime would).`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&keep, "keep", false, "leave the lab up at the end (then `vpcnet lab down`)")
+	cmd.Flags().BoolVar(&keep, "keep", false, "leave the lab up at the end (remove it later with 'vpcnet lab down')")
 	cmd.Flags().StringVar(&runtime, "runtime", k8s.Name, "kubernetes (the kubectl walk-through on a real cluster) or none (bare namespaces, no Kubernetes)")
 	return cmd
 }

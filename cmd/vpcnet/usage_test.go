@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/vpcnet/vpcnet/internal/lab"
 )
 
@@ -80,5 +82,38 @@ func TestLabDownOfMissingLabFails(t *testing.T) {
 	}
 	if _, errOut, code = vpcnet(t, env, "lab", "down", "--name", name); code != 1 || !strings.Contains(errOut, "no lab named "+name) {
 		t.Errorf("second down: exit %d, stderr %q; want exit 1, no lab named %s", code, errOut, name)
+	}
+}
+
+// pflag takes the first `quoted` word of a flag's usage as the name of its argument, so a
+// backtick in a usage is only right around one upper-case placeholder (`FILE`, `ACTION=RATE/BURST,...`); anything else
+// garbles the help (`--keep vpcnet lab down   leave the lab up...`). Checks every flag of the tree.
+func TestNoFlagUsageHasStrayBackticks(t *testing.T) {
+	placeholder := regexp.MustCompile(`^[A-Z][A-Z0-9_=,./]*$`)
+	n := 0
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		check := func(f *pflag.Flag) {
+			n++
+			if !strings.Contains(f.Usage, "`") {
+				return
+			}
+			name, rest := pflag.UnquoteUsage(f)
+			if !placeholder.MatchString(name) || strings.Contains(rest, "`") {
+				t.Errorf("%s --%s: usage %q makes the argument name %q; quote with ' instead, or quote only an upper-case placeholder", c.CommandPath(), f.Name, f.Usage, name)
+			}
+		}
+		c.LocalFlags().VisitAll(check)
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRoot())
+	if n < 30 {
+		t.Fatalf("checked only %d flags", n)
+	}
+	out, _, code := vpcnet(t, nil, "lab", "demo", "--help")
+	if code != 0 || !strings.Contains(out, "--keep ") || strings.Contains(out, "--keep vpcnet") {
+		t.Errorf("lab demo --help: exit %d, the --keep line is garbled:\n%s", code, out)
 	}
 }
