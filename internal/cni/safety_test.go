@@ -335,6 +335,15 @@ func TestStatusGracePeriod(t *testing.T) {
 				if time.Since(start) < 300*time.Millisecond {
 					t.Fatalf("STATUS failed %v after the outage began, before the grace ended", time.Since(start))
 				}
+				// The message stays the same while the outage lasts (kubelet folds equal
+				// events): ask again for well over a second.
+				first, since := err.Error(), time.Now()
+				for time.Since(since) < 1500*time.Millisecond {
+					time.Sleep(100 * time.Millisecond)
+					if again := c.cni.GetStatusNetworkList(bg, list); again == nil || again.Error() != first {
+						t.Fatalf("STATUS of the same outage changed its message:\n%s\n%v", first, again)
+					}
+				}
 				break
 			}
 			if err != nil || time.Now().After(deadline) {

@@ -28,6 +28,9 @@ const reasonStarting = "starting"
 //   - 51 when the agent cannot be reached and never worked, or has been unreachable for longer
 //     than statusGracePeriod (a restart or a rollout shorter than that does not flip the node).
 //
+// The error's message is the same for as long as the cause is: it names the time the outage
+// began (RFC 3339, UTC), never the time elapsed.
+//
 // "Worked" and "since when not" are kept in <stateDir>/<network>/agent.json (written only when
 // they change). Releases queued while the agent was away are sent first.
 func cmdStatus(args *skel.CmdArgs) error {
@@ -136,7 +139,11 @@ func (c *call) notWorking(now time.Time, code uint, msg, details string) error {
 		}
 	}
 	if down := now.Sub(st.DownSince); down >= c.conf.grace {
-		return types.NewError(code, fmt.Sprintf("%s (for %s, longer than statusGracePeriod %s)", msg, down.Round(time.Second), c.conf.grace), details)
+		// The message names when the outage began, not how long it has lasted, so it stays the
+		// same while the cause does: kubelet then folds its NetworkNotReady events into one
+		// with a count instead of recording a new one each time it asks.
+		return types.NewError(code, fmt.Sprintf("%s (since %s, longer than statusGracePeriod %s)",
+			msg, st.DownSince.UTC().Format(time.RFC3339), c.conf.grace), details)
 	}
 	return nil
 }
