@@ -1,15 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/vpcnet/vpcnet/internal/lab"
@@ -55,11 +54,6 @@ Start with:  vpcnet lab demo                   # the EKS kubectl walk-through, e
 
 // progress prints a long step's progress on stderr.
 func progress(s string) { fmt.Fprintln(os.Stderr, "  ·", s) }
-
-// labContext ends on Ctrl-C.
-func labContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}
 
 func labClient() (*lab.Client, error) {
 	if err := lab.ValidateName(labName); err != nil {
@@ -135,8 +129,19 @@ func newLabUpCmd() *cobra.Command {
 			if errors.As(err, &bad) {
 				return usageError{bad} // vpcnetd's own line; nothing was created
 			}
+			if sig, ok := signalCause(ctx); ok && err != nil {
+				// The signal is the cause, not the step it cut short ("context canceled").
+				err = sig
+				if stdioBroken() {
+					// Nobody reads what vpcnet says (`lab up 2>&1 | head -1`): leave nothing.
+					if derr := lab.Down(context.Background(), labName, func(string) {}); derr != nil {
+						return fmt.Errorf("%v; removing the partly made lab %s: %w", sig, labName, derr)
+					}
+					return fmt.Errorf("%v; the partly made lab %s was removed", sig, labName)
+				}
+			}
 			if err != nil {
-				if c != nil {
+				if c != nil || lab.Exists(labName) {
 					return fmt.Errorf("%w; the lab is partly up: see `vpcnet lab status --name %s`, or remove it with `vpcnet lab down --name %s`", err, labName, labName)
 				}
 				return err
@@ -145,7 +150,11 @@ func newLabUpCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			lab.WriteStatus(os.Stdout, st)
+			var buf bytes.Buffer
+			lab.WriteStatus(&buf, st)
+			if _, err := os.Stdout.Write(buf.Bytes()); err != nil {
+				return fmt.Errorf("lab %s is up, but its status was not written: %w", labName, err)
+			}
 			return nil
 		},
 	}

@@ -202,6 +202,9 @@ func WaitUp(ctx context.Context, name string, pid int, timeout time.Duration) (*
 	deadline := time.Now().Add(timeout)
 	p := PathsFor(name)
 	for time.Now().Before(deadline) {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
 		if pid > 0 && !Alive(pid) {
 			return nil, fmt.Errorf("lab %s: the controller exited; its log %s ends:\n%s", name, p.ControllerLog(), tail(p.ControllerLog(), 15))
 		}
