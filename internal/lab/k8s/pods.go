@@ -62,18 +62,31 @@ func RunPod(ctx context.Context, labName, name, node string, progress func(strin
 	}
 	progress(fmt.Sprintf("pod %s created; waiting for it to run", name))
 	deadline := time.Now().Add(2 * time.Minute)
+	phase := "unknown"
 	for {
 		pods, err := Pods(ctx, labName)
 		if err == nil {
 			for _, p := range pods {
+				if p.Name == name {
+					phase = p.phase
+				}
 				if p.Name == name && p.IP.IsValid() && p.phase == "Running" {
 					return p.PodInfo, nil
 				}
 			}
 		}
 		if time.Now().After(deadline) {
-			out, _ := Kubectl(ctx, labName, "describe", "pod", name).CombinedOutput()
-			return lab.PodInfo{}, fmt.Errorf("pod %s not running after 2 min:\n%s", name, out)
+			// One line: the reason, not the whole `kubectl describe` (that stays one
+			// command away).
+			why := "phase " + phase + ", no warning event"
+			out, err := Kubectl(ctx, labName, "get", "events", "-o", "json",
+				"--field-selector", "involvedObject.kind=Pod,involvedObject.name="+name).Output()
+			if err == nil {
+				if w, err := LastWarning(out); err == nil && w != "" {
+					why = "phase " + phase + ", last warning " + w
+				}
+			}
+			return lab.PodInfo{}, fmt.Errorf("pod %s not running after 2 min (%s); details: vpcnet lab kubectl --name %s -- describe pod %s", name, why, labName, name)
 		}
 		select {
 		case <-ctx.Done():
@@ -209,4 +222,49 @@ func ClusterStatus(ctx context.Context, labName string, st lab.Status) (lab.Stat
 		return st, err
 	}
 	return WithPods(st, pods), nil
+}
+
+// eventList is the part of a `kubectl get events -o json` answer LastWarning reads.
+type eventList struct {
+	Items []struct {
+		Type, Reason, Message string
+		LastTimestamp         time.Time
+		EventTime             time.Time
+		Series                *struct{ LastObservedTime time.Time }
+		Metadata              struct{ CreationTimestamp time.Time }
+	}
+}
+
+// LastWarning reads a `kubectl get events -o json` answer (core/v1 Events) and returns its most
+// recent Warning as one line, "Reason: message" with the message's whitespace folded, or "" when
+// it holds none. An event's time is its series' last observation, else lastTimestamp, else
+// eventTime, else its creation. Malformed JSON is an error.
+func LastWarning(eventsJSON []byte) (string, error) {
+	var list eventList
+	if err := json.Unmarshal(eventsJSON, &list); err != nil {
+		return "", fmt.Errorf("event list: %w", err)
+	}
+	var (
+		best     string
+		bestTime time.Time
+		found    bool
+	)
+	for _, e := range list.Items {
+		if e.Type != "Warning" {
+			continue
+		}
+		at := e.Metadata.CreationTimestamp
+		for _, t := range []time.Time{e.EventTime, e.LastTimestamp} {
+			if !t.IsZero() {
+				at = t
+			}
+		}
+		if e.Series != nil && !e.Series.LastObservedTime.IsZero() {
+			at = e.Series.LastObservedTime
+		}
+		if !found || !at.Before(bestTime) {
+			best, bestTime, found = e.Reason+": "+strings.Join(strings.Fields(e.Message), " "), at, true
+		}
+	}
+	return best, nil
 }

@@ -3,6 +3,7 @@ package k8s_test
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/vpcnet/vpcnet/internal/lab"
@@ -57,4 +58,39 @@ func TestStatusCountsClusterPods(t *testing.T) {
 	if _, err := k8s.NetworkPods([]byte("Error from server")); err == nil {
 		t.Errorf("a non-JSON answer was accepted")
 	}
+}
+
+// A failed `lab pod run` says why in one line: the pod's most recent Warning event (by its last
+// observation), its message folded onto one line; Normal events and older warnings do not count.
+func TestLastWarningIsOneLine(t *testing.T) {
+	answer := []byte(`{"apiVersion": "v1", "kind": "List", "items": [
+	  {"type": "Warning", "reason": "FailedCreatePodSandBox", "lastTimestamp": "2026-11-30T07:00:05Z",
+	   "message": "Failed to create pod sandbox: plugin type=\"vpcnet-cni\" failed (add): old"},
+	  {"type": "Warning", "reason": "FailedCreatePodSandBox", "lastTimestamp": "2026-11-30T07:00:40Z",
+	   "message": "Failed to create pod sandbox: rpc error:\n  code = Unknown desc = failed to setup network:\n\tno free address: subnet-1 (10.10.1.0/28) is exhausted"},
+	  {"type": "Warning", "reason": "Older", "eventTime": "2026-11-30T07:00:10.000000Z"},
+	  {"type": "Normal", "reason": "Scheduled", "lastTimestamp": "2026-11-30T07:01:00Z", "message": "Successfully assigned"}
+	]}`)
+	got, err := k8s.LastWarning(answer)
+	want := "FailedCreatePodSandBox: Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network: no free address: subnet-1 (10.10.1.0/28) is exhausted"
+	if err != nil || got != want {
+		t.Errorf("LastWarning = %q, %v\nwant %q", got, err, want)
+	}
+	if got, err := k8s.LastWarning([]byte(`{"items": [{"type": "Normal", "reason": "Pulled"}]}`)); err != nil || got != "" {
+		t.Errorf("no warning: %q, %v; want \"\"", got, err)
+	}
+	if _, err := k8s.LastWarning([]byte(`{"items": [`)); err == nil {
+		t.Error("malformed JSON: no error")
+	}
+}
+
+func FuzzLastWarning(f *testing.F) {
+	f.Add([]byte(`{"items": [{"type": "Warning", "reason": "R", "message": "a\nb", "lastTimestamp": "2026-11-30T07:00:05Z"}]}`))
+	f.Add([]byte(`{"items": [{"type": "Warning", "series": {"lastObservedTime": "2026-11-30T07:00:05.000000Z"}}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := k8s.LastWarning(b)
+		if err == nil && strings.ContainsAny(s, "\n\r\t") {
+			t.Errorf("LastWarning(%q) = %q: not one line", b, s)
+		}
+	})
 }
