@@ -329,12 +329,14 @@ func stopNode(p Paths, labName string, idx int, progress func(string)) error {
 	return nil
 }
 
-// maxPods is kubelet's maxPods for a node, as `vpcnet plan max-pods` computes it
-// (plan.KubeletMaxPods): what the agent's own capacity function gives pods on a fresh node of
-// the type, with the lab's ENABLE_PREFIX_DELEGATION, MAX_ENI and MAX_PODS, plus the 2
-// host-network pods of EKS's formula (the agent, kube-proxy). So the scheduler stops placing
-// pods on a node exactly when the agent has no address left for them.
-func maxPods(instanceType string, agent map[string]string) (int, error) {
+// maxPods is kubelet's maxPods for a lab node, as `vpcnet plan max-pods --host-network-pods N`
+// computes it (plan.KubeletMaxPods): what the agent's own capacity function gives pods on a
+// fresh node of the type, with the lab's ENABLE_PREFIX_DELEGATION, MAX_ENI and MAX_PODS, plus
+// the host-network pods the lab node really runs (hostNetworkPods). So the scheduler stops
+// placing pods on a node exactly when the agent has no address left for them. EKS's formula
+// adds 2 (the agent and kube-proxy as pods); deploy/ and the agent's published max pods keep
+// that for real clusters.
+func maxPods(instanceType string, agent map[string]string, hostNetworkPods int) (int, error) {
 	t, err := catalog.Builtin().Lookup(instanceType)
 	if err != nil {
 		return 0, err
@@ -349,7 +351,17 @@ func maxPods(instanceType string, agent map[string]string) (int, error) {
 			*dst = n
 		}
 	}
-	return plan.KubeletMaxPods(t, st, false, plan.HostNetworkPods), nil
+	return plan.KubeletMaxPods(t, st, false, hostNetworkPods), nil
+}
+
+// hostNetworkPods is how many host-network pods a lab node runs: kube-proxy is a process of the
+// node, not a pod; the agent is a pod (deploy/'s DaemonSet, vpcnet-node) only with
+// `--agent daemonset`, else the lab's supervised process.
+func hostNetworkPods(cfg lab.Config) int {
+	if cfg.DaemonSetAgent() {
+		return 1
+	}
+	return 0
 }
 
 // apiClient talks to the API server as the admin, from the machine's namespace through the

@@ -92,7 +92,7 @@ func (runtime) NodeAdded(ctx context.Context, c *lab.Client, n lab.NodeInfo, pro
 	if err := os.WriteFile(ctrdConf, []byte(containerdConfig(bc)), 0o644); err != nil {
 		return err
 	}
-	mp, err := maxPods(n.InstanceType, cfg.Agent)
+	mp, err := maxPods(n.InstanceType, cfg.Agent, hostNetworkPods(cfg))
 	if err != nil {
 		return err
 	}

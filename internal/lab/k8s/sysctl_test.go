@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/vpcnet/vpcnet/internal/lab"
 	"github.com/vpcnet/vpcnet/internal/testenv"
 )
 
@@ -58,25 +59,34 @@ func TestSysctlsRestoredByTheLastHolder(t *testing.T) {
 	}
 }
 
-// TestMaxPodsIsThePlannersKubeletNumber: kubelet's maxPods is `vpcnet plan max-pods`, the
-// agent's capacity plus 2 host-network pods, and follows the lab's agent settings.
+// TestMaxPodsIsThePlannersKubeletNumber: kubelet's maxPods is `vpcnet plan max-pods
+// --host-network-pods N`: the agent's capacity, following the lab's agent settings, plus the
+// host-network pods a lab node really runs. kube-proxy is a process there, not a pod, so with
+// the supervised agent that is none (EKS's +2 would leave 2 pods per node admitted by kubelet
+// with no address: "full: ... 15 pod addresses"); with `--agent daemonset` the agent's pod is one.
 func TestMaxPodsIsThePlannersKubeletNumber(t *testing.T) {
+	supervised := lab.Config{AgentMode: lab.AgentSupervised}
+	daemonset := lab.Config{AgentMode: lab.AgentDaemonSet}
 	for _, tc := range []struct {
 		itype string
 		agent map[string]string
+		cfg   lab.Config
 		want  int
 	}{
-		{"t3.medium", nil, 17},
-		{"m5.large", nil, 29},
-		{"t3.medium", map[string]string{"MAX_PODS": "5"}, 7},
-		{"t3.medium", map[string]string{"MAX_ENI": "1"}, 7},
+		{"t3.medium", nil, supervised, 15},
+		{"t3.medium", nil, lab.Config{}, 15},
+		{"t3.medium", nil, daemonset, 16},
+		{"m5.large", nil, supervised, 27},
+		{"m5.large", nil, daemonset, 28},
+		{"t3.medium", map[string]string{"MAX_PODS": "5"}, supervised, 5},
+		{"t3.medium", map[string]string{"MAX_ENI": "1"}, daemonset, 6},
 	} {
-		got, err := maxPods(tc.itype, tc.agent)
+		got, err := maxPods(tc.itype, tc.agent, hostNetworkPods(tc.cfg))
 		if err != nil || got != tc.want {
-			t.Errorf("maxPods(%s, %v) = %d, %v; want %d", tc.itype, tc.agent, got, err, tc.want)
+			t.Errorf("maxPods(%s, %v, agent %q) = %d, %v; want %d", tc.itype, tc.agent, tc.cfg.AgentMode, got, err, tc.want)
 		}
 	}
-	if _, err := maxPods("t3.medium", map[string]string{"MAX_PODS": "many"}); err == nil {
+	if _, err := maxPods("t3.medium", map[string]string{"MAX_PODS": "many"}, 0); err == nil {
 		t.Error("MAX_PODS=many accepted")
 	}
 }
