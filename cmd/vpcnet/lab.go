@@ -240,15 +240,15 @@ func newLabDemoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the EKS + VPC CNI walk-through with kubectl on a real cluster and verify every step",
-		Long: `demo runs the seed's walk-through on a lab cluster (Kubernetes ` + cache.Default.Kubernetes + `, containerd, kubelet per
+		Long: `demo runs the EKS + VPC CNI walk-through on a lab cluster (Kubernetes ` + cache.Default.Kubernetes + `, containerd, kubelet per
 node) and verifies each step: the VPC and subnets in vpcsim; the cluster with 2 nodes, NotReady
 until a CNI is installed; ` + "`kubectl apply`" + ` of vpcnet's manifest (deploy/vpcnet.yaml, the DaemonSet
 mode of ` + "`lab up --agent daemonset`" + `) and the agent Ready on every node; a Deployment whose pods get
 distinct VPC subnet addresses; pod-to-pod traffic across nodes through kubectl exec with no
 tunnel device; ` + "`kubectl describe pod`" + ` showing the address; a new node whose pods get VPC
 addresses; a full /28 subnet leaving the next pods ContainerCreating with the reason in their
-events. It prints each kubectl command with its output, then the seed's process table as
-observed, and tears the cluster down. Exit status 0 only if every step was verified.
+events. It prints each kubectl command with its output, then a table of the steps (what each
+did, whether it was verified, how long it took, what it observed), and tears the cluster down. Exit status 0 only if every step was verified.
 
 The first run builds the cluster's components into a cache (see ` + "`vpcnet lab k8s build`" + `); later
 runs reuse it. --runtime none runs the older walk-through on bare network namespaces (no

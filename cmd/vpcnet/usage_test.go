@@ -117,3 +117,22 @@ func TestNoFlagUsageHasStrayBackticks(t *testing.T) {
 		t.Errorf("lab demo --help: exit %d, the --keep line is garbled:\n%s", code, out)
 	}
 }
+
+// The demo's help and docs/lab.md say what the walk-through and its table are, without the
+// project's own jargon ("the seed's walk-through / process table"), and do not claim that the
+// table's IDs vary (vpcsim's IDs are the same on every run).
+func TestDemoWordingHasNoJargon(t *testing.T) {
+	out, _, code := vpcnet(t, nil, "lab", "demo", "--help")
+	if code != 0 || strings.Contains(out, "seed's") || !strings.Contains(out, "EKS + VPC CNI walk-through") || !strings.Contains(out, "a table of the steps") {
+		t.Errorf("lab demo --help: exit %d, jargon or no description of the table:\n%s", code, out)
+	}
+	doc, err := os.ReadFile("../../docs/lab.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"seed's", "IDs and times vary"} {
+		if strings.Contains(string(doc), bad) {
+			t.Errorf("docs/lab.md still says %q", bad)
+		}
+	}
+}

@@ -89,8 +89,8 @@ func (a *Agent) statusLocked(now time.Time, sum ipam.Summary) Status {
 // Prefix mode is not among them: a /28 needs 16 free aligned addresses, which a full subnet has not.
 func subnetExhaustedMessage(subnetID, cidr string, n int, at time.Time) string {
 	return fmt.Sprintf("subnet %s (%s) has no free addresses (InsufficientFreeAddressesInSubnet, %d in a row, last at %s): "+
-		"free addresses in it (unused ENIs, other nodes' warm pools: lower WARM_ENI_TARGET or set WARM_IP_TARGET/MINIMUM_IP_TARGET), "+
-		"or give the nodes a bigger or an extra subnet", subnetID, cidr, n, at.UTC().Format(time.TimeOnly))
+		"to start more pods, free addresses in it (delete unused ENIs; shrink the other nodes' warm pools with a lower "+
+		"WARM_ENI_TARGET or with WARM_IP_TARGET and MINIMUM_IP_TARGET) or give the nodes a bigger or an extra subnet", subnetID, cidr, n, at.UTC().Format(time.TimeOnly))
 }
 
 // growingLocked reports whether the pool is growing: an assign or an ENI create is in flight,

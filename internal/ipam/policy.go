@@ -157,7 +157,7 @@ func grow(s State, c Summary, g goal, need int, p Plan) Plan {
 		d = min(d, st.BackoffMax)
 		if until := s.Exhausted.Add(d); s.Now.Before(until) {
 			p.Actions = append(p.Actions, Action{Kind: Backoff, Until: until})
-			p.Reason = fmt.Sprintf("subnet exhausted: backing off until %s (%d failures in a row), %d addresses short", until.UTC().Format(time.RFC3339), s.Exhaustions, need)
+			p.Reason = fmt.Sprintf("subnet exhausted: backing off until %s (%d failures in a row), %s short", until.UTC().Format(time.RFC3339), s.Exhaustions, addressCount(need))
 			p.Wake = earliest(p.Wake, until)
 			return p
 		}
@@ -203,7 +203,7 @@ func grow(s State, c Summary, g goal, need int, p Plan) Plan {
 			left = max(left-k, 0)
 		}
 	}
-	p.Reason = fmt.Sprintf("%d addresses short of %s", need, g.what)
+	p.Reason = fmt.Sprintf("%s short of %s", addressCount(need), g.what)
 	if slots <= 0 || slots <= busyRoom {
 		return p
 	}
@@ -442,4 +442,12 @@ func earliest(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// addressCount is n with "address" or "addresses": "1 address", "9 addresses".
+func addressCount(n int) string {
+	if n == 1 {
+		return "1 address"
+	}
+	return fmt.Sprintf("%d addresses", n)
 }
