@@ -228,11 +228,32 @@ func runKubectl(args ...string) error {
 }
 
 func clusterExec(pod string, args []string) error {
+	if err := clusterHasPod(pod); err != nil {
+		return err
+	}
 	return runKubectl(append([]string{"exec", pod, "--"}, args...)...)
+}
+
+// clusterHasPod says "lab X has no pod Y", as the bare runtime does, instead of kubectl's raw
+// NotFound when the cluster's default namespace has no pod of that name.
+func clusterHasPod(pod string) error {
+	pods, err := k8s.PodInfos(cmdContext(), labName)
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		if p.Name == pod {
+			return nil
+		}
+	}
+	return fmt.Errorf("lab %s has no pod %q", labName, pod)
 }
 
 // clusterPing runs vtool's ICMP echo inside the pod; target is a pod name or an address.
 func clusterPing(pod, target string, count int) error {
+	if err := clusterHasPod(pod); err != nil {
+		return err
+	}
 	if _, err := netip.ParseAddr(target); err != nil {
 		pods, err := k8s.PodInfos(cmdContext(), labName)
 		if err != nil {

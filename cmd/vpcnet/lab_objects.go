@@ -104,8 +104,17 @@ func newLabPodCmd() *cobra.Command {
 	var node string
 	run := &cobra.Command{
 		Use:   "run NAME",
-		Short: "Start a pod: a namespace wired by the node's CNI plugin, with an address from the VPC",
-		Args:  cobra.ExactArgs(1),
+		Short: "Start a pod with an address from the VPC (a Pod through the API on a cluster, a namespace on bare pods)",
+		Long: `run starts a pod and waits until it has its address from the VPC subnet.
+
+On a Kubernetes lab (--runtime kubernetes) it creates a Pod through the API (the lab's test image,
+pinned to --node or placed by the scheduler); kubelet runs it through containerd and vpcnet-cni.
+A pod not running after 2 min fails with its phase and last warning event; the details are one
+'vpcnet lab kubectl -- describe pod NAME' away.
+
+On bare pods (--runtime none) it makes a network namespace and wires it with the node's CNI
+plugin through libcni, as a container runtime would.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			if err := lab.ValidatePodName(args[0]); err != nil {
 				return usageError{err}
@@ -126,7 +135,7 @@ func newLabPodCmd() *cobra.Command {
 	run.Flags().StringVar(&node, "node", "", "node name, index or instance ID (default: the ready node with the fewest pods)")
 	rm := &cobra.Command{
 		Use:   "rm NAME",
-		Short: "Remove a pod (CNI DEL, then its namespace)",
+		Short: "Remove a pod (on a cluster: delete the Pod, kubelet runs CNI DEL; bare: CNI DEL, then its namespace)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			if labIsCluster() {
@@ -261,7 +270,12 @@ func newLabDescribeCmd() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "node NODE",
 		Short: "Instance type, ENIs, address slots, pods, max pods and what is left on a node",
-		Args:  cobra.ExactArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("describe node wants one NODE: a node's name, index or instance ID (see vpcnet lab status); got %d arguments", len(args))
+			}
+			return nil
+		},
 		RunE: func(_ *cobra.Command, args []string) error {
 			st, n, err := labNode(args[0])
 			if err != nil {

@@ -136,3 +136,35 @@ func TestDemoWordingHasNoJargon(t *testing.T) {
 		}
 	}
 }
+
+// Help says what the commands do, and bad input is refused before anything runs (exit 2, one line).
+func TestHelpMatchesBehaviour(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		want, not string
+	}{
+		{[]string{"lab", "pod", "run", "--help"}, "creates a Pod through the API", ""},
+		{[]string{"lab", "pod", "run", "--help"}, "network namespace and wires it", ""},
+		{[]string{"lab", "pod", "rm", "--help"}, "delete the Pod, kubelet runs CNI DEL", ""},
+		{[]string{"lab", "bench", "--help"}, "prefix of the labs' names", `(default "default")`},
+	} {
+		out, _, code := vpcnet(t, nil, tc.args...)
+		if code != 0 || !strings.Contains(out, tc.want) || tc.not != "" && strings.Contains(out, tc.not) {
+			t.Errorf("%v: exit %d; want %q in it, not %q:\n%s", tc.args, code, tc.want, tc.not, out)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"lab", "bench", "--real-speed", "--scenario", "setup"}, "--real-speed applies only to the churn scenario"},
+		{[]string{"lab", "bench", "--name", "BAD"}, `--name "BAD": a prefix of 1-18 lowercase letters`},
+		{[]string{"lab", "bench", "--scenario="}, "--scenario is empty"},
+		{[]string{"lab", "describe", "node"}, "describe node wants one NODE: a node's name, index or instance ID"},
+	} {
+		out, errOut, code := vpcnet(t, nil, tc.args...)
+		if code != 2 || out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and one line with %q", tc.args, code, out, errOut, tc.want)
+		}
+	}
+}
