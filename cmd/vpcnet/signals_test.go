@@ -99,8 +99,8 @@ func TestLabUpSIGTERMNamesTheSignal(t *testing.T) {
 	sent := time.Now()
 	code := waitExit(t, cmd)
 	t.Logf("exit %d %v after SIGTERM", code, time.Since(sent))
-	// vpcnet's last line is its error; read up to it (not to EOF: the lab's daemons may hold
-	// the pipe).
+	// vpcnet's last line is its error, in the pipe once vpcnet has exited; read up to it with a
+	// deadline, so a reader that never gets it fails the test instead of hanging it.
 	lastc := make(chan string, 1)
 	go func() {
 		for {
