@@ -37,6 +37,8 @@ This tool plans capacity (vpcnet plan), runs vpcsim, an emulated VPC that AWS cl
 	for _, f := range subcommands {
 		root.AddCommand(f())
 	}
+	// cobra adds its completion group only when it runs; add it now so that it is refused too.
+	root.InitDefaultCompletionCmd()
 	refuseUnknownSubcommands(root)
 	return root
 }
