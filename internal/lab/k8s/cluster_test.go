@@ -136,6 +136,14 @@ func TestClusterTwoNodesPodsAcrossNodesAndNodeAdd(t *testing.T) {
 	if ls := l.must("lab", "pod", "ls"); strings.Contains(ls, "extra") {
 		t.Errorf("extra still listed after lab pod rm:\n%s", ls)
 	}
+	// A pod that is not there: the lab's one line, as on bare pods, not kubectl's NotFound.
+	for _, args := range [][]string{{"lab", "exec", "extra", "--", "/vtool", "addrs"}, {"lab", "ping", "extra", "web-1", "--count", "1"}} {
+		out, err := l.run(args...)
+		want := fmt.Sprintf("vpcnet: lab %s has no pod \"extra\"", l.name)
+		if err == nil || strings.TrimSpace(out) != want {
+			t.Errorf("vpcnet %s after the pod was removed: %v, %q; want an error and only %q", strings.Join(args, " "), err, out, want)
+		}
+	}
 
 	// Scale out: a third node joins, and a pod on it talks to the first.
 	out = l.must("lab", "node", "add")
