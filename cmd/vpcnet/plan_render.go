@@ -114,9 +114,9 @@ func renderSubnets(tw io.Writer, mode plan.Mode, subnets []plan.Subnet) {
 	for _, s := range subnets {
 		switch {
 		case s.Shortfall > 0:
-			fmt.Fprintf(tw, "WARNING: %s is %d addresses short for its %d nodes\n", s.CIDR, s.Shortfall, s.Nodes)
+			fmt.Fprintf(tw, "WARNING: %s is %s short for its %s\n", s.CIDR, plural(s.Shortfall, "address"), plural(s.Nodes, "node"))
 		case s.FreeBlocks < 0:
-			fmt.Fprintf(tw, "WARNING: %s is %d aligned /28s short for its %d nodes' prefixes\n", s.CIDR, -s.FreeBlocks, s.Nodes)
+			fmt.Fprintf(tw, "WARNING: %s is %s short for the prefixes of its %s\n", s.CIDR, plural(-s.FreeBlocks, "aligned /28"), plural(s.Nodes, "node"))
 		}
 	}
 }

@@ -350,3 +350,12 @@ func mustType(t *testing.T, name string) catalog.InstanceType {
 	}
 	return it
 }
+
+// The subnet warning counts in the right number: "1 address short for its 1 node".
+func TestPlanClusterWarningCountsOne(t *testing.T) {
+	out, errOut, code := vpcnet(t, nil, "plan", "cluster", "--vpc-cidr", "10.10.0.0/16", "--subnet", "10.10.1.0/28",
+		"--instance-type", "t3.medium", "--nodes", "1", "--pods-per-node", "9", "--warm-ip-target", "1")
+	if want := "WARNING: 10.10.1.0/28 is 1 address short for its 1 node\n"; code != 0 || !strings.Contains(out, want) {
+		t.Errorf("exit %d, stderr %q; output lacks %q:\n%s", code, errOut, want, out)
+	}
+}
