@@ -615,12 +615,13 @@ func TestDaemonSetInstall(t *testing.T) {
 				t.Errorf("%s runs %d web pods, want 15 (full)", n.Name, perNode[n.Name])
 			}
 		}
-		// kubelet admits one pod more than the agent can address (its maxPods counts 2
-		// host-network pods, the lab runs 1): that pod waits, and the node stays Ready.
+		// kubelet's maxPods is the agent's 15 plus the node's one host-network pod (vpcnet-node),
+		// so a pod beyond the agent's capacity is refused by kubelet (OutOfpods) before any CNI
+		// ADD; with EKS's +2 kubelet admitted it and it waited for an address forever.
 		l.mustKubectl(dsPodOn("over", nodes[0].Name), "apply", "-f", "-")
-		l.waitFor("the pod beyond capacity told why", 90*time.Second, func() (bool, string) {
-			out, _ := l.kubectl("", "describe", "pod", "over")
-			return strings.Contains(out, "NoFreeVPCAddress") && strings.Contains(out, "full"), out
+		l.waitFor("kubelet refuses the pod beyond capacity", 90*time.Second, func() (bool, string) {
+			out, _ := l.kubectl("", "get", "pod", "over", "-o", "jsonpath={.status.phase} {.status.reason}")
+			return strings.TrimSpace(out) == "Failed OutOfpods", out
 		})
 		if p := l.pods("default", "app=extra"); len(p) != 1 || p[0].Status.PodIP != "" {
 			t.Errorf("the pod beyond capacity: %+v", p)
