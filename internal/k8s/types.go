@@ -128,10 +128,7 @@ func (n *Node) DeepCopy() *Node {
 func (l *NodeList) DeepCopyObject() runtime.Object {
 	c := *l
 	l.ListMeta.DeepCopyInto(&c.ListMeta)
-	c.Items = make([]Node, len(l.Items))
-	for i := range l.Items {
-		c.Items[i] = *l.Items[i].DeepCopy()
-	}
+	c.Items = deepCopyItems(l.Items)
 	return &c
 }
 
@@ -149,11 +146,20 @@ func (p *Pod) DeepCopy() *Pod {
 func (l *PodList) DeepCopyObject() runtime.Object {
 	c := *l
 	l.ListMeta.DeepCopyInto(&c.ListMeta)
-	c.Items = make([]Pod, len(l.Items))
-	for i := range l.Items {
-		c.Items[i] = *l.Items[i].DeepCopy()
-	}
+	c.Items = deepCopyItems(l.Items)
 	return &c
+}
+
+// deepCopyItems copies a list's items, each with its own DeepCopy, sharing no memory with items.
+func deepCopyItems[T any, P interface {
+	*T
+	DeepCopy() *T
+}](items []T) []T {
+	c := make([]T, len(items))
+	for i := range items {
+		c[i] = *P(&items[i]).DeepCopy()
+	}
+	return c
 }
 
 // DeepCopyObject implements runtime.Object.

@@ -74,6 +74,21 @@ func (l *testLab) pods(ns, selector string) []dsPod {
 	return list.Items
 }
 
+// onePodRunning waits up to within for the one pod of selector in namespace default to be
+// Running with an address, and returns it; what names it in the failure.
+func (l *testLab) onePodRunning(what, selector string, within time.Duration) dsPod {
+	var pod dsPod
+	l.waitFor(what+" Running with an address", within, func() (bool, string) {
+		p := l.pods("default", selector)
+		if len(p) != 1 || p[0].Status.Phase != "Running" || p[0].Status.PodIP == "" {
+			return false, fmt.Sprintf("%+v", p)
+		}
+		pod = p[0]
+		return true, ""
+	})
+	return pod
+}
+
 // agentsReady: one Ready agent pod per node, each running image.
 func (l *testLab) agentsReady(nodes []lab.NodeInfo, image string) (bool, string) {
 	on := map[string]bool{}
@@ -759,15 +774,7 @@ func TestDaemonSetInstall(t *testing.T) {
 		}
 		// The pod of the name; containerd passes its UID (K8S_POD_UID) to the plugin.
 		l.mustKubectl(strings.Replace(dsPodOn("db-0", third.Name), "{app: extra}", "{app: db}", 1), "apply", "-f", "-")
-		var db dsPod
-		l.waitFor("pod db-0 Running with an address", 180*time.Second, func() (bool, string) {
-			p := l.pods("default", "app=db")
-			if len(p) != 1 || p[0].Status.Phase != "Running" || p[0].Status.PodIP == "" {
-				return false, fmt.Sprintf("%+v", p)
-			}
-			db = p[0]
-			return true, ""
-		})
+		db := l.onePodRunning("pod db-0", "app=db", 180*time.Second)
 		type sandbox struct{ cid, ns, pod, uid, ip string }
 		var sbs []*sandbox
 		for _, what := range []string{"gone", "live", "predecessor"} {
@@ -1128,15 +1135,7 @@ spec:
         - {containerPort: 8080, hostPort: %d, protocol: TCP}
 `, third.Name, k8s.TestImage, hostPort), "apply", "-f", "-")
 		defer l.kubectl("", "delete", "pod", "hostport", "--wait=false")
-		var pod dsPod
-		l.waitFor("the hostPort pod Running with an address", 120*time.Second, func() (bool, string) {
-			p := l.pods("default", "app=hostport")
-			if len(p) != 1 || p[0].Status.Phase != "Running" || p[0].Status.PodIP == "" {
-				return false, fmt.Sprintf("%+v", p)
-			}
-			pod = p[0]
-			return true, ""
-		})
+		pod := l.onePodRunning("the hostPort pod", "app=hostport", 120*time.Second)
 		if pod.Status.PodIP == third.PrimaryIP.String() {
 			t.Fatalf("the hostPort pod has its node's address %s: not a pod-network pod", pod.Status.PodIP)
 		}
