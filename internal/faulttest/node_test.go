@@ -489,6 +489,21 @@ func (n *node) check(p *pod) error {
 	return n.cni.CheckNetworkList(ctx, n.list, p.rt)
 }
 
+// statusRetry runs the CNI STATUS verb (CNI spec 1.1) until it succeeds or within ends; STATUS
+// first sends the releases DEL queued while the agent was away.
+func (n *node) statusRetry(within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+		err := n.cni.GetStatusNetworkList(ctx, n.list)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func cniCode(err error) uint {
 	var e *types.Error
 	if errors.As(err, &e) {
