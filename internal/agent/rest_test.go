@@ -44,6 +44,20 @@ func (d *nodeAgent) waitIMDSReads(n float64) {
 	}, func() string { return tail(d.log) })
 }
 
+// waitQuiet waits (up to 20 s) until the agent makes no EC2 call between two of its IMDS
+// comparisons, so a call that was already on its way is not counted against the node at rest.
+func (d *nodeAgent) waitQuiet(t *testing.T) {
+	t.Helper()
+	prev, _ := d.ec2Calls()
+	waitFor(t, 20*time.Second, "no call between two IMDS comparisons", func() bool {
+		d.waitIMDSReads(2)
+		now, _ := d.ec2Calls()
+		ok := now == prev
+		prev = now
+		return ok
+	}, func() string { return tail(d.log) })
+}
+
 // A node whose pods do not change makes no EC2 call (issue 16 item 2): over ten resync periods
 // (VPCNET_RESYNC_PERIOD=1s) neither DescribeNetworkInterfaces nor DescribeSubnets nor anything
 // else is called. At 1ca4798 each period cost a DescribeNetworkInterfaces and a DescribeSubnets.
@@ -65,14 +79,7 @@ func TestSteadyNodeMakesNoEC2Call(t *testing.T) {
 	}
 	waitFor(t, 20*time.Second, "the pool at its target", settled, func() string { return a.get("/v1/enis") + tail(a.log) })
 	// The pool may still be finishing the call that settled it: wait for two reads with no call.
-	prev, _ := a.ec2Calls()
-	waitFor(t, 20*time.Second, "no call between two IMDS comparisons", func() bool {
-		a.waitIMDSReads(2)
-		now, _ := a.ec2Calls()
-		ok := now == prev
-		prev = now
-		return ok
-	}, func() string { return tail(a.log) })
+	a.waitQuiet(t)
 
 	before, by0 := a.ec2Calls()
 	a.waitIMDSReads(10) // ten resync periods
@@ -101,14 +108,7 @@ func TestSteadyNodeMakesNoEC2Call(t *testing.T) {
 	if logged, _ := os.ReadFile(a.log); !strings.Contains(string(logged), "IMDS lists an address the agent does not hold") {
 		t.Errorf("the log does not say what IMDS showed:\n%s", tail(a.log))
 	}
-	prev, _ = a.ec2Calls()
-	waitFor(t, 20*time.Second, "no call between two IMDS comparisons", func() bool {
-		a.waitIMDSReads(2)
-		now, _ := a.ec2Calls()
-		ok := now == prev
-		prev = now
-		return ok
-	}, func() string { return tail(a.log) })
+	a.waitQuiet(t)
 	before, by0 = a.ec2Calls()
 	a.waitIMDSReads(5)
 	if after, by1 := a.ec2Calls(); after != before {
