@@ -117,13 +117,18 @@ func sweepOnce() {
 	}
 	names, _ := netnsx.List(nsPrefix)
 	for _, n := range names {
-		pidStr, _, _ := strings.Cut(strings.TrimPrefix(n, nsPrefix), "-")
-		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid == os.Getpid() || processAlive(pid) {
-			continue
+		if ownerGone(strings.TrimPrefix(n, nsPrefix)) {
+			_ = netnsx.Delete(n)
 		}
-		_ = netnsx.Delete(n)
 	}
+}
+
+// ownerGone reports whether name, with its prefix already removed ("<pid>-<rest>"), belongs to
+// another test process that has exited; a name without a pid is never taken for a dead one's.
+func ownerGone(name string) bool {
+	pidStr, _, ok := strings.Cut(name, "-")
+	pid, err := strconv.Atoi(pidStr)
+	return ok && err == nil && pid != os.Getpid() && !processAlive(pid)
 }
 
 func processAlive(pid int) bool {
@@ -148,12 +153,9 @@ const buildPrefix = "vpcnet-test-bin-"
 func sweepBuilds() {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), buildPrefix+"*"))
 	for _, d := range dirs {
-		pidStr, _, ok := strings.Cut(strings.TrimPrefix(filepath.Base(d), buildPrefix), "-")
-		pid, err := strconv.Atoi(pidStr)
-		if !ok || err != nil || pid == os.Getpid() || processAlive(pid) {
-			continue
+		if ownerGone(strings.TrimPrefix(filepath.Base(d), buildPrefix)) {
+			_ = os.RemoveAll(d)
 		}
-		_ = os.RemoveAll(d)
 	}
 }
 
