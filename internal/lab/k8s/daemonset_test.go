@@ -455,12 +455,14 @@ spec:
           imagePullPolicy: Never
 `
 
-func dsPodOn(name, node string) string {
+// dsPodOn is a Pod manifest: one web container of the test image, pinned to node, labelled
+// app=<app>; the container's fields end the text, so a caller may append more (ports:).
+func dsPodOn(name, app, node string) string {
 	return fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata:
   name: %s
-  labels: {app: extra}
+  labels: {app: %s}
 spec:
   nodeName: %s
   terminationGracePeriodSeconds: 1
@@ -468,7 +470,7 @@ spec:
     - name: web
       image: %s
       imagePullPolicy: Never
-`, name, node, k8s.TestImage)
+`, name, app, node, k8s.TestImage)
 }
 
 // dsPodGCGrace is the agents' VPCNET_POD_GC_GRACE in the test's lab.
@@ -633,7 +635,7 @@ func TestDaemonSetInstall(t *testing.T) {
 		// kubelet's maxPods is the agent's 15 plus the node's one host-network pod (vpcnet-node),
 		// so a pod beyond the agent's capacity is refused by kubelet (OutOfpods) before any CNI
 		// ADD; with EKS's +2 kubelet admitted it and it waited for an address forever.
-		l.mustKubectl(dsPodOn("over", nodes[0].Name), "apply", "-f", "-")
+		l.mustKubectl(dsPodOn("over", "extra", nodes[0].Name), "apply", "-f", "-")
 		l.waitFor("kubelet refuses the pod beyond capacity", 90*time.Second, func() (bool, string) {
 			out, _ := l.kubectl("", "get", "pod", "over", "-o", "jsonpath={.status.phase} {.status.reason}")
 			return strings.TrimSpace(out) == "Failed OutOfpods", out
@@ -702,7 +704,7 @@ func TestDaemonSetInstall(t *testing.T) {
 		// One pod more than the subnet has usable addresses (the node's primary ENI takes one
 		// of them): some pods cannot get an address whatever the agent does.
 		for i := 1; i <= sn.Usable+1; i++ {
-			l.mustKubectl(dsPodOn(fmt.Sprintf("tiny-%d", i), third.Name), "apply", "-f", "-")
+			l.mustKubectl(dsPodOn(fmt.Sprintf("tiny-%d", i), "extra", third.Name), "apply", "-f", "-")
 		}
 		var pending string
 		l.waitFor("a pod without an address with a NoFreeVPCAddress event naming the subnet", 180*time.Second, func() (bool, string) {
@@ -773,7 +775,7 @@ func TestDaemonSetInstall(t *testing.T) {
 			return string(out), err
 		}
 		// The pod of the name; containerd passes its UID (K8S_POD_UID) to the plugin.
-		l.mustKubectl(strings.Replace(dsPodOn("db-0", third.Name), "{app: extra}", "{app: db}", 1), "apply", "-f", "-")
+		l.mustKubectl(dsPodOn("db-0", "db", third.Name), "apply", "-f", "-")
 		db := l.onePodRunning("pod db-0", "app=db", 180*time.Second)
 		type sandbox struct{ cid, ns, pod, uid, ip string }
 		var sbs []*sandbox
@@ -1119,21 +1121,9 @@ func TestDaemonSetInstall(t *testing.T) {
 		if n := len(conflist.Plugins); n != 2 || conflist.Plugins[0].Type != "vpcnet-cni" || conflist.Plugins[1].Type != "portmap" || !conflist.Plugins[1].Capabilities["portMappings"] {
 			t.Fatalf("%s: the agent's conflist does not chain portmap with portMappings after vpcnet-cni: %s", third.Name, b)
 		}
-		l.mustKubectl(fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  name: hostport
-  labels: {app: hostport}
-spec:
-  nodeName: %s
-  terminationGracePeriodSeconds: 1
-  containers:
-    - name: web
-      image: %s
-      imagePullPolicy: Never
-      ports:
+		l.mustKubectl(dsPodOn("hostport", "hostport", third.Name)+fmt.Sprintf(`      ports:
         - {containerPort: 8080, hostPort: %d, protocol: TCP}
-`, third.Name, k8s.TestImage, hostPort), "apply", "-f", "-")
+`, hostPort), "apply", "-f", "-")
 		defer l.kubectl("", "delete", "pod", "hostport", "--wait=false")
 		pod := l.onePodRunning("the hostPort pod", "app=hostport", 120*time.Second)
 		if pod.Status.PodIP == third.PrimaryIP.String() {
