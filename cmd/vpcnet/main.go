@@ -39,8 +39,29 @@ This tool plans capacity (vpcnet plan), runs vpcsim, an emulated VPC that AWS cl
 	}
 	// cobra adds its completion group only when it runs; add it now so that it is refused too.
 	root.InitDefaultCompletionCmd()
+	root.SetHelpCommand(helpCommand(root))
 	refuseUnknownSubcommands(root)
 	return root
+}
+
+// helpCommand is cobra's "help [command]", except that a topic naming no command is refused like
+// an unknown subcommand (one line, exit 2) where cobra prints the root's help with exit 0.
+func helpCommand(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Help provides help for any command in the application: vpcnet help lab up.",
+		RunE: func(_ *cobra.Command, args []string) error {
+			target, rest, err := root.Find(args)
+			if err != nil {
+				return usageError{fmt.Errorf("no help topic %q: %w", strings.Join(args, " "), err)}
+			}
+			if len(rest) > 0 {
+				return usagef("no help topic %q: %q is not a command of %q", strings.Join(args, " "), rest[0], target.CommandPath())
+			}
+			return target.Help()
+		},
+	}
 }
 
 // refuseUnknownSubcommands makes every command group (a command with subcommands and no action of

@@ -52,6 +52,16 @@ func TestEveryGroupRefusesUnknownSubcommand(t *testing.T) {
 	if out, _, code := vpcnet(t, nil, "lab", "node"); code != 0 || !strings.Contains(out, "Available Commands:") {
 		t.Errorf("lab node: exit %d, %q; want its help with exit 0", code, out)
 	}
+	// `vpcnet help TOPIC` helps with a command and refuses a topic that names none.
+	for _, topic := range [][]string{{"bogus"}, {"lab", "bogus"}, {"lab", "up", "extra"}} {
+		out, errOut, code := vpcnet(t, nil, append([]string{"help"}, topic...)...)
+		if code != 2 || out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "no help topic") {
+			t.Errorf("help %v: exit %d, stdout %q, stderr %q; want exit 2 and one line", topic, code, out, errOut)
+		}
+	}
+	if out, _, code := vpcnet(t, nil, "help", "lab", "up"); code != 0 || !strings.Contains(out, "vpcnet lab up") {
+		t.Errorf("help lab up: exit %d, %q; want lab up's help with exit 0", code, out)
+	}
 }
 
 // `lab down` of a lab that does not exist fails with one line naming the labs that do; down of a
