@@ -34,6 +34,9 @@ type Event struct {
 	Pod   string
 	Node  int
 	Start bool
+	// Group numbers the arrival group the pod came in (Spec.Burst; with Burst ≤ 1 every pod is
+	// its own group), on both of its events.
+	Group int
 }
 
 // Generate returns the events of spec in time order. Pods still alive at Duration get no stop
@@ -50,11 +53,13 @@ func Generate(spec Spec) []Event {
 		alive  []life
 		count  = make([]int, spec.Nodes)
 		t      time.Duration
+		groups int
 	)
 	group := max(spec.Burst, 1)
 	var pending []time.Duration // the current group's pods still to place, in time order
 	for n := 0; ; n++ {
 		if len(pending) == 0 {
+			groups++
 			t += time.Duration(rng.ExpFloat64() / spec.PerSecond * float64(group) * float64(time.Second))
 			if group == 1 {
 				pending = []time.Duration{t}
@@ -82,9 +87,9 @@ func Generate(spec Spec) []Event {
 		}
 		pod := fmt.Sprintf("c%d", n)
 		count[node]++
-		events = append(events, Event{At: t, Pod: pod, Node: node, Start: true})
+		events = append(events, Event{At: t, Pod: pod, Node: node, Start: true, Group: groups})
 		if end := t + lifetime; end < spec.Duration {
-			events = append(events, Event{At: end, Pod: pod, Node: node})
+			events = append(events, Event{At: end, Pod: pod, Node: node, Group: groups})
 			alive = append(alive, life{end: end, node: node, pod: pod})
 		} else {
 			alive = append(alive, life{end: spec.Duration + time.Hour, node: node, pod: pod})

@@ -1,0 +1,302 @@
+package frontier
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vpcnet/vpcnet/internal/bench/churntrace"
+	"github.com/vpcnet/vpcnet/internal/ipam"
+)
+
+// m5large is the churn bench's instance type: 3 ENIs of 10 IPv4 addresses, 9 for pods each.
+var m5large = ipam.Limits{MaxENIs: 3, IPv4PerENI: 10}
+
+func start(at time.Duration, node int, pod string) churntrace.Event {
+	return churntrace.Event{At: at, Node: node, Pod: pod, Start: true}
+}
+
+func stop(at time.Duration, node int, pod string) churntrace.Event {
+	return churntrace.Event{At: at, Node: node, Pod: pod}
+}
+
+const s = time.Second
+
+// TestHeldByHand checks the dynamic programme on traces small enough to solve by hand. Held[c]
+// is the least ∫held dt (address-seconds) with at most c calls; the state at 0 is free.
+func TestHeldByHand(t *testing.T) {
+	warm := Rule{Name: "pods + 1", Free: 1, Grain: 1}
+	cases := []struct {
+		name string
+		play Play
+		rule Rule
+		lim  ipam.Limits
+		pods float64
+		held []float64
+	}{{
+		// Need 1 on [0,2), 2 on [2,6), 1 on [6,10). 0 calls: 2 all along, 20. 1 call: 2 until 6
+		// then 1 (12 + 4 = 16; rising at 2 instead gives 2 + 16 = 18). 2 calls: 1, 2, 1: 2 + 8 +
+		// 4 = 14.
+		name: "one pod, no cooldown",
+		play: Play{Nodes: 1, Window: 10 * s, Events: []churntrace.Event{start(2*s, 0, "a"), stop(6*s, 0, "a")}},
+		rule: warm, lim: m5large, pods: 4, held: []float64{20, 16, 14},
+	}, {
+		// A 2 s cooldown keeps the address after the stop: need 1, 2 on [2,8), 1 on [8,10).
+		// 0 calls: 20. 1 call: 2 until 8 then 1 (16 + 2) or 1 then 2 (2 + 16): 18. 2 calls: 2 +
+		// 12 + 2 = 16; the 4th segment ([6,8), need still 2) allows a 3rd call that saves nothing.
+		name: "one pod, 2 s cooldown",
+		play: Play{Nodes: 1, Window: 10 * s, Events: []churntrace.Event{start(2*s, 0, "a"), stop(6*s, 0, "a")}},
+		rule: Rule{Free: 1, Grain: 1, Cooldown: 2 * s}, lim: m5large, pods: 4, held: []float64{20, 18, 16, 16},
+	}, {
+		// Whole ENIs of 2 addresses (IPv4PerENI 3), WARM_ENI_TARGET=1: need ⌈(pods + 2) / 2⌉
+		// ENIs: 1 on [0,1), 2 on [1,7) (1 or 2 pods), 1 on [7,10). Attaching costs 3, freeing 2.
+		// 0 and 1 call: 2 ENIs all along, 4 × 10 = 40. 2 calls: free one at 7: 28 + 6 = 34. 3:
+		// attach at 1 instead: 2 + 36 = 38, so still 34. 5: both, 2 + 24 + 6 = 32.
+		name: "whole ENIs",
+		play: Play{Nodes: 1, Window: 10 * s, Events: []churntrace.Event{start(1*s, 0, "a"), start(2*s, 0, "b"), stop(5*s, 0, "a"), stop(7*s, 0, "b")}},
+		rule: Rule{Free: 1, Available: 2, Grain: 2, WholeENIs: true}, lim: ipam.Limits{MaxENIs: 3, IPv4PerENI: 3},
+		pods: 9, held: []float64{40, 40, 34, 34, 34, 32}, // and 32 for every budget beyond
+	}, {
+		// WARM_IP_TARGET=3 with a 1 s lag: need 3 on [0,2), 4 from 2, but the lag lets it stay
+		// 3 until 3. 0 calls: 4 × 6 = 24. 1 call: 3 until 3, then 4: 9 + 12 = 21.
+		name: "lag",
+		play: Play{Nodes: 1, Window: 6 * s, Events: []churntrace.Event{start(2*s, 0, "a")}},
+		rule: Rule{Free: 1, Available: 3, Grain: 1, Lag: s}, lim: m5large, pods: 4, held: []float64{24, 21, 21},
+	}, {
+		// /28 prefixes, 3 available: 13 pods need 16 addresses, 14 need 32. 14 pods start at 0
+		// (the warm-up holds 32 for free), one stops at 4 of 8: 0 calls: 32 × 8 = 256; 1 call:
+		// back to one /28 at 4: 128 + 64 = 192.
+		name: "prefixes",
+		play: Play{Nodes: 1, Window: 8 * s, Events: append(fourteen(), stop(4*s, 0, "p0"))},
+		rule: Rule{Free: 1, Available: 3, Grain: 16}, lim: m5large, pods: 14*4 + 13*4, held: []float64{256, 192},
+	}, {
+		// Two nodes: the first as "one pod, no cooldown" (20, 16, 14), the second need 1 on
+		// [0,5) and 2 on [5,10) (20, 15). The knapsack: 40; min(16+20, 20+15) = 35; min(14+20,
+		// 16+15) = 31; 14 + 15 = 29.
+		name: "two nodes",
+		play: Play{Nodes: 2, Window: 10 * s, Events: []churntrace.Event{start(2*s, 0, "a"), start(5*s, 1, "b"), stop(6*s, 0, "a")}},
+		rule: warm, lim: m5large, pods: 9, held: []float64{40, 35, 31, 29},
+	}, {
+		// Events take effect at the next 10 ms tick: a start at 1.001 s counts from 1.01 s; the
+		// need is 1 before and 2 after: 0 calls 2 × 2 = 4, 1 call 1.01 + 2 × 0.99 = 2.99.
+		name: "ticks",
+		play: Play{Nodes: 1, Window: 2 * s, Tick: 10 * time.Millisecond, Events: []churntrace.Event{start(1001*time.Millisecond, 0, "a")}},
+		rule: warm, lim: m5large, pods: 0.99, held: []float64{4, 2.99},
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := Compute(c.play, c.rule, c.lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(f.Pods-c.pods) > 1e-9 {
+				t.Errorf("∫pods dt = %g pod-seconds, want %g", f.Pods, c.pods)
+			}
+			if len(f.Held) < len(c.held) {
+				t.Fatalf("Held = %v, want %v", f.Held, c.held)
+			}
+			for i := range f.Held {
+				want := c.held[min(i, len(c.held)-1)] // beyond the list: the last
+				if math.Abs(f.Held[i]-want) > 1e-9 {
+					t.Fatalf("Held = %v, want %v", f.Held, c.held)
+				}
+			}
+		})
+	}
+}
+
+func fourteen() []churntrace.Event {
+	var out []churntrace.Event
+	for i := range 14 {
+		out = append(out, start(0, 0, fmt.Sprint("p", i)))
+	}
+	return out
+}
+
+// TestRelaxedByHand: "one pod, no cooldown" (Held 20, 16, 14) with 1 node-second allowed
+// without a free address. With any calls the best drops the free address for that second: 14 -
+// 1 = 13, which the duality bound reaches at the price 1. It never exceeds the strict rule's.
+func TestRelaxedByHand(t *testing.T) {
+	p := Play{Nodes: 1, Window: 10 * s, Events: []churntrace.Event{start(2*s, 0, "a"), stop(6*s, 0, "a")}}
+	r := Rule{Free: 1, Grain: 1}
+	f, err := Relaxed(p, r, m5large, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, _ := Compute(p, r, m5large)
+	if last := f.Held[len(f.Held)-1]; math.Abs(last-13) > 1e-9 {
+		t.Errorf("relaxed least ∫held dt with any calls %g, want 13", last)
+	}
+	for c := range f.Held {
+		if f.Held[c] > strict.Held[c]+1e-9 {
+			t.Errorf("relaxed Held[%d] = %g above the strict %g", c, f.Held[c], strict.Held[c])
+		}
+	}
+}
+
+// TestBadPlay: a stop without its start, or more pods than the instance holds, is an error.
+func TestBadPlay(t *testing.T) {
+	for name, p := range map[string]Play{
+		"stop without start": {Nodes: 1, Window: 10 * s, Events: []churntrace.Event{stop(1*s, 0, "a")}},
+		"over capacity":      {Nodes: 1, Window: 10 * s, Events: fourteen()},
+		"no nodes":           {Window: 10 * s},
+	} {
+		if _, err := Compute(p, Rule{Free: 1, Grain: 1}, ipam.Limits{MaxENIs: 1, IPv4PerENI: 10}); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// TestWarmBudget: the churn trace's groups are single pods, so 1 % of ADDs allowed to wait is 1
+// % of the node-time; on the bursty trace fewer ADDs are a group's first on their node.
+func TestWarmBudget(t *testing.T) {
+	for _, tr := range churntrace.Churn(false) {
+		p := Played(tr.Spec, 1)
+		b := WarmBudget(p, 0.99)
+		nodeTime := float64(p.Nodes) * p.Window.Seconds()
+		switch tr.Name {
+		case "churn":
+			if math.Abs(b-0.01*nodeTime) > 1e-9 {
+				t.Errorf("churn: %g node-seconds, want 1 %% of %g", b, nodeTime)
+			}
+		default:
+			if b <= 0.01*nodeTime {
+				t.Errorf("%s: %g node-seconds, want more than 1 %% of %g", tr.Name, b, nodeTime)
+			}
+		}
+	}
+}
+
+// TestNoArrivalDropped: the online argument takes each node's arrivals as the trace's Poisson
+// process thinned by the node draw; an arrival dropped at Spec.MaxPerNode would depend on the
+// node's state. The generator names pods c<n> after its n-th arrival: no gap, none dropped.
+func TestNoArrivalDropped(t *testing.T) {
+	for _, tr := range churntrace.Churn(false) {
+		next := 0
+		for _, e := range churntrace.Generate(tr.Spec) {
+			if !e.Start {
+				continue
+			}
+			if e.Pod != fmt.Sprint("c", next) {
+				t.Fatalf("%s: pod %s after c%d: an arrival was dropped", tr.Name, e.Pod, next-1)
+			}
+			next++
+		}
+	}
+}
+
+// upstreamCalls is the calls upstream's figure perPod stands for on starts ADDs: the nearest
+// whole number (issue 16 gives two or three digits: 0.011 is 1 call of 89).
+func upstreamCalls(perPod float64, starts int) int { return int(math.Round(perPod * float64(starts))) }
+
+// upstream is issue 16's upstream AWS VPC CNI calls per pod on the churn trace, per setting.
+var upstream = map[string][]float64{
+	"default": {0.41}, "WARM_IP_TARGET=3": {0.40}, "WARM_IP_TARGET=3, MINIMUM_IP_TARGET=10": {0.135},
+	"prefix + WARM_IP_TARGET=3": {0.011, 0.022},
+}
+
+// settings are the churn bench's, as internal/ipam's simulation plays them.
+func settings(cooldown time.Duration) []struct {
+	name string
+	st   ipam.Settings
+} {
+	base := ipam.Settings{Cooldown: cooldown}
+	def, wit, ad := base, base, base
+	def.WarmENITarget = 1
+	wit.WarmIPTarget = 3
+	witMin, pfx, ad0 := wit, wit, ad
+	witMin.MinimumIPTarget = 10
+	pfx.PrefixDelegation = true
+	ad.Adaptive, ad0.Adaptive, ad0.Cooldown = true, true, 0
+	return []struct {
+		name string
+		st   ipam.Settings
+	}{{"adaptive", ad}, {"adaptive, no cooldown", ad0}, {"default", def}, {"WARM_IP_TARGET=3", wit},
+		{"WARM_IP_TARGET=3, MINIMUM_IP_TARGET=10", witMin}, {"prefix + WARM_IP_TARGET=3", pfx}}
+}
+
+// TestTraceFrontiers prints BENCHMARKS.md's frontier table ("What any agent can reach on these
+// traces") and checks its conclusions: no agent reaches 90 % utilisation with 99 % of ADDs warm
+// on either trace at either speed, whatever its calls, even without IP_COOLDOWN_PERIOD; under
+// 0.2 calls per pod it stays under 70 % (churn) and 64 % (bursty), 81 % and 72 % without the
+// cooldown; upstream's utilisation with every ADD warm is out of reach under WARM_IP_TARGET=3
+// (73 %) and with MINIMUM_IP_TARGET=10 (65 %) at any calls, within reach by default (36.7 % at
+// 0.41), and with prefixes at 0.022 calls per pod but not at 0.011 (43.7 %).
+//
+//	go test -count=1 -run TestTraceFrontiers -v ./internal/bench/frontier/
+func TestTraceFrontiers(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("\n| trace | speed | rule | any calls | < 0.2 calls/pod | at upstream's calls/pod | 0.1 | 0.3 | 0.5 |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, tr := range churntrace.Churn(false) {
+		for _, slow := range []int{1, 10} {
+			p := Played(tr.Spec, slow)
+			budget := WarmBudget(p, 0.99)
+			for _, c := range settings(3 * s * time.Duration(slow)) {
+				r := For(c.st, m5large)
+				f, err := Compute(p, r, m5large)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cell := func(f Frontier, calls int) string { return fmt.Sprintf("%.1f %% (%d)", f.At(calls), calls) }
+				under, _ := f.UnderPerPod(0.2)
+				any, u02 := f.Ceiling(), f.At(under)
+				row := []string{tr.Name, fmt.Sprintf("×%d", slow), c.name, fmt.Sprintf("%.1f %%", any), cell(f, under)}
+				if c.st.Adaptive {
+					g, err := Relaxed(p, r, m5large, budget)
+					if err != nil {
+						t.Fatal(err)
+					}
+					any, u02 = g.Ceiling(), g.At(under)
+					row[3] += fmt.Sprintf(" (%.1f %%)", any)
+					row[4] += fmt.Sprintf(" (%.1f %%)", u02)
+					if any >= 90 {
+						t.Errorf("%s ×%d %s: %.1f %% reachable with 99 %% warm", tr.Name, slow, c.name, any)
+					}
+					// BENCHMARKS.md's "at most" under 0.2 calls per pod.
+					lim := map[string]float64{"churn/adaptive": 70, "churn/adaptive, no cooldown": 81, "bursty/adaptive": 64, "bursty/adaptive, no cooldown": 72}[tr.Name+"/"+c.name]
+					if u02 >= lim {
+						t.Errorf("%s ×%d %s: %.1f %% under 0.2 calls per pod", tr.Name, slow, c.name, u02)
+					}
+				}
+				var ups []string
+				for _, pp := range upstream[c.name] {
+					calls := upstreamCalls(pp, f.Starts)
+					ups = append(ups, fmt.Sprintf("%.3g: %s", pp, cell(f, calls)))
+				}
+				row = append(row, strings.Join(ups, ", "))
+				for _, pp := range []float64{0.1, 0.3, 0.5} {
+					calls, _ := f.AtPerPod(pp)
+					row = append(row, cell(f, calls))
+				}
+				fmt.Fprintf(&b, "| %s |\n", strings.Join(row, " | "))
+				if tr.Name != "churn" || slow != 1 {
+					continue
+				}
+				// Issue 16's upstream figures on the scaled churn trace.
+				switch c.name {
+				case "WARM_IP_TARGET=3":
+					if any >= 73 {
+						t.Errorf("%s: %.1f %% with every ADD warm reaches upstream's 73 %%", c.name, any)
+					}
+				case "WARM_IP_TARGET=3, MINIMUM_IP_TARGET=10":
+					if any >= 65 {
+						t.Errorf("%s: %.1f %% with every ADD warm reaches upstream's 65 %%", c.name, any)
+					}
+				case "default":
+					if calls := upstreamCalls(0.41, f.Starts); f.At(calls) < 36.7 {
+						t.Errorf("%s: %.1f %% at 0.41 calls per pod, under upstream's 36.7 %%", c.name, f.At(calls))
+					}
+				case "prefix + WARM_IP_TARGET=3":
+					// One call (0.011) is short of upstream's 43.7 %, which let an ADD wait; two
+					// (0.022, upstream's other run) reach it.
+					if one, two := f.At(upstreamCalls(0.011, f.Starts)), f.At(upstreamCalls(0.022, f.Starts)); one >= 43.7 || two < 43.7 {
+						t.Errorf("%s: %.1f %% at 0.011 calls per pod, %.1f %% at 0.022; want under and over upstream's 43.7 %%", c.name, one, two)
+					}
+				}
+			}
+		}
+	}
+	t.Log(b.String())
+}
