@@ -241,13 +241,14 @@ func TestTraceFrontiers(t *testing.T) {
 				}
 				cell := func(f Frontier, calls int) string { return fmt.Sprintf("%.1f %% (%d)", f.At(calls), calls) }
 				under, _ := f.UnderPerPod(0.2)
-				any, u02 := f.Ceiling(), f.At(under)
+				any := f.Ceiling()
 				row := []string{tr.Name, fmt.Sprintf("×%d", slow), c.name, fmt.Sprintf("%.1f %%", any), cell(f, under)}
 				if c.st.Adaptive {
 					g, err := Relaxed(p, r, m5large, budget)
 					if err != nil {
 						t.Fatal(err)
 					}
+					var u02 float64
 					any, u02 = g.Ceiling(), g.At(under)
 					row[3] += fmt.Sprintf(" (%.1f %%)", any)
 					row[4] += fmt.Sprintf(" (%.1f %%)", u02)
