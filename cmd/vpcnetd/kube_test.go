@@ -70,3 +70,32 @@ func TestKubernetesSideIsSlim(t *testing.T) {
 		}
 	}
 }
+
+// TestCloudSideIsSlim (issue 16 item 7): vpcnetd builds its EC2 client from the SDK's parts, not
+// config.LoadDefaultConfig, whose credential chain links the shared files' SSO, SSO-OIDC and
+// sign-in clients and the credential_process runner: 1.5 MiB of resident code and 0.5 MiB of
+// endpoint and schema tables built at start (BENCHMARKS.md). Fails if one of them comes back;
+// the sources the agent keeps (IMDS, the container endpoint, web identity) must stay linked.
+func TestCloudSideIsSlim(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-tags", buildTag, ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := strings.Fields(string(out))
+	for _, kept := range []string{"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds", "github.com/aws/aws-sdk-go-v2/credentials/endpointcreds",
+		"github.com/aws/aws-sdk-go-v2/credentials/stscreds"} {
+		if !slices.Contains(deps, kept) {
+			t.Errorf("vpcnetd no longer links %s: a credential source is gone (internal/cloud/awsenv.go)", kept)
+		}
+	}
+	for _, p := range deps {
+		for _, banned := range []string{"github.com/aws/aws-sdk-go-v2/config", "github.com/aws/aws-sdk-go-v2/service/sso",
+			"github.com/aws/aws-sdk-go-v2/service/ssooidc", "github.com/aws/aws-sdk-go-v2/service/signin",
+			"github.com/aws/aws-sdk-go-v2/credentials/ssocreds", "github.com/aws/aws-sdk-go-v2/credentials/logincreds",
+			"github.com/aws/aws-sdk-go-v2/credentials/processcreds"} {
+			if p == banned || strings.HasPrefix(p, banned+"/") {
+				t.Errorf("vpcnetd links %s", p)
+			}
+		}
+	}
+}

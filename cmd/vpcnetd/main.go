@@ -49,6 +49,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if err == nil {
 		kenv, err = kubeSettings(environ) // kube.go
 	}
+	var source cloud.CredentialSource
+	if err == nil {
+		source, err = cloud.CheckEnvironment(envLookup(environ)) // the AWS SDK's variables
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "vpcnetd: %v\n", err)
 		return 2
@@ -89,7 +93,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return cl, nil
 	}
 	cfg.Kube = startKube(ctx, kenv, cfg.PodGCGrace, log)
-	log.Info("vpcnetd starting", "pid", os.Getpid(), "socket", cfg.Socket, "state", cfg.StateDir, "ec2", or(cfg.Cloud.EC2Endpoint, "AWS"), "hostNetworking", cfg.HostNetworking)
+	log.Info("vpcnetd starting", "pid", os.Getpid(), "socket", cfg.Socket, "state", cfg.StateDir, "ec2", or(cfg.Cloud.EC2Endpoint, "AWS"), "hostNetworking", cfg.HostNetworking, "credentials", source)
 	warnBuild(log)
 	if err := agent.NewConnecting(cfg, connect, st, reg, log).Run(ctx); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "vpcnetd: %v\n", oneLine(err.Error()))
@@ -175,4 +179,15 @@ func or(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// envLookup is os.Getenv over environ (NAME=value; the last of a name wins, as in exec).
+func envLookup(environ []string) func(string) string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return func(k string) string { return m[k] }
 }

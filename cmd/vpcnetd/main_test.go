@@ -187,6 +187,12 @@ func TestCheckSettings(t *testing.T) {
 		{args: []string{"--check-settings"}, env: []string{"VPCNET_RESYNC_PERIOD=0"}, code: 2, says: "vpcnetd: VPCNET_RESYNC_PERIOD: "},
 		{args: []string{"--check-settings", "--vpcnet-ec2-qps=NaN"}, code: 2, says: "vpcnetd: VPCNET_EC2_QPS: "},
 		{args: []string{"--check-settings", "--bogus"}, code: 2, says: "vpcnetd: unknown flag"},
+		// the AWS SDK's variables the agent does not honour, or cannot use, stop it the same way
+		{args: []string{"--check-settings"}, env: []string{"AWS_PROFILE=dev"}, code: 2, says: `vpcnetd: credentials: AWS_PROFILE="dev": vpcnetd does not read the AWS shared config`},
+		{args: []string{"--check-settings"}, env: []string{"AWS_CONTAINER_CREDENTIALS_FULL_URI=http://10.0.0.5/v1/credentials"}, code: 2, says: "vpcnetd: credentials: AWS_CONTAINER_CREDENTIALS_FULL_URI="},
+		{args: []string{"--check-settings"}, env: []string{"AWS_USE_FIPS_ENDPOINT=yes"}, code: 2, says: `vpcnetd: AWS_USE_FIPS_ENDPOINT="yes"`},
+		{args: []string{"--check-settings"}, env: []string{"AWS_CA_BUNDLE=" + filepath.Join(dir, "missing.pem")}, code: 2, says: "vpcnetd: AWS_CA_BUNDLE: "},
+		{args: []string{"--check-settings"}, env: []string{"AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.23/v1/credentials", "AWS_USE_FIPS_ENDPOINT=true"}, code: 0},
 	} {
 		cmd := exec.Command(bin, tc.args...)
 		cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH")}, base...), tc.env...)

@@ -60,16 +60,14 @@ func startVpcnetd(t *testing.T, x *sim, instance, imds, name string, extra ...st
 	dir := keptDir(t, "vpcnetd-"+name)
 	d := &nodeAgent{t: t, x: x, instance: instance, metrics: freePort(t), log: filepath.Join(dir, "log")}
 	socket := filepath.Join(dir, "run", "vpcnetd.sock")
-	// Credentials come from the SDK's default chain: with none in the environment or shared
-	// files, the instance role's from IMDS, as on EC2.
+	// Credentials: with none in the environment, the instance role's from IMDS, as on EC2.
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "AWS_") {
 			env = append(env, kv)
 		}
 	}
-	env = append(env, "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"), "AWS_CONFIG_FILE="+filepath.Join(dir, "none"),
-		"AWS_EC2_ENDPOINT="+x.s.Endpoint(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds, "AWS_REGION="+x.s.Region(),
+	env = append(env, "AWS_EC2_ENDPOINT="+x.s.Endpoint(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds, "AWS_REGION="+x.s.Region(),
 		"VPCNET_SOCKET="+socket, "VPCNET_STATE_DIR="+filepath.Join(dir, "state"), "VPCNET_CNI_CONF_DIR="+filepath.Join(dir, "net.d"),
 		"VPCNET_METRICS_ADDR="+d.metrics, "VPCNET_HOST_NETWORKING=false", "VPCNET_CLUSTER_NAME=drift",
 		"IP_COOLDOWN_PERIOD=100ms", "VPCNET_RESYNC_PERIOD=1s", "VPCNET_EC2_MAX_BACKOFF=100ms", "VPCNET_SUBNET_BACKOFF=200ms", "VPCNET_LOG_LEVEL=info")

@@ -3,6 +3,7 @@ package cloud
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go/middleware"
@@ -57,6 +57,7 @@ type Client struct {
 	imds    *imds.Client
 	limiter *rate.Limiter
 	flight  singleflight.Group
+	source  CredentialSource
 
 	mu      sync.Mutex
 	enis    map[string]cachedENIs // by instance ID
@@ -92,7 +93,27 @@ func New(ctx context.Context, c Config) (*Client, error) {
 	c.MaxBackoff = or(c.MaxBackoff, 20*time.Second)
 	c.CacheTTL = or(c.CacheTTL, 2*time.Second)
 	c.AttachWait = or(c.AttachWait, 60*time.Second)
+	creds, err := chooseCredentials(os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	endpoints, err := endpointSettingsFrom(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	httpClient := awshttp.NewBuildableClient().WithTimeout(30 * time.Second)
+	if endpoints.CABundle != "" {
+		pool, err := caPool(endpoints.CABundle)
+		if err != nil {
+			return nil, err
+		}
+		httpClient = httpClient.WithTransportOptions(func(tr *http.Transport) {
+			if tr.TLSClientConfig == nil {
+				tr.TLSClientConfig = &tls.Config{}
+			}
+			tr.TLSClientConfig.RootCAs = pool
+		})
+	}
 	if c.transport != nil {
 		httpClient = httpClient.WithTransportOptions(c.transport)
 	}
@@ -112,36 +133,37 @@ func New(ctx context.Context, c Config) (*Client, error) {
 		c.Region = out.Region
 		cl.cfg.Region = out.Region
 	}
-	opts := []func(*config.LoadOptions) error{
-		config.WithRegion(c.Region),
-		config.WithHTTPClient(httpClient),
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = c.MaxAttempts
-				o.MaxBackoff = c.MaxBackoff
-				// Our own limiter paces attempts; the SDK's retry quota would give up under a
-				// long throttling spell instead of waiting it out.
-				o.RateLimiter = ratelimit.None
-			})
-		}),
+	retryer := func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = c.MaxAttempts
+			o.MaxBackoff = c.MaxBackoff
+			// Our own limiter paces attempts; the SDK's retry quota would give up under a
+			// long throttling spell instead of waiting it out.
+			o.RateLimiter = ratelimit.None
+		})
 	}
-	if c.IMDSEndpoint != "" {
-		// The default credential chain ends with the instance role from IMDS: the same IMDS.
-		opts = append(opts, config.WithEC2IMDSEndpoint(c.IMDSEndpoint))
+	// The SDK's parts, not config.LoadDefaultConfig: its chain links the shared files' SSO,
+	// SSO-OIDC and sign-in clients, 2 MiB of vpcnetd's memory (awsenv.go).
+	awsCfg := aws.Config{
+		Region:      c.Region,
+		HTTPClient:  httpClient,
+		Retryer:     retryer,
+		Credentials: credentialsProvider(creds, c.Region, endpoints, cl.imds, httpClient, retryer),
 	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("aws config: %w", err)
-	}
+	cl.source = creds.Source
 	cl.ec2 = ec2.NewFromConfig(awsCfg, func(o *ec2.Options) {
 		if c.EC2Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.EC2Endpoint)
 		}
+		o.EndpointOptions.UseFIPSEndpoint, o.EndpointOptions.UseDualStackEndpoint = endpoints.endpointOptions()
 		o.HTTPClient = ownBody{o.HTTPClient}
 		o.APIOptions = append(o.APIOptions, cl.paceAttempts)
 	})
 	return cl, nil
 }
+
+// CredentialSource says where the client's credentials come from.
+func (c *Client) CredentialSource() CredentialSource { return c.source }
 
 // ownBody gives the transport its own copy of each request body. The SDK closes the body it
 // built as soon as the answer's headers arrive, and its closed body fails a read with io.EOF

@@ -145,8 +145,8 @@ func classified(action string, prefixes bool, err error) error {
 	return &Error{Action: action, Kind: kind, Code: code, Prefixes: prefixes, Err: err}
 }
 
-// isCredentialError reports whether the SDK could not get credentials to sign with (the default
-// chain found none, or the instance role's credentials could not be read from IMDS).
+// isCredentialError reports whether the SDK could not get credentials to sign with (the instance
+// role's could not be read from IMDS, STS or the container endpoint refused).
 func isCredentialError(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "failed to retrieve credentials") || strings.Contains(s, "failed to refresh cached credentials") ||
@@ -184,7 +184,7 @@ func Explain(err error) string {
 		return fmt.Sprintf("EC2 refused %s (%s): the node's IAM role lacks the permission %s; grant it (AmazonEKS_CNI_Policy has it)",
 			ce.Action, said, ce.IAMAction())
 	case KindAuthFailure:
-		return fmt.Sprintf("EC2 did not accept the node's credentials for %s (%s): check the instance role (IMDS iam/security-credentials), AWS_ACCESS_KEY_ID or the shared config, and the clock",
+		return fmt.Sprintf("EC2 did not accept the node's credentials for %s (%s): check the instance role (IMDS iam/security-credentials), IRSA or Pod Identity, AWS_ACCESS_KEY_ID, and the clock",
 			ce.Action, said)
 	}
 	return ce.Err.Error()
