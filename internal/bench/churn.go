@@ -32,6 +32,9 @@ type upstreamFigures struct {
 // a cluster's life (pods live 15 s for 150 s), so the 30 s default cooldown is scaled alike.
 const churnCooldown = "3s"
 
+// churnCooldownD is churnCooldown as a duration.
+var churnCooldownD, _ = time.ParseDuration(churnCooldown)
+
 // churnReleaseDelay is VPCNET_POOL_RELEASE_DELAY for the churn labs, its 30 s default scaled
 // ten times like the cooldown.
 const churnReleaseDelay = "3s"
@@ -133,6 +136,9 @@ func runChurn(ctx context.Context, r *runner) error {
 				)
 			}
 			r.add(NewRow("churn", "pod ready p99, "+sfx, "ms", o.readyP99, ref0(ti, i), res[0].readyP99, nil))
+			if err := r.addBound(tr, 1, cfg, churnCooldownD, sfx, o); err != nil {
+				return err
+			}
 		}
 		var per []string
 		for i, cfg := range cfgs {
@@ -143,8 +149,8 @@ func runChurn(ctx context.Context, r *runner) error {
 		if spec.Burst > 1 {
 			shape = fmt.Sprintf("arrivals %.1f/s in groups of 1 to %d pods (mean %d) within %s", spec.PerSecond, 2*spec.Burst-1, spec.Burst, spec.BurstSpread)
 		}
-		r.note("%s: seed %d, %d events over %s on 3 × m5.large (%s, exponential lives of mean %s, at most %d pods a node), played ten times faster than life with IP_COOLDOWN_PERIOD=%s and VPCNET_POOL_RELEASE_DELAY=%s (30 s each by default); utilisation is ∫pods dt / ∫pod addresses held dt from the agents' /v1/enis every 250 ms (ENI primary addresses not counted); an ADD is warm when it succeeds at the first try without waiting for the cloud (vpcnet_add_waited_total; a try-again is retried every 100 ms); pod ready is the first ADD's start to the success of the last (waits and retries included; the pod's namespace is made before, untimed); EC2 calls from vpcnet_ec2_calls_total over the trace (%s).",
-			tr.Name, spec.Seed, len(trace), spec.Duration, shape, spec.MeanLife, spec.MaxPerNode, churnCooldown, churnReleaseDelay, strings.Join(per, "; "))
+		r.note("%s: seed %d, %d events over %s on 3 × m5.large (%s, exponential lives of mean %s, at most %d pods a node), played ten times faster than life with IP_COOLDOWN_PERIOD=%s and VPCNET_POOL_RELEASE_DELAY=%s (30 s each by default); utilisation is ∫pods dt / ∫pod addresses held dt from the agents' /v1/enis every 250 ms (ENI primary addresses not counted); an ADD is warm when it succeeds at the first try without waiting for the cloud (vpcnet_add_waited_total; a try-again is retried every 100 ms); pod ready is the first ADD's start to the success of the last (waits and retries included; the pod's namespace is made before, untimed); EC2 calls from vpcnet_ec2_calls_total over the trace (%s).%s",
+			tr.Name, spec.Seed, len(trace), spec.Duration, shape, spec.MeanLife, spec.MaxPerNode, churnCooldown, churnReleaseDelay, strings.Join(per, "; "), boundNote)
 	}
 	return nil
 }

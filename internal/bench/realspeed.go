@@ -87,11 +87,15 @@ func runChurnRealSpeed(ctx context.Context, r *runner) error {
 				)
 			}
 			r.add(NewRow("churn", "pod ready p99, "+sfx, "ms", o.readyP99, NoReference, 0, nil))
+			// 30 s: the agents' default IP_COOLDOWN_PERIOD.
+			if err := r.addBound(tr, realSpeedFactor, cfg, 30*time.Second, sfx, o); err != nil {
+				return err
+			}
 			per = append(per, fmt.Sprintf("%s: %d starts (%d waited for an address, %d retried), %.0f EC2 calls (%s)", cfg.label, o.starts, o.waited, o.retried, o.calls, byAction(o.byAction)))
 		}
 		spec := tr.Spec
-		r.note("%s, real speed: the %s trace (seed %d, %d events) played %d times slower, over %s on 3 × m5.large, with the agents' default timers (IP_COOLDOWN_PERIOD, VPCNET_POOL_RELEASE_DELAY and VPCNET_RESYNC_PERIOD 30 s); measured as the churn rows (%s).",
-			tr.Name, tr.Name, spec.Seed, len(trace), realSpeedFactor, spec.Duration*realSpeedFactor, strings.Join(per, "; "))
+		r.note("%s, real speed: the %s trace (seed %d, %d events) played %d times slower, over %s on 3 × m5.large, with the agents' default timers (IP_COOLDOWN_PERIOD, VPCNET_POOL_RELEASE_DELAY and VPCNET_RESYNC_PERIOD 30 s); measured as the churn rows (%s).%s",
+			tr.Name, tr.Name, spec.Seed, len(trace), realSpeedFactor, spec.Duration*realSpeedFactor, strings.Join(per, "; "), boundNote)
 	}
 	return nil
 }
