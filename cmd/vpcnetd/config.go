@@ -22,6 +22,7 @@ import (
 	"github.com/vpcnet/vpcnet/internal/agentapi"
 	"github.com/vpcnet/vpcnet/internal/catalog"
 	"github.com/vpcnet/vpcnet/internal/dataplane"
+	"github.com/vpcnet/vpcnet/internal/ipam"
 )
 
 // setting is one environment variable (and the flag of the same name).
@@ -39,7 +40,8 @@ var settings = []setting{
 	{"WARM_PREFIX_TARGET", "1", "fully free /28 prefixes to keep in prefix mode, where WARM_ENI_TARGET does not apply; 0 adds a /28 when the last free address is taken (ignored when an IP target is set)", intVar(func(c *agent.Config) *int { return &c.Pool.WarmPrefixTarget })},
 	{"MAX_ENI", "", "most ENIs to attach, the primary included (default: the instance type's limit)", posIntVar(func(c *agent.Config) *int { return &c.Pool.MaxENI })},
 	{"IP_COOLDOWN_PERIOD", "30s", "how long a released address rests before reuse (seconds or a duration)", durVar(func(c *agent.Config) *time.Duration { return &c.Pool.Cooldown })},
-	{"VPCNET_POOL_RELEASE_DELAY", "30s", "how long the pool stays above its warm target before the surplus is released, all at once (seconds or a duration; 0 releases at once)", durVar(func(c *agent.Config) *time.Duration { return &c.Pool.ReleaseDelay })},
+	{"VPCNET_POOL_RELEASE_DELAY", ipam.DefaultReleaseDelay.String(), "how long the pool stays above its warm target before the surplus is released, all at once, under WARM_IP_TARGET / MINIMUM_IP_TARGET, prefix delegation and the adaptive mode, where it also sizes the top-up batch (seconds or a duration; 0 releases at once)", durVar(func(c *agent.Config) *time.Duration { return &c.Pool.ReleaseDelay })},
+	{"VPCNET_WARM_ENI_RELEASE_DELAY", ipam.DefaultWarmENIReleaseDelay.String(), "under WARM_ENI_TARGET: how long an unused ENI beyond the target is kept before it is detached and deleted (seconds or a duration; 0 frees it at once)", durVar(func(c *agent.Config) *time.Duration { return &c.Pool.WarmENIReleaseDelay })},
 	{"VPCNET_WARM_POOL", "aws", "aws: the pool follows WARM_ENI_TARGET / WARM_IP_TARGET / MINIMUM_IP_TARGET / WARM_PREFIX_TARGET as the AWS VPC CNI does; adaptive: the agent sizes it from the pod start rate and the cloud's replenish latency so pods need not wait (WARM_IP_TARGET and MINIMUM_IP_TARGET must be unset)", warmPoolVar},
 	{"VPCNET_ADD_WAIT", "5s", "how long an ADD that finds no free address waits for one the pool is fetching before it answers try-again (CNI code 11); 0 answers at once (seconds or a duration, at most 15s: the plugin gives the agent 20s)", durMaxVar(15*time.Second, func(c *agent.Config) *time.Duration { return &c.AddWait })},
 	{"MAX_PODS", "", "hard cap on pod addresses the node holds (default: what its ENIs can hold)", posIntVar(func(c *agent.Config) *int { return &c.Pool.MaxPods })},

@@ -51,7 +51,7 @@ func FuzzSettings(f *testing.F) {
 		}
 		p := c.Pool
 		if p.WarmENITarget < 0 || p.WarmIPTarget < 0 || p.MinimumIPTarget < 0 || p.WarmPrefixTarget < 0 || p.MaxENI < 0 || p.MaxPods < 0 ||
-			p.Cooldown < 0 || p.ReleaseDelay < 0 || c.MTU < 0 {
+			p.Cooldown < 0 || p.ReleaseDelay < 0 || p.WarmENIReleaseDelay < 0 || c.MTU < 0 {
 			t.Fatalf("%s=%q gave a negative setting: %+v", s.name, v, p)
 		}
 		if c.Resync < time.Second || c.DetachedGrace < time.Second || c.SweepPeriod < time.Second || p.Backoff <= 0 || c.Cloud.MaxBackoff <= 0 {

@@ -224,7 +224,7 @@ func TestFlagsOverEnvironment(t *testing.T) {
 	if cfg.Pool.WarmIPTarget != 7 || cfg.Pool.MaxPods != 20 || cfg.Pool.Cooldown != 5*time.Second || cfg.Pool.WarmENITarget != 1 || !cfg.HostNetworking || cfg.MTU != 9001 {
 		t.Fatalf("config %+v", cfg)
 	}
-	if cfg.Socket != "/run/vpcnet/vpcnetd.sock" || cfg.MetricsAddr != "127.0.0.1:61678" || cfg.Cloud.Cluster != "vpcnet" || cfg.Pool.ReleaseDelay != 30*time.Second {
+	if cfg.Socket != "/run/vpcnet/vpcnetd.sock" || cfg.MetricsAddr != "127.0.0.1:61678" || cfg.Cloud.Cluster != "vpcnet" || cfg.Pool.ReleaseDelay != 30*time.Second || cfg.Pool.WarmENIReleaseDelay != 10*time.Second {
 		t.Fatalf("defaults %+v", cfg)
 	}
 }

@@ -24,7 +24,7 @@ import (
 func TestWarmENITarget(t *testing.T) {
 	x := newSim(t, vpcsim.Options{}, "10.0.1.0/24", "m5.large")
 	cfg := testConfig(t, x)
-	cfg.Pool.ReleaseDelay = 2 * time.Second
+	cfg.Pool.WarmENIReleaseDelay = 2 * time.Second // VPCNET_WARM_ENI_RELEASE_DELAY: WARM_ENI_TARGET's own
 	n := startNode(t, x, cfg)
 	n.settle("one ENI's worth of free addresses", func(p poolView) bool { return p.total == 9 && p.enis == 1 && p.free == 9 })
 	conf, err := os.ReadFile(filepath.Join(cfg.CNIConfDir, cfg.CNIConfName))
@@ -53,7 +53,7 @@ func TestWarmENITarget(t *testing.T) {
 	// is on the time the release was seen, never before it happened, so a slow machine cannot
 	// fail it (a fixed sleep followed by a look at the pool could oversleep the delay).
 	n.settle("the second ENI freed after cooldown and release delay", func(p poolView) bool { return p.total == 9 && p.enis == 1 && p.free == 9 })
-	if took := time.Since(gone); took < cfg.Pool.Cooldown+cfg.Pool.ReleaseDelay {
+	if took := time.Since(gone); took < cfg.Pool.Cooldown+cfg.Pool.WarmENIReleaseDelay {
 		t.Fatalf("freed %v after the pods left", took)
 	}
 	if st := n.status(); !st.Ready || st.Reason != "" {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vpcnet/vpcnet/internal/bench/churntrace"
+	"github.com/vpcnet/vpcnet/internal/ipam"
 	"github.com/vpcnet/vpcnet/internal/lab"
 )
 
@@ -35,9 +36,19 @@ const churnCooldown = "3s"
 // churnCooldownD is churnCooldown as a duration.
 var churnCooldownD, _ = time.ParseDuration(churnCooldown)
 
-// churnReleaseDelay is VPCNET_POOL_RELEASE_DELAY for the churn labs, its 30 s default scaled
-// ten times like the cooldown.
-const churnReleaseDelay = "3s"
+// churnReleaseDelay and churnWarmENIReleaseDelay are VPCNET_POOL_RELEASE_DELAY and
+// VPCNET_WARM_ENI_RELEASE_DELAY for the churn labs: their defaults (30 s and 10 s) scaled ten
+// times like the cooldown, so the scaled runs follow the defaults.
+var (
+	churnReleaseDelay        = (ipam.DefaultReleaseDelay / 10).String()
+	churnWarmENIReleaseDelay = (ipam.DefaultWarmENIReleaseDelay / 10).String()
+)
+
+// churnTimers are the agent settings of the scaled churn labs' timers.
+func churnTimers() map[string]string {
+	return map[string]string{"IP_COOLDOWN_PERIOD": churnCooldown, "VPCNET_POOL_RELEASE_DELAY": churnReleaseDelay,
+		"VPCNET_WARM_ENI_RELEASE_DELAY": churnWarmENIReleaseDelay}
+}
 
 var churnConfigs = []churnConfig{
 	{"default (WARM_ENI_TARGET=1)", map[string]string{}, &upstreamFigures{36.7, 100, 0.41, ""}, true},
@@ -84,7 +95,7 @@ func runChurn(ctx context.Context, r *runner) error {
 			if ti > 0 && !cfg.bursty {
 				continue
 			}
-			agent := map[string]string{"IP_COOLDOWN_PERIOD": churnCooldown, "VPCNET_POOL_RELEASE_DELAY": churnReleaseDelay}
+			agent := churnTimers()
 			for k, v := range cfg.agent {
 				agent[k] = v
 			}
@@ -149,8 +160,8 @@ func runChurn(ctx context.Context, r *runner) error {
 		if spec.Burst > 1 {
 			shape = fmt.Sprintf("arrivals %.1f/s in groups of 1 to %d pods (mean %d) within %s", spec.PerSecond, 2*spec.Burst-1, spec.Burst, spec.BurstSpread)
 		}
-		r.note("%s: seed %d, %d events over %s on 3 × m5.large (%s, exponential lives of mean %s, at most %d pods a node), played ten times faster than life with IP_COOLDOWN_PERIOD=%s and VPCNET_POOL_RELEASE_DELAY=%s (30 s each by default); utilisation is ∫pods dt / ∫pod addresses held dt from the agents' /v1/enis every 250 ms (ENI primary addresses not counted); an ADD is warm when it succeeds at the first try without waiting for the cloud (vpcnet_add_waited_total; a try-again is retried every 100 ms); pod ready is the first ADD's start to the success of the last (waits and retries included; the pod's namespace is made before, untimed); EC2 calls from vpcnet_ec2_calls_total over the trace (%s).%s",
-			tr.Name, spec.Seed, len(trace), spec.Duration, shape, spec.MeanLife, spec.MaxPerNode, churnCooldown, churnReleaseDelay, strings.Join(per, "; "), boundNote)
+		r.note("%s: seed %d, %d events over %s on 3 × m5.large (%s, exponential lives of mean %s, at most %d pods a node), played ten times faster than life with IP_COOLDOWN_PERIOD=%s, VPCNET_POOL_RELEASE_DELAY=%s and VPCNET_WARM_ENI_RELEASE_DELAY=%s (30 s, 30 s and 10 s by default); utilisation is ∫pods dt / ∫pod addresses held dt from the agents' /v1/enis every 250 ms (ENI primary addresses not counted); an ADD is warm when it succeeds at the first try without waiting for the cloud (vpcnet_add_waited_total; a try-again is retried every 100 ms); pod ready is the first ADD's start to the success of the last (waits and retries included; the pod's namespace is made before, untimed); EC2 calls from vpcnet_ec2_calls_total over the trace (%s).%s",
+			tr.Name, spec.Seed, len(trace), spec.Duration, shape, spec.MeanLife, spec.MaxPerNode, churnCooldown, churnReleaseDelay, churnWarmENIReleaseDelay, strings.Join(per, "; "), boundNote)
 	}
 	return nil
 }

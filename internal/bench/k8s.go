@@ -47,7 +47,7 @@ func runK8s(ctx context.Context, r *runner) error {
 	// EC2-like latencies (the scale-out's) for every part: the pool grows on the pods' path as
 	// it would in a cloud; cooldown and release delay scaled as the churn scenario's.
 	l, err := r.up(ctx, labSpec{suffix: "k", instanceType: "m5.xlarge", nodes: 3, subnet: mustPrefix("10.10.0.0/20"), runtime: k8s.Name,
-		latency: scaleLatency, agent: map[string]string{"IP_COOLDOWN_PERIOD": churnCooldown, "VPCNET_POOL_RELEASE_DELAY": churnReleaseDelay}})
+		latency: scaleLatency, agent: churnTimers()})
 	if err != nil {
 		return err
 	}
@@ -141,8 +141,8 @@ func k8sChurnRows(ctx context.Context, r *runner, labName string, cs *kubernetes
 		NewRow("k8s", "EC2 calls per pod, churn through the API", "calls", Ratio(ours.calls, float64(ours.starts)), NoReference, 0, nil),
 	)
 	r.note("k8s churn: the churn scenario's trace (seed %d, %d pod starts over %s, 3 nodes, exponential lives of mean %s) played as pod creates (spec.nodeName the trace's node) and deletes (grace 0, once the pod has been Running) through the API server, so kubelet's sandbox creation, retries and garbage collection are in the numbers; "+
-		"IP_COOLDOWN_PERIOD=%s, VPCNET_POOL_RELEASE_DELAY=%s as in the churn scenario; utilisation is ∫pods dt / ∫pod addresses held dt from the agents' /v1/enis every 250 ms; EC2 calls from vpcnet_ec2_calls_total (%s); FailedCreatePodSandBox events: vpcnet %d, reference %d",
-		tr.Spec.Seed, ours.starts, tr.Spec.Duration, tr.Spec.MeanLife, churnCooldown, churnReleaseDelay, byAction(ours.byAction), ours.sandboxFail, ref.sandboxFail)
+		"IP_COOLDOWN_PERIOD=%s, VPCNET_POOL_RELEASE_DELAY=%s, VPCNET_WARM_ENI_RELEASE_DELAY=%s as in the churn scenario; utilisation is ∫pods dt / ∫pod addresses held dt from the agents' /v1/enis every 250 ms; EC2 calls from vpcnet_ec2_calls_total (%s); FailedCreatePodSandBox events: vpcnet %d, reference %d",
+		tr.Spec.Seed, ours.starts, tr.Spec.Duration, tr.Spec.MeanLife, churnCooldown, churnReleaseDelay, churnWarmENIReleaseDelay, byAction(ours.byAction), ours.sandboxFail, ref.sandboxFail)
 	return nil
 }
 

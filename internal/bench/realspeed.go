@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/vpcnet/vpcnet/internal/ipam"
 )
 
 // realSpeedFactor is how much slower than the churn lab's trace a cluster lives: the real-speed
@@ -35,7 +37,8 @@ func slowed(trace []TraceEvent) []TraceEvent {
 
 // runChurnRealSpeed plays the churn trace ten times slower (450 s) once per setting of
 // realSpeedConfigs, and the bursty trace for those marked bursty, with the agents' default
-// timers (IP_COOLDOWN_PERIOD, VPCNET_POOL_RELEASE_DELAY, VPCNET_RESYNC_PERIOD: 30 s each), so
+// timers (IP_COOLDOWN_PERIOD, VPCNET_POOL_RELEASE_DELAY, VPCNET_RESYNC_PERIOD: 30 s each;
+// VPCNET_WARM_ENI_RELEASE_DELAY 10 s), so
 // that what the timers cost in EC2 calls and held addresses is not scaled away. CI's short run
 // plays the short churn trace only.
 func runChurnRealSpeed(ctx context.Context, r *runner) error {
@@ -94,8 +97,8 @@ func runChurnRealSpeed(ctx context.Context, r *runner) error {
 			per = append(per, fmt.Sprintf("%s: %d starts (%d waited for an address, %d retried), %.0f EC2 calls (%s)", cfg.label, o.starts, o.waited, o.retried, o.calls, byAction(o.byAction)))
 		}
 		spec := tr.Spec
-		r.note("%s, real speed: the %s trace (seed %d, %d events) played %d times slower, over %s on 3 × m5.large, with the agents' default timers (IP_COOLDOWN_PERIOD, VPCNET_POOL_RELEASE_DELAY and VPCNET_RESYNC_PERIOD 30 s); measured as the churn rows (%s).%s",
-			tr.Name, tr.Name, spec.Seed, len(trace), realSpeedFactor, spec.Duration*realSpeedFactor, strings.Join(per, "; "), boundNote)
+		r.note("%s, real speed: the %s trace (seed %d, %d events) played %d times slower, over %s on 3 × m5.large, with the agents' default timers (IP_COOLDOWN_PERIOD, VPCNET_POOL_RELEASE_DELAY and VPCNET_RESYNC_PERIOD 30 s, VPCNET_WARM_ENI_RELEASE_DELAY %s); measured as the churn rows (%s).%s",
+			tr.Name, tr.Name, spec.Seed, len(trace), realSpeedFactor, spec.Duration*realSpeedFactor, ipam.DefaultWarmENIReleaseDelay, strings.Join(per, "; "), boundNote)
 	}
 	return nil
 }

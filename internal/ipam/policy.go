@@ -270,7 +270,8 @@ func batch(share, room, left, podRoom int, fill bool) int {
 	return k
 }
 
-// shrink releases the pool's surplus once it has been over its target for the release delay.
+// shrink releases the pool's surplus once it has been over its target for the release delay
+// (Settings.ReleaseDelayOf).
 func shrink(s State, c Summary, g goal, p Plan) Plan {
 	p = release(s, c, g, p)
 	if len(p.Actions) == 0 {
@@ -281,7 +282,7 @@ func shrink(s State, c Summary, g goal, p Plan) Plan {
 	if since.IsZero() || since.After(s.Now) {
 		since = s.Now // the agent records this moment as OverSince
 	}
-	if at := since.Add(s.Settings.ReleaseDelay); s.Now.Before(at) {
+	if at := since.Add(s.Settings.ReleaseDelayOf()); s.Now.Before(at) {
 		n := 0
 		for _, a := range p.Actions {
 			n += len(a.IPs) + 16*len(a.Prefixes)

@@ -395,7 +395,7 @@ func TestDecideNeverReleasesInUse(t *testing.T) {
 		if released && !p.Over {
 			t.Fatalf("case %d: releases without saying the pool is over", i)
 		}
-		if since := s.OverSince; released && s.Settings.ReleaseDelay > 0 && (since.IsZero() || s.Now.Before(since.Add(s.Settings.ReleaseDelay))) {
+		if since, d := s.OverSince, s.Settings.ReleaseDelayOf(); released && d > 0 && (since.IsZero() || s.Now.Before(since.Add(d))) {
 			t.Fatalf("case %d: releases before the delay (over since %v)", i, since)
 		}
 		if s.SubnetKnown && s.SubnetFree > 0 && assigned > s.SubnetFree {
@@ -469,6 +469,7 @@ func randomState(r *rand.Rand) State {
 	}
 	if r.IntN(2) == 0 {
 		s.Settings.ReleaseDelay = time.Duration(r.IntN(60)) * time.Second
+		s.Settings.WarmENIReleaseDelay = time.Duration(r.IntN(60)) * time.Second
 		if r.IntN(2) == 0 {
 			s.OverSince = t0.Add(-time.Duration(r.IntN(90)) * time.Second)
 		}
@@ -480,14 +481,15 @@ func randomState(r *rand.Rand) State {
 }
 
 // TestReleaseDelay covers the hysteresis: a pool above its target keeps the surplus for
-// ReleaseDelay from OverSince, then gives all of it back at once.
+// ReleaseDelay from OverSince (WarmENIReleaseDelay under WARM_ENI_TARGET), then gives all of it
+// back at once.
 func TestReleaseDelay(t *testing.T) {
 	ip0 := addrs("10.0.1.10", 9)
 	ip1 := addrs("10.0.1.30", 9)
 	ip2 := addrs("10.0.1.50", 9)
 	delayed := func(st Settings, enis ...ENI) State {
 		s := base(st, enis...)
-		s.Settings.ReleaseDelay = 30 * time.Second
+		s.Settings.ReleaseDelay, s.Settings.WarmENIReleaseDelay = 30*time.Second, 10*time.Second
 		return s
 	}
 	tests := []struct {
@@ -522,14 +524,26 @@ func TestReleaseDelay(t *testing.T) {
 			state: delayed(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1[:4]}),
 			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:4]), t0.Add(-time.Minute) },
 			want:  "free-eni eni-1; unassign-ips eni-0 [10.0.1.18 10.0.1.17]", over: true},
-		{name: "an unused ENI beyond WARM_ENI_TARGET is held for the delay",
+		{name: "an unused ENI beyond WARM_ENI_TARGET is held for the WARM_ENI_TARGET delay",
 			state: delayed(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1}, ENI{ID: "eni-2", DeviceIndex: 2, IPs: ip2[:5]}),
-			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:2]), t0.Add(-29*time.Second) },
+			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:2]), t0.Add(-9*time.Second) },
 			want:  "", over: true, wake: time.Second, reason: "by 5 addresses"},
-		{name: "and freed once the delay is over",
+		{name: "and freed once that delay is over, before the pool's release delay",
 			state: delayed(Settings{WarmENITarget: 1}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1}, ENI{ID: "eni-2", DeviceIndex: 2, IPs: ip2[:5]}),
-			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:2]), t0.Add(-30*time.Second) },
+			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:2]), t0.Add(-10*time.Second) },
 			want:  "free-eni eni-2", over: true},
+		{name: "WARM_ENI_TARGET with no delay of its own frees the ENI at once",
+			state: base(Settings{WarmENITarget: 1, ReleaseDelay: 30 * time.Second}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1}, ENI{ID: "eni-2", DeviceIndex: 2, IPs: ip2[:5]}),
+			edit:  func(s *State) { s.Assigned = set(ip0[:2]) },
+			want:  "free-eni eni-2", over: true},
+		{name: "under the IP targets an unused ENI waits for the pool's release delay",
+			state: delayed(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1, IPs: ip1[:4]}),
+			edit:  func(s *State) { s.Assigned, s.OverSince = set(ip0[:4]), t0.Add(-10*time.Second) },
+			want:  "", over: true, wake: 20 * time.Second},
+		{name: "and in prefix mode",
+			state: delayed(Settings{PrefixDelegation: true, WarmPrefixTarget: 1, WarmENITarget: 1}, ENI{ID: "eni-0", Prefixes: pfxs("10.0.2.0/28", "10.0.2.16/28", "10.0.2.32/28")}),
+			edit:  func(s *State) { s.OverSince = t0.Add(-10 * time.Second) },
+			want:  "", over: true, wake: 20 * time.Second},
 		{name: "an emptied ENI with no addresses left is held too",
 			state: delayed(Settings{WarmIPTarget: 3}, ENI{ID: "eni-0", IPs: ip0}, ENI{ID: "eni-1", DeviceIndex: 1}),
 			edit:  func(s *State) { s.Assigned = set(ip0[:6]) },
