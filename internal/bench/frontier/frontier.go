@@ -72,7 +72,7 @@ import (
 // raised it: the longest single action internal/ipam's simulation gives the cloud (an ENI
 // created and attached, 200 ms; an assign takes 30 ms). An agent cannot meet a target faster
 // than the cloud acts, so the setting rules allow it; the warm bound (the adaptive rules) has
-// no lag: there the time without a free address is the online argument's own (Budget).
+// no lag: there the time without a free address is the online argument's own (WarmBudget).
 const SettingLag = 200 * time.Millisecond
 
 // Rule is what a node must hold at every moment: at least pods + resting + Free addresses,
