@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
 	"github.com/vpcnet/vpcnet/internal/cloud"
+	"github.com/vpcnet/vpcnet/internal/vpcsim/model"
 )
 
 // awsVariables are every variable the client's credential and endpoint choice reads; each test
@@ -35,7 +36,8 @@ func clearAWS(t *testing.T) {
 // TestCredentialSources (issue 11 fault 9; issue 16 item 7): each credential source the agent
 // keeps signs calls vpcsim accepts (it checks every SigV4 signature against the credentials it
 // issued): the instance role's from vpcsim's IMDS with nothing in the environment, keys in the
-// environment, and a container credentials endpoint (EKS Pod Identity's settings) that is given
+// environment, a web identity token exchanged at vpcsim's STS (IRSA's settings), and a container
+// credentials endpoint (EKS Pod Identity's settings) that is given
 // the token file's content as Authorization. EC2 refusing keys is an auth failure that says to
 // check the credentials; a container endpoint refusing the token fails the call as unauthorized
 // too, not as an unreachable cloud.
@@ -126,6 +128,28 @@ func TestCredentialSources(t *testing.T) {
 		_, err := newClient(t, cloud.SourceContainer).ENIs(bg, id.InstanceID)
 		if refused.Load() == 0 || cloud.KindOf(err) != cloud.KindAuthFailure {
 			t.Fatalf("with a token the endpoint refuses: %v (kind %v, %d refused)", err, cloud.KindOf(err), refused.Load())
+		}
+	})
+
+	t.Run("web identity", func(t *testing.T) {
+		clearAWS(t)
+		// IRSA's settings, with vpcsim as the cluster's OIDC issuer and as STS.
+		token := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(token, []byte(s.WebIdentityToken("system:serviceaccount:kube-system:vpcnet")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", token)
+		t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::"+model.OwnerID+":role/vpcnet-cni")
+		t.Setenv("AWS_ENDPOINT_URL_STS", s.STSEndpoint())
+		if enis, err := newClient(t, cloud.SourceWebIdentity).ENIs(bg, id.InstanceID); err != nil || len(enis) != 1 {
+			t.Fatalf("with the web identity role's credentials: %v %v", enis, err)
+		}
+		if err := os.WriteFile(token, []byte("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := newClient(t, cloud.SourceWebIdentity).ENIs(bg, id.InstanceID)
+		if cloud.KindOf(err) != cloud.KindAuthFailure || !strings.Contains(err.Error(), "InvalidIdentityToken") {
+			t.Fatalf("with a token STS refuses: %v (kind %v)", err, cloud.KindOf(err))
 		}
 	})
 

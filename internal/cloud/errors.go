@@ -139,8 +139,10 @@ func classified(action string, prefixes bool, err error) error {
 		msg = api.ErrorMessage()
 	}
 	kind := Classify(code, msg, prefixes)
-	if code == "" && isCredentialError(err) {
-		kind = KindAuthFailure
+	if isCredentialError(err) {
+		// EC2 was not reached: the code, if any, is STS's or the credential endpoint's
+		// (InvalidIdentityToken, AccessDenied), not EC2's; Explain still quotes it.
+		kind, code = KindAuthFailure, ""
 	}
 	return &Error{Action: action, Kind: kind, Code: code, Prefixes: prefixes, Err: err}
 }

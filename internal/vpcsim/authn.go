@@ -93,11 +93,21 @@ func (s *Server) Authenticate(r *http.Request, body []byte) (string, error) {
 	if c.Operator() {
 		return "operator", nil
 	}
+	if session, ok := strings.CutPrefix(c.InstanceID, auth.WebIdentityPrefix); ok {
+		return callerWebIdentity + session, nil
+	}
 	return callerInstance + c.InstanceID, nil
 }
 
 // permitted answers UnauthorizedOperation for an action the caller's role does not allow.
 func (s *Server) permitted(action, caller string) error {
+	if session, ok := strings.CutPrefix(caller, callerWebIdentity); ok { // ROLE/SESSION
+		if roleActions[action] {
+			return nil
+		}
+		return model.Errf(model.CodeUnauthorizedOperation, "You are not authorized to perform this operation. User: arn:aws:sts::%s:assumed-role/%s is not authorized to perform: ec2:%s",
+			model.OwnerID, session, action)
+	}
 	id, isRole := strings.CutPrefix(caller, callerInstance)
 	if !isRole || roleActions[action] {
 		return nil

@@ -165,6 +165,8 @@ func Start(addr string, opts Options) (*Server, error) {
 	s.ec2 = ec2api.NewHandler(s, log)
 	mux := http.NewServeMux()
 	mux.Handle("/", s.ec2)
+	mux.HandleFunc(stsPath, s.serveSTS)
+	mux.HandleFunc("/sts", s.serveSTS)
 	mux.HandleFunc("GET /vpcsim/imds/{instance}", s.serveIMDSLookup)
 	mux.HandleFunc("GET /vpcsim/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

@@ -1,8 +1,10 @@
 // Package auth is vpcsim's EC2 authentication: the credentials vpcsim issues and the SigV4
 // check of every EC2 request against them, as EC2 does.
 //
-// Two kinds of credentials exist:
+// Three kinds of credentials exist:
 //   - the operator's long-term access key (AKIA…, no session token): it may call every action;
+//   - web identity session credentials (ASIA…), issued by vpcsim's STS for a token of its
+//     own issuer (WebIdentityToken), derived as the role credentials below are;
 //   - per-instance role credentials (ASIA…, with a session token), served by IMDS under
 //     iam/security-credentials/ROLE. They are derived from a key vpcsim keeps (auth.json in its
 //     state directory), the instance ID and the time window they were issued in, so a restarted
@@ -238,4 +240,35 @@ func (k *Keys) parseToken(token string) (Credentials, string, time.Time, error) 
 		return Credentials{}, "", time.Time{}, errBadToken
 	}
 	return k.roleCreds(string(payload), token), parts[0], time.Unix(exp, 0).UTC(), nil
+}
+
+// WebIdentityPrefix starts the session name of credentials issued by AssumeRoleWithWebIdentity
+// (Caller.InstanceID "web-identity/ROLE/SESSION"), so they are told from an instance's.
+const WebIdentityPrefix = "web-identity/"
+
+// WebIdentityToken is a token for subject (a service account, as
+// "system:serviceaccount:NAMESPACE:NAME") that vpcsim's STS accepts: vpcsim plays the cluster's
+// OIDC issuer, as IRSA's is. Three dot-separated base64url parts, as a JWT has: a fixed header,
+// the subject, and a MAC over the subject with the role key.
+func (k *Keys) WebIdentityToken(subject string) string {
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT","kid":"vpcsim"}`)) + "." +
+		enc.EncodeToString([]byte(subject)) + "." + enc.EncodeToString(k.mac("web-identity", subject))
+}
+
+// errBadWebIdentityToken is what STS says of a token its issuer did not sign.
+var errBadWebIdentityToken = errors.New("the web identity token is not one vpcsim's issuer signed")
+
+// WebIdentitySubject checks a token WebIdentityToken made and returns its subject.
+func (k *Keys) WebIdentitySubject(token string) (string, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", errBadWebIdentityToken
+	}
+	subject, err1 := base64.RawURLEncoding.DecodeString(parts[1])
+	sum, err2 := base64.RawURLEncoding.DecodeString(parts[2])
+	if err1 != nil || err2 != nil || !hmac.Equal(sum, k.mac("web-identity", string(subject))) {
+		return "", errBadWebIdentityToken
+	}
+	return string(subject), nil
 }
