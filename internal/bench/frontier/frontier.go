@@ -118,9 +118,10 @@ func For(st ipam.Settings, lim ipam.Limits) Rule {
 	return r
 }
 
-// need is the addresses r asks for with pods and resting on the node, before rounding.
-func (r Rule) need(pods, resting int) int {
-	return max(pods+resting+r.Free, pods+r.Available, r.Minimum)
+// target is the addresses the setting's targets ask for with pods on the node (resting ones
+// count as available), before rounding: what Relaxed never lets go.
+func (r Rule) target(pods int) int {
+	return max(pods+r.Available, r.Minimum)
 }
 
 // Play is a trace as played and measured.
@@ -178,7 +179,10 @@ type segment struct {
 	pods int
 	phys int // units held whatever the rule: pods + resting, rounded up
 	need int // units the rule asks for (lagged)
-	soft int // units below need allowed at a price (Relaxed); == need otherwise
+	// floor is the units the setting's own targets ask for (pods + Available, Minimum; lagged),
+	// without the usable free address: Relaxed lets the need fall to it, never below.
+	floor int
+	soft  int // units below need allowed at a price (Relaxed); == need otherwise
 }
 
 // Compute returns the frontier of rule r on p for an instance with limits lim. It fails when a
@@ -270,7 +274,6 @@ func nodeSegments(p Play, node int, r Rule, capacity int) ([]segment, int, error
 	capU := capacity / r.Grain
 	var segs []segment
 	pods, resting := 0, 0
-	before := min(units(r.need(0, 0)), capU) // the need before the trace (no pods)
 	for i, t := range moments {
 		c := changes[t]
 		pods, resting = pods+c.pods, resting+c.resting
@@ -284,32 +287,36 @@ func nodeSegments(p Play, node int, r Rule, capacity int) ([]segment, int, error
 		if i+1 < len(moments) {
 			end = moments[i+1]
 		}
-		phys := units(pods + resting)
-		need := max(min(units(r.need(pods, resting)), capU), phys)
-		segs = append(segs, segment{dur: (end - t).Seconds(), pods: pods, phys: phys, need: need})
+		segs = append(segs, segment{dur: (end - t).Seconds(), pods: pods, phys: units(pods + resting),
+			need: min(units(pods+resting+r.Free), capU), floor: min(units(r.target(pods)), capU)})
 	}
-	// The lag: the need at t is the least the rule asked for over [t-Lag, t].
-	lagged := make([]int, len(segs))
-	for k := range segs {
-		lagged[k] = segs[k].need
-		if r.Lag == 0 {
-			continue
-		}
-		from := moments[k] - r.Lag
-		if from < 0 {
-			lagged[k] = min(lagged[k], before)
-		}
-		for j := k - 1; j >= 0; j-- {
-			end := moments[j+1]
-			if end <= from {
-				break
+	// The lag: each part of the need at t (the usable free address; the setting's targets) is
+	// the least that part asked for over [t-Lag, t], and never under pods + resting. Lagging the
+	// parts apart, not their max, allows each its own 200 ms, which can only lower the need.
+	lag := func(of func(segment) int, before int) []int {
+		lagged := make([]int, len(segs))
+		for k := range segs {
+			lagged[k] = of(segs[k])
+			from := moments[k] - r.Lag
+			if r.Lag > 0 && from < 0 {
+				lagged[k] = min(lagged[k], before)
 			}
-			lagged[k] = min(lagged[k], segs[j].need)
+			for j := k - 1; r.Lag > 0 && j >= 0; j-- {
+				end := moments[j+1]
+				if end <= from {
+					break
+				}
+				lagged[k] = min(lagged[k], of(segs[j]))
+			}
+			lagged[k] = max(lagged[k], segs[k].phys)
 		}
-		lagged[k] = max(lagged[k], segs[k].phys)
+		return lagged
 	}
+	warm := lag(func(s segment) int { return s.need }, min(units(r.Free), capU))
+	floor := lag(func(s segment) int { return s.floor }, min(units(r.target(0)), capU))
 	for k := range segs {
-		segs[k].need, segs[k].soft = lagged[k], lagged[k]
+		need := max(warm[k], floor[k])
+		segs[k].need, segs[k].soft, segs[k].floor = need, need, floor[k]
 	}
 	return segs, starts, nil
 }
@@ -438,12 +445,15 @@ func WarmBudget(p Play, warm float64) float64 {
 	return (1 - warm) * float64(all) / float64(first) * float64(p.Nodes) * p.Window.Seconds()
 }
 
-// Relaxed is Compute with the need allowed to go unmet, down to pods + resting, for budget
-// node-seconds in all (WarmBudget: the time without a usable free address the online argument
-// allows). It is a bound by Lagrangian duality, so still an upper bound on utilisation: for
-// every price mu ≥ 0 per address-second short, an agent within the budget holds at least the
-// least ∫held + mu·∫short dt over all agents, less mu × budget; Held[c] is the best of these
-// over a grid of prices (never above Compute's, the price being finite).
+// Relaxed is Compute with the usable free address allowed to go missing for budget node-seconds
+// in all (WarmBudget: the time without one the online argument allows): the need may fall to
+// what the setting's own targets ask (pods + Available, Minimum, lagged as the need; pods +
+// resting for the adaptive rule), never below, so a node is short by at most one unit and a
+// unit-second short is a node-second without a usable free address. It is a bound by Lagrangian
+// duality, so still an upper bound on utilisation: for every price mu ≥ 0 per unit-second
+// short, an agent within the budget holds at least the least ∫held + mu·∫short dt over all
+// agents, less mu × budget; Held[c] is the best of these over a grid of prices (never above
+// Compute's, the price being finite).
 func Relaxed(p Play, r Rule, lim ipam.Limits, budget float64) (Frontier, error) {
 	nodes, f, err := prepare(p, r, lim)
 	if err != nil {
@@ -451,7 +461,7 @@ func Relaxed(p Play, r Rule, lim ipam.Limits, budget float64) (Frontier, error) 
 	}
 	for _, segs := range nodes {
 		for k := range segs {
-			segs[k].soft = segs[k].phys
+			segs[k].soft = segs[k].floor
 		}
 	}
 	for _, mu := range prices() {

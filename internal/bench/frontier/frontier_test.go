@@ -45,7 +45,7 @@ func TestHeldByHand(t *testing.T) {
 	}, {
 		// A 2 s cooldown keeps the address after the stop: need 1, 2 on [2,8), 1 on [8,10).
 		// 0 calls: 20. 1 call: 2 until 8 then 1 (16 + 2) or 1 then 2 (2 + 16): 18. 2 calls: 2 +
-		// 12 + 2 = 16; the 4th segment ([6,8), need still 2) allows a 3rd call that saves nothing.
+		// 12 + 2 = 16; the step at 6 (need still 2) allows a 3rd call that saves nothing.
 		name: "one pod, 2 s cooldown",
 		play: Play{Nodes: 1, Window: 10 * s, Events: []churntrace.Event{start(2*s, 0, "a"), stop(6*s, 0, "a")}},
 		rule: Rule{Free: 1, Grain: 1, Cooldown: 2 * s}, lim: m5large, pods: 4, held: []float64{20, 18, 16, 16},
@@ -64,6 +64,18 @@ func TestHeldByHand(t *testing.T) {
 		name: "lag",
 		play: Play{Nodes: 1, Window: 6 * s, Events: []churntrace.Event{start(2*s, 0, "a")}},
 		rule: Rule{Free: 1, Available: 3, Grain: 1, Lag: s}, lim: m5large, pods: 4, held: []float64{24, 21, 21},
+	}, {
+		// Each part of the need lags alone. WARM_IP_TARGET=3, 1 s lag, 1 s cooldown: 5 pods at 0,
+		// 4 stop at 1, one starts at 1.5, the 4 resting addresses free at 2. The usable free
+		// address asks pods + resting + 1: 6, 6, 7, 3 on [0,1), [1,1.5), [1.5,2), [2,4); the target
+		// pods + 3: 8, 4, 5, 5. Lagged apart, then the larger, never under pods + resting (5, 5, 6,
+		// 2): 5 on [0,1) (the need before the trace, 1 and 3, for 1 s), 6 on [1,2), 4 on [2,2.5)
+		// (free address 3 since 2, target 4 since 1), 5 on [2.5,4). Lagging their max instead
+		// would keep 5 on [2,2.5). 0 calls: 6 × 4 = 24; 1: 6 then 5 at 2, 22; 2: 5, 6, 5, 21;
+		// 3: 5, 6, 4, 5, 20.5.
+		name: "lag of each part",
+		play: Play{Nodes: 1, Window: 4 * s, Events: append(five(), stop(s, 0, "p0"), stop(s, 0, "p1"), stop(s, 0, "p2"), stop(s, 0, "p3"), start(1500*time.Millisecond, 0, "f"))},
+		rule: Rule{Free: 1, Available: 3, Grain: 1, Lag: s, Cooldown: s}, lim: m5large, pods: 5 + 0.5 + 5, held: []float64{24, 22, 21, 20.5},
 	}, {
 		// /28 prefixes, 3 available: 13 pods need 16 addresses, 14 need 32. 14 pods start at 0
 		// (the warm-up holds 32 for free), one stops at 4 of 8: 0 calls: 32 × 8 = 256; 1 call:
@@ -107,6 +119,8 @@ func TestHeldByHand(t *testing.T) {
 	}
 }
 
+func five() []churntrace.Event { return fourteen()[:5] }
+
 func fourteen() []churntrace.Event {
 	var out []churntrace.Event
 	for i := range 14 {
@@ -132,6 +146,46 @@ func TestRelaxedByHand(t *testing.T) {
 	for c := range f.Held {
 		if f.Held[c] > strict.Held[c]+1e-9 {
 			t.Errorf("relaxed Held[%d] = %g above the strict %g", c, f.Held[c], strict.Held[c])
+		}
+	}
+}
+
+// TestRelaxedKeepsTargets: Relaxed lets only the usable free address go missing, never what
+// the setting's own targets ask. With WARM_IP_TARGET=1 on "one pod, no cooldown" the target is
+// pods + 1 itself, so 1 node-second allowed without a free address changes nothing: 20, 16, 14.
+func TestRelaxedKeepsTargets(t *testing.T) {
+	p := Play{Nodes: 1, Window: 10 * s, Events: []churntrace.Event{start(2*s, 0, "a"), stop(6*s, 0, "a")}}
+	f, err := Relaxed(p, Rule{Free: 1, Available: 1, Grain: 1}, m5large, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c, want := range []float64{20, 16, 14, 14} {
+		if math.Abs(f.Held[min(c, len(f.Held)-1)]-want) > 1e-9 {
+			t.Fatalf("relaxed Held = %v, want 20, 16, 14", f.Held)
+		}
+	}
+}
+
+// TestRelaxedKeepsResting: on the bench's traces with IP_COOLDOWN_PERIOD, the adaptive rule
+// relaxed never holds less than pods + resting, the least any agent holds whatever it lets
+// wait (Compute of the rule without the free address, the price 0 of the duality bound).
+func TestRelaxedKeepsResting(t *testing.T) {
+	for _, tr := range churntrace.Churn(false) {
+		p := Played(tr.Spec, 1)
+		r := Rule{Cooldown: 3 * s, Free: 1, Grain: 1}
+		f, err := Relaxed(p, r, m5large, WarmBudget(p, 0.99))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Free = 0
+		floor, err := Compute(p, r, m5large)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c := range f.Held {
+			if lo := floor.Held[min(c, len(floor.Held)-1)]; f.Held[c] < lo-1e-9 {
+				t.Fatalf("%s: relaxed least ∫held dt with %d calls %g, under ∫(pods + resting) dt's %g", tr.Name, c, f.Held[c], lo)
+			}
 		}
 	}
 }
