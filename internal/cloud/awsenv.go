@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -185,19 +186,10 @@ func containerURL(s string) error {
 		return nil
 	}
 	a, err := netip.ParseAddr(host)
-	if err == nil && (a.Unmap().IsLoopback() || containsAddr(containerHosts, a.Unmap())) {
+	if err == nil && (a.Unmap().IsLoopback() || slices.Contains(containerHosts, a.Unmap())) {
 		return nil
 	}
 	return fmt.Errorf("plain http is allowed only to loopback, 169.254.170.2, 169.254.170.23 or [fd00:ec2::23]; use https")
-}
-
-func containsAddr(as []netip.Addr, a netip.Addr) bool {
-	for _, x := range as {
-		if x == a {
-			return true
-		}
-	}
-	return false
 }
 
 // credentialsProvider builds the provider of the chosen source, cached (the SDK's cache:
