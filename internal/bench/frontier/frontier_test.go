@@ -3,6 +3,7 @@ package frontier
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -272,12 +273,13 @@ func settings(cooldown time.Duration) []struct {
 }
 
 // TestTraceFrontiers prints BENCHMARKS.md's frontier table ("What any agent can reach on these
-// traces") and checks its conclusions: no agent reaches 90 % utilisation with 99 % of ADDs warm
-// on either trace at either speed, whatever its calls, even without IP_COOLDOWN_PERIOD; under
-// 0.2 calls per pod it stays under 70 % (churn) and 64 % (bursty), 81 % and 72 % without the
-// cooldown; upstream's utilisation with every ADD warm is out of reach under WARM_IP_TARGET=3
-// (73 %) and with MINIMUM_IP_TARGET=10 (65 %) at any calls, within reach by default (36.7 % at
-// 0.41), and with prefixes at 0.022 calls per pod but not at 0.011 (43.7 %).
+// traces") and checks its conclusions: no online agent reaches 90 % utilisation with 99 % of
+// ADDs warm on either trace at either speed, whatever its calls, even without
+// IP_COOLDOWN_PERIOD; under 0.2 calls per pod it stays under 70 % (churn) and 64 % (bursty), 81 %
+// and 72 % without the cooldown; with 99 % of ADDs warm and the target met within SettingLag,
+// upstream's utilisation is out of reach under WARM_IP_TARGET=3 (73 %) and with
+// MINIMUM_IP_TARGET=10 (65 %) at any calls, not excluded by default (36.7 % at 0.41) nor with
+// prefixes at 0.022 calls per pod, excluded at 0.011 (43.7 %).
 //
 //	go test -count=1 -run TestTraceFrontiers -v ./internal/bench/frontier/
 func TestTraceFrontiers(t *testing.T) {
@@ -293,20 +295,13 @@ func TestTraceFrontiers(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				// The adaptive rules' cells give the strict rule and, in brackets, 1 % of ADDs
-				// allowed to wait (Relaxed).
-				g := f
-				if c.st.Adaptive {
-					if g, err = Relaxed(p, r, m5large, budget); err != nil {
-						t.Fatal(err)
-					}
+				// Every cell gives the strict rule and, in brackets, 1 % of ADDs allowed to wait
+				// (Relaxed: issue 16's 99 % warm; the AWS settings' targets still kept).
+				g, err := Relaxed(p, r, m5large, budget)
+				if err != nil {
+					t.Fatal(err)
 				}
-				pct := func(f, g float64) string {
-					if c.st.Adaptive {
-						return fmt.Sprintf("%.1f (%.1f) %%", f, g)
-					}
-					return fmt.Sprintf("%.1f %%", f)
-				}
+				pct := func(f, g float64) string { return fmt.Sprintf("%.1f (%.1f) %%", f, g) }
 				cell := func(calls int) string { return fmt.Sprintf("%s (%d)", pct(f.At(calls), g.At(calls)), calls) }
 				under, _ := f.UnderPerPod(0.2)
 				any, u02 := g.Ceiling(), g.At(under)
@@ -363,4 +358,91 @@ func TestTraceFrontiers(t *testing.T) {
 		}
 	}
 	t.Log(b.String())
+}
+
+// TestAnyAgentAtAll: the issue's three adaptive targets together are out of reach without the
+// online argument (no Poisson assumption, no approximation for the bursty trace), for an agent
+// that knows the whole trace in advance. On these traces 99 % of ADDs warm is every ADD warm
+// (one cold ADD of 89 is 98.9 %, of 75 98.7 %); such an agent then needs at every moment only
+// pods + resting (the address an ADD takes may arrive the same tick, a call). Keeping
+// IP_COOLDOWN_PERIOD, ∫pods dt / ∫(pods + resting) dt is 85.2 % (churn) and 84.3 % (bursty)
+// whatever the calls and whatever waits; ignoring the cooldown too, under 0.2 calls per pod it
+// is at most 87.9 % and 80.9 %.
+//
+//	go test -count=1 -run TestAnyAgentAtAll -v ./internal/bench/frontier/
+func TestAnyAgentAtAll(t *testing.T) {
+	want := map[string][2]float64{"churn": {85.2, 87.9}, "bursty": {84.3, 80.9}}
+	for _, tr := range churntrace.Churn(false) {
+		for _, slow := range []int{1, 10} {
+			p := Played(tr.Spec, slow)
+			if n := WarmBudget(p, 0.99); n <= 0 {
+				t.Fatalf("%s: no ADDs", tr.Name)
+			}
+			starts := 0
+			for _, e := range p.Events {
+				if e.Start && e.At < p.Window {
+					starts++
+				}
+			}
+			if float64(starts-1)/float64(starts) >= 0.99 {
+				t.Fatalf("%s: %d ADDs, one cold would still be 99 %% warm", tr.Name, starts)
+			}
+			cool, err := Compute(p, Rule{Name: "pods + resting", Cooldown: 3 * s * time.Duration(slow), Grain: 1}, m5large)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bare, err := Compute(p, Rule{Name: "pods", Grain: 1}, m5large)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, u := bare.UnderPerPod(0.2)
+			t.Logf("%s ×%d: %d ADDs; keeping the cooldown %.2f %% at any calls; without it %.2f %% under 0.2 calls per pod (%.2f %% at any)", tr.Name, slow, starts, cool.Ceiling(), u, bare.Ceiling())
+			w := want[tr.Name]
+			if math.Abs(cool.Ceiling()-w[0]) > 0.05 || math.Abs(u-w[1]) > 0.05 {
+				t.Errorf("%s ×%d: %.2f %% and %.2f %%, BENCHMARKS.md says %.1f and %.1f", tr.Name, slow, cool.Ceiling(), u, w[0], w[1])
+			}
+			if cool.Ceiling() >= 90 || u >= 90 {
+				t.Errorf("%s ×%d: an agent that knows the trace reaches 90 %%", tr.Name, slow)
+			}
+		}
+	}
+}
+
+// TestSettingLag: the AWS settings' "no" rests on how soon an agent must meet the target after
+// a pod start or stop (SettingLag, 200 ms). Churn trace, 99 % of ADDs warm (Relaxed), at
+// upstream's calls: WARM_IP_TARGET=3 stays under upstream's 73 % (36 calls) with up to 2 s to
+// act and passes it with 3 s; with MINIMUM_IP_TARGET=10 under 65 % (12 calls) up to 3 s, and
+// passes it with 5 s, upstream's own top-up tick; at real speed WARM_IP_TARGET=3 stays under
+// upstream's 70.4 % (1.10 calls per pod) up to 2 s and passes it with 5 s.
+//
+//	go test -count=1 -run TestSettingLag -v ./internal/bench/frontier/
+func TestSettingLag(t *testing.T) {
+	tr := churntrace.Churn(false)[0]
+	type check struct {
+		slow      int
+		minimum   int
+		perPod    float64
+		upstream  float64
+		under, at []time.Duration // under upstream with this long to act; at or over
+	}
+	for _, c := range []check{
+		{1, 0, 0.40, 73, []time.Duration{SettingLag, s, 2 * s}, []time.Duration{3 * s}},
+		{1, 10, 0.135, 65, []time.Duration{SettingLag, s, 3 * s}, []time.Duration{5 * s}},
+		{10, 0, 1.10, 70.4, []time.Duration{SettingLag, 2 * s}, []time.Duration{5 * s}},
+	} {
+		p := Played(tr.Spec, c.slow)
+		for _, lag := range append(slices.Clone(c.under), c.at...) {
+			r := Rule{Cooldown: 3 * s * time.Duration(c.slow), Free: 1, Available: 3, Minimum: c.minimum, Grain: 1, Lag: lag}
+			f, err := Relaxed(p, r, m5large, WarmBudget(p, 0.99))
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls := upstreamCalls(c.perPod, f.Starts)
+			u := f.At(calls)
+			t.Logf("×%d WARM_IP_TARGET=3, MINIMUM_IP_TARGET=%d, %s to act: %.1f %% at %d calls (upstream %.1f %%)", c.slow, c.minimum, lag, u, calls, c.upstream)
+			if over := u >= c.upstream; over != slices.Contains(c.at, lag) {
+				t.Errorf("×%d MINIMUM_IP_TARGET=%d, %s to act: %.1f %% against upstream's %.1f %%", c.slow, c.minimum, lag, u, c.upstream)
+			}
+		}
+	}
 }
