@@ -48,9 +48,9 @@ func (r *runner) addBound(tr NamedTrace, slow int, cfg churnConfig, cooldown tim
 	if err != nil {
 		return err
 	}
-	r.add(NewRow("churn", "utilisation bound at this run's EC2 calls, "+sfx, "%", at, "this run", o.utilisation, nil))
+	r.add(NewRow("churn", "utilisation ceiling for any agent at this run's EC2 calls, 99 % warm, "+sfx, "%", at, "this run", o.utilisation, nil))
 	if cfg.env("VPCNET_WARM_POOL") == "adaptive" {
-		r.add(NewRow("churn", "utilisation bound under 0.2 EC2 calls per pod, 99 % warm, "+sfx, "%", under, "issue 16's target", 90, nil))
+		r.add(NewRow("churn", "utilisation ceiling for any agent under 0.2 EC2 calls per pod, 99 % warm, "+sfx, "%", under, "issue 16's target", 90, nil))
 	}
 	return nil
 }
