@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -36,6 +37,28 @@ func TestTuneMemory(t *testing.T) {
 	}
 	if got := debug.SetMemoryLimit(-1); got != 1<<30 {
 		t.Errorf("GOMEMLIMIT set by the operator became %d", got)
+	}
+}
+
+// Unless the operator set GOMAXPROCS, vpcnetd runs with at most defaultMaxProcs Ps, however many
+// CPUs the node has (96 on the m5.24xlarge of issue 16 item 7's footprint); it never raises a
+// smaller count; set, the operator's value stands.
+func TestTuneProcs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	t.Setenv("GOMAXPROCS", "")
+	os.Unsetenv("GOMAXPROCS")
+	runtime.GOMAXPROCS(96) // what the runtime picks on a 96-vCPU node without a CPU limit
+	if got := tuneProcs(); got != defaultMaxProcs || runtime.GOMAXPROCS(0) != defaultMaxProcs {
+		t.Errorf("unset on 96 CPUs: tuneProcs %d, GOMAXPROCS %d, want %d", got, runtime.GOMAXPROCS(0), defaultMaxProcs)
+	}
+	runtime.GOMAXPROCS(1) // a 1-CPU node
+	if got := tuneProcs(); got != 1 {
+		t.Errorf("unset on 1 CPU: GOMAXPROCS %d, want 1 (never raised)", got)
+	}
+	t.Setenv("GOMAXPROCS", "48")
+	runtime.GOMAXPROCS(48) // the runtime read the variable at start
+	if got := tuneProcs(); got != 48 {
+		t.Errorf("GOMAXPROCS=48 set by the operator became %d", got)
 	}
 }
 

@@ -107,19 +107,52 @@ func runFootprint(ctx context.Context, r *runner) error {
 	if err != nil {
 		return err
 	}
+	// The agent's Ps (GOMAXPROCS) decide part of its memory (per-P caches, GC workers, threads),
+	// so the row names what it ran with, from the Go collector on its /metrics.
+	procs, threads, err := agentProcs(ctx, node.NS)
+	if err != nil {
+		return err
+	}
 	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
 	noPods := "same agent, no pods"
 	r.add(
 		// Issue 16 item 7: at most 25 MiB with 250 pods.
-		NewRow("footprint", fmt.Sprintf("vpcnetd RSS, %d pods", pods), "MiB", mib(rss1), noPods, mib(rss0), &Target{OnValue: true, Op: "<=", Limit: 25}),
+		NewRow("footprint", fmt.Sprintf("vpcnetd RSS, %d pods, GOMAXPROCS %d", pods, procs), "MiB", mib(rss1), noPods, mib(rss0), &Target{OnValue: true, Op: "<=", Limit: 25}),
 		NewRow("footprint", fmt.Sprintf("vpcnetd CPU idle, %d pods", pods), "%", cpu1, noPods, cpu0, nil),
 		NewRow("footprint", "CPU per pod ADD, vpcnetd + plugin", "ms", agentPerPod+pluginPerPod, "ptp + host-local", refPerPod, nil),
 		NewRow("footprint", "vpcnet-cni binary", "MiB", mib(cniSize), "ptp + host-local", mib(refSize+hlSize), nil),
 		NewRow("footprint", "vpcnet-cni start (VERSION)", "ms", Median(ours), "ptp", Median(theirs), nil),
 	)
-	r.note("footprint: node %s (%s, vpcnetd pid %d); RSS from /proc/PID/status, CPU from /proc/PID/stat over %s idle windows before and after %d pods; CPU per ADD over %d ADDs 8 at a time: vpcnetd %.2f ms (its /proc/PID/stat) + vpcnet-cni %.2f ms (the plugin processes' rusage), against %d ptp + host-local ADDs on the same node; start time is the median of %d execs of CNI_COMMAND=VERSION each, alternating.",
-		node.Name, node.InstanceType, pid, idle, pods, pods, agentPerPod, pluginPerPod, pods, execs)
+	r.note("footprint: node %s (%s, vpcnetd pid %d, GOMAXPROCS %d, %d OS threads after the pods, from its /metrics); RSS from /proc/PID/status, CPU from /proc/PID/stat over %s idle windows before and after %d pods; CPU per ADD over %d ADDs 8 at a time: vpcnetd %.2f ms (its /proc/PID/stat) + vpcnet-cni %.2f ms (the plugin processes' rusage), against %d ptp + host-local ADDs on the same node; start time is the median of %d execs of CNI_COMMAND=VERSION each, alternating.",
+		node.Name, node.InstanceType, pid, procs, threads, idle, pods, pods, agentPerPod, pluginPerPod, pods, execs)
 	return nil
+}
+
+// agentProcs reads the agent's GOMAXPROCS (go_sched_gomaxprocs_threads) and OS threads
+// (go_threads) from its /metrics in the node's namespace; an error if either is missing.
+func agentProcs(ctx context.Context, nsName string) (procs, threads int, err error) {
+	ms, err := agentMetrics(ctx, nsName)
+	if err != nil {
+		return 0, 0, err
+	}
+	return ProcsOf(ms)
+}
+
+// ProcsOf finds GOMAXPROCS (go_sched_gomaxprocs_threads) and the OS threads (go_threads) in a
+// Go program's metrics; an error names the one missing.
+func ProcsOf(ms []Metric) (procs, threads int, err error) {
+	found := map[string]float64{}
+	for _, m := range ms {
+		if m.Name == "go_sched_gomaxprocs_threads" || m.Name == "go_threads" {
+			found[m.Name] = m.Value
+		}
+	}
+	for _, n := range []string{"go_sched_gomaxprocs_threads", "go_threads"} {
+		if _, ok := found[n]; !ok {
+			return 0, 0, fmt.Errorf("vpcnetd's /metrics has no %s", n)
+		}
+	}
+	return int(found["go_sched_gomaxprocs_threads"]), int(found["go_threads"]), nil
 }
 
 // manyPods adds n pods with conc ADDs in flight and returns those it made.

@@ -303,6 +303,23 @@ nolabelsnovalue
 	}
 }
 
+// The footprint row names the agent's GOMAXPROCS from its Go collector's metrics, and fails
+// rather than guess when the metric is missing.
+func TestProcsOf(t *testing.T) {
+	ms := ParseMetrics(`# TYPE go_sched_gomaxprocs_threads gauge
+go_sched_gomaxprocs_threads 2
+go_threads 9
+go_goroutines 40
+`)
+	procs, threads, err := ProcsOf(ms)
+	if err != nil || procs != 2 || threads != 9 {
+		t.Errorf("ProcsOf: %d, %d, %v; want 2, 9", procs, threads, err)
+	}
+	if _, _, err := ProcsOf(ParseMetrics("go_threads 9\n")); err == nil || !strings.Contains(err.Error(), "go_sched_gomaxprocs_threads") {
+		t.Errorf("no GOMAXPROCS metric: %v, want an error naming it", err)
+	}
+}
+
 func TestParseProc(t *testing.T) {
 	rss, err := ParseVmRSS("Name:\tvpcnetd\nVmPeak:\t  1 kB\nVmRSS:\t   20480 kB\n")
 	if err != nil || rss != 20480*1024 {
