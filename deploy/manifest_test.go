@@ -16,12 +16,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/vpcnet/vpcnet/internal/ipam"
 )
 
 // envNotSettings are variables the manifest sets that are not in vpcnetd's settings table, each
@@ -56,6 +59,13 @@ func settingDefaults(t *testing.T) map[string]string {
 	return out
 }
 
+// durationDefaults are the duration constants config.go's settings table names as defaults
+// (pkg.Name.String()), by that name.
+var durationDefaults = map[string]time.Duration{
+	"ipam.DefaultReleaseDelay":        ipam.DefaultReleaseDelay,
+	"ipam.DefaultWarmENIReleaseDelay": ipam.DefaultWarmENIReleaseDelay,
+}
+
 // stringValue is a string literal's value, or a constant pkg.Name's from internal/pkg.
 func stringValue(t *testing.T, e ast.Expr) string {
 	t.Helper()
@@ -76,6 +86,17 @@ func stringValue(t *testing.T, e ast.Expr) string {
 			}
 		}
 		t.Fatalf("constant %s.%s not found", pkg, v.Sel.Name)
+	case *ast.CallExpr:
+		// pkg.Name.String() of a duration default, as config.go writes the release delays.
+		if sel, ok := v.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "String" && len(v.Args) == 0 {
+			if c, ok := sel.X.(*ast.SelectorExpr); ok {
+				name := c.X.(*ast.Ident).Name + "." + c.Sel.Name
+				if d, ok := durationDefaults[name]; ok {
+					return d.String()
+				}
+				t.Fatalf("setting default %s.String(): add %s to durationDefaults", name, name)
+			}
+		}
 	}
 	t.Fatalf("setting field %T is not a string", e)
 	return ""
