@@ -25,9 +25,9 @@ const (
 	// m5.24xlarge: Go 1.25+ lowers it to a container's CPU limit, never below 2, and the
 	// DaemonSet sets no limit), and each P costs memory whether the agent uses it or not: its
 	// allocation caches, a GC mark worker and its stack, the threads that run them. At 96 the
-	// agent held 27.0 MiB with 250 pods instead of 23.1 (BENCHMARKS.md, "GOMAXPROCS on the node
+	// agent held 27.0 MiB with 250 pods instead of 23.2-23.4 (BENCHMARKS.md, "GOMAXPROCS on the node
 	// type the target names"). The agent needs little CPU: an ADD picks its address under the
-	// agent's one lock, about 2 ms of CPU a pod, and an fsync waits without a P.
+	// agent's one lock, about 3 ms of its CPU a pod, and an fsync waits without a P.
 	defaultMaxProcs = 2
 )
 
