@@ -333,8 +333,8 @@ func TestManifestDecodesStrictlyAndMatchesTheAgent(t *testing.T) {
 	if g := pod.TerminationGracePeriodSeconds; g == nil || *g < 5 {
 		t.Errorf("terminationGracePeriodSeconds %v: the agent needs a few seconds to hand over", g)
 	}
-	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().Value() < 40<<20 {
-		t.Errorf("requests %v: want CPU and at least the 40 MiB the footprint bench measured", c.Resources.Requests)
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().Value() < 32<<20 {
+		t.Errorf("requests %v: want CPU and at least 32 MiB (the footprint bench's 23-24 MiB with 250 pods, and room for the Kubernetes side's caches)", c.Resources.Requests)
 	}
 	if len(c.Resources.Limits) > 0 {
 		t.Errorf("limits %v: an OOM-killed or throttled agent stalls every new pod on its node", c.Resources.Limits)
