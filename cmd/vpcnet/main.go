@@ -57,7 +57,7 @@ func helpCommand(root *cobra.Command) *cobra.Command {
 				return usageError{fmt.Errorf("no help topic %q: %w", strings.Join(args, " "), err)}
 			}
 			if len(rest) > 0 {
-				return usagef("no help topic %q: %q is not a command of %q", strings.Join(args, " "), rest[0], target.CommandPath())
+				return usagef("no help topic %q: %v", strings.Join(args, " "), unknownCommand(target, rest[0]))
 			}
 			return target.Help()
 		},
@@ -80,21 +80,32 @@ func refuseUnknownSubcommands(c *cobra.Command) {
 		if len(args) == 0 {
 			return nil
 		}
-		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
-		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
-			msg += "; did you mean " + strings.Join(s, " or ") + "?"
-		} else {
-			var names []string
-			for _, sub := range c.Commands() {
-				if sub.IsAvailableCommand() {
-					names = append(names, sub.Name())
-				}
-			}
-			msg += "; its commands: " + strings.Join(names, ", ")
-		}
-		return usageError{errors.New(msg)}
+		return usageError{unknownCommand(c, args[0])}
 	}
 	c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+}
+
+// unknownCommand is "unknown command NAME for GROUP", with cobra's suggestions for a near miss
+// or else the group's commands.
+func unknownCommand(c *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", name, c.CommandPath())
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // cobra's own default, which it sets on the root only
+	}
+	if s := c.SuggestionsFor(name); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	} else if c.HasAvailableSubCommands() {
+		var names []string
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+			}
+		}
+		msg += "; its commands: " + strings.Join(names, ", ")
+	} else {
+		msg += "; it has no subcommands"
+	}
+	return errors.New(msg)
 }
 
 func main() {

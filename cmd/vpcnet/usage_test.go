@@ -59,6 +59,12 @@ func TestEveryGroupRefusesUnknownSubcommand(t *testing.T) {
 			t.Errorf("help %v: exit %d, stdout %q, stderr %q; want exit 2 and one line", topic, code, out, errOut)
 		}
 	}
+	if _, errOut, _ := vpcnet(t, nil, "help", "lab", "stauts"); !strings.Contains(errOut, "did you mean status?") {
+		t.Errorf("help lab stauts: %q; want the suggestion status", errOut)
+	}
+	if _, errOut, _ := vpcnet(t, nil, "help", "bogus"); !strings.Contains(errOut, "its commands: ") || !strings.Contains(errOut, "lab") {
+		t.Errorf("help bogus: %q; want the root's commands listed", errOut)
+	}
 	if out, _, code := vpcnet(t, nil, "help", "lab", "up"); code != 0 || !strings.Contains(out, "vpcnet lab up") {
 		t.Errorf("help lab up: exit %d, %q; want lab up's help with exit 0", code, out)
 	}
