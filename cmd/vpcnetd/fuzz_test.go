@@ -2,9 +2,12 @@ package main
 
 import (
 	"math"
+	"math/big"
 	"net"
 	"net/netip"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +76,56 @@ func FuzzSettings(f *testing.F) {
 			host, _, err := net.SplitHostPort(c.MetricsAddr)
 			if ip, perr := netip.ParseAddr(host); err != nil || (host != "localhost" && (perr != nil || !ip.IsLoopback())) {
 				t.Fatalf("%s=%q gave metrics address %q", s.name, v, c.MetricsAddr)
+			}
+		}
+	})
+}
+
+// FuzzRuntimeSettings: checkRuntime accepts a GOMEMLIMIT exactly when it is the runtime's syntax
+// (digits, then nothing, B, KiB, MiB, GiB or TiB, the bytes fitting an int64; computed here
+// with big integers), parseByteCount's value is that product, and GOMAXPROCS and GOGC are
+// accepted exactly when they are 32-bit integers (above 0 for GOMAXPROCS; "off" for GOGC).
+// Nothing panics and every refusal is one line naming the variable.
+func FuzzRuntimeSettings(f *testing.F) {
+	for _, v := range []string{"16MiB", "0", "1B", "KiB", "1KiB", "8TiB", "9223372036854775807", "9223372036854775808", "8388608TiB", "8388607TiB", "-0MiB", "-0MiB",
+		"-1", "+5MiB", "lots", "16MB", "1iB", "off", "", " 2", "2147483647", "2147483648", "-2147483648"} {
+		f.Add(v)
+	}
+	unitRE := regexp.MustCompile(`^([+-]?[0-9]+)(B|KiB|MiB|GiB|TiB)?$`)
+	f.Fuzz(func(t *testing.T, v string) {
+		want, wantOK := big.NewInt(0), false
+		if m := unitRE.FindStringSubmatch(v); m != nil {
+			n, _ := new(big.Int).SetString(strings.TrimPrefix(m[1], "+"), 10)
+			shift := map[string]uint{"": 0, "B": 0, "KiB": 10, "MiB": 20, "GiB": 30, "TiB": 40}[m[2]]
+			want.Lsh(n, shift)
+			wantOK = n.Sign() >= 0 && want.IsInt64()
+		}
+		got, ok := parseByteCount(v)
+		if ok != wantOK || ok && got != want.Int64() {
+			t.Fatalf("parseByteCount(%q) = %d, %v; want %s, %v", v, got, ok, want, wantOK)
+		}
+		for _, name := range []string{envGOMAXPROCS, envGOGC, envGOMEMLIMIT} {
+			err := checkRuntime(func(k string) string {
+				if k == name {
+					return v
+				}
+				return ""
+			})
+			n, perr := strconv.ParseInt(v, 10, 32)
+			var accept bool
+			switch name {
+			case envGOMAXPROCS:
+				accept = v == "" || perr == nil && n > 0
+			case envGOGC:
+				accept = v == "" || v == "off" || perr == nil
+			case envGOMEMLIMIT:
+				accept = v == "" || v == "off" || wantOK
+			}
+			if (err == nil) != accept {
+				t.Fatalf("%s=%q: %v, want accepted %v", name, v, err, accept)
+			}
+			if err != nil && (strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), name+": ")) {
+				t.Fatalf("%s=%q: error %q is not one line naming it", name, v, err)
 			}
 		}
 	})

@@ -2,8 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
-	"strings"
+	"strconv"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -17,24 +18,38 @@ import (
 // pod). With either unset the agent runs without one, as outside a cluster.
 type kubeEnv struct{ node, host string }
 
-// kubeSettings reads and checks the environment; an invalid NODE_NAME is a configuration error.
-func kubeSettings(environ []string) (kubeEnv, error) {
-	var e kubeEnv
-	for _, kv := range environ {
-		k, v, _ := strings.Cut(kv, "=")
-		switch k {
-		case "NODE_NAME":
-			e.node = v
-		case "KUBERNETES_SERVICE_HOST":
-			e.host = v
-		}
-	}
+const (
+	envNodeName    = "NODE_NAME"
+	envServiceHost = "KUBERNETES_SERVICE_HOST"
+	envServicePort = "KUBERNETES_SERVICE_PORT" // read by client-go's rest.InClusterConfig
+)
+
+// kubeVariables documents the variables of the Kubernetes side for --help.
+var kubeVariables = []envDoc{
+	{envNodeName, "unset", "this node's name in the cluster (the DaemonSet sets it from spec.nodeName): up to 253 lowercase letters, digits, - and ., each part between dots starting and ending with a letter or digit; with " + envServiceHost + " set it starts the Kubernetes side (node annotations, events, pod GC)"},
+	{envServiceHost, "unset", "the API server's address, set by kubelet in every pod; unset: no Kubernetes side"},
+	{envServicePort, "unset", "the API server's port, set by kubelet; read by client-go's in-cluster config with the service account's token and CA"},
+}
+
+// kubeSettings reads and checks the environment (getenv); an invalid NODE_NAME is a
+// configuration error, one line in the form of the other settings'.
+func kubeSettings(getenv func(string) string) (kubeEnv, error) {
+	e := kubeEnv{node: getenv(envNodeName), host: getenv(envServiceHost)}
 	if e.node != "" {
 		if err := k8s.CheckNodeName(e.node); err != nil {
-			return e, err
+			return e, fmt.Errorf("%s: %s is not a node name (at most 253 lowercase letters, digits, - and .; each part between dots starts and ends with a letter or digit)", envNodeName, quoteShort(e.node))
 		}
 	}
 	return e, nil
+}
+
+// quoteShort quotes v, cut to its first 40 bytes (and its length given) when longer than 48, so
+// an error stays one short line.
+func quoteShort(v string) string {
+	if len(v) <= 48 {
+		return strconv.Quote(v)
+	}
+	return fmt.Sprintf("%q... (%d bytes)", v[:40], len(v))
 }
 
 // startKube starts the Kubernetes side on ctx and returns it, or nil when not in a cluster or

@@ -22,8 +22,19 @@ func TestBadNodeNameTouchesNothing(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		code := run(ctx, args, append(base, "NODE_NAME=Bad_Node"), &out, &errb)
 		cancel()
-		if code != 2 || !strings.HasPrefix(errb.String(), `vpcnetd: NODE_NAME "Bad_Node" is not a node name`) || strings.Count(errb.String(), "\n") != 1 {
+		if code != 2 || !strings.HasPrefix(errb.String(), `vpcnetd: NODE_NAME: "Bad_Node" is not a node name`) || strings.Count(errb.String(), "\n") != 1 {
 			t.Fatalf("%v: exit %d, stderr %q", args, code, errb.String())
+		}
+	}
+	// One short line in the settings' form, what a node name may hold said in words (it used to
+	// be ~300 characters ending in Kubernetes' regular expression); a long value is cut.
+	for _, name := range []string{"Bad_Node", "node-", "a..b", strings.Repeat("n", 300)} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"--check-settings"}, append(base, "NODE_NAME="+name), &out, &errb)
+		line := strings.TrimSuffix(errb.String(), "\n")
+		if code != 2 || !strings.HasPrefix(line, "vpcnetd: NODE_NAME: \"") || strings.Contains(line, "\n") || len(line) > 220 ||
+			strings.ContainsAny(line, "[]*?") || !strings.Contains(line, "lowercase letters, digits, - and .") {
+			t.Errorf("NODE_NAME=%.20s...: exit %d, %d characters: %q", name, code, len(line), line)
 		}
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {

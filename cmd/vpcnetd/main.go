@@ -23,8 +23,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	tuneMemory()
-	tuneProcs()
+	if checkRuntime(os.Getenv) == nil { // a bad value: run below refuses it with its line, exit 2
+		tuneMemory()
+		tuneProcs()
+	}
 	os.Exit(run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
@@ -42,17 +44,22 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "vpcnetd: %v\n", oneLine(err.Error()))
 		return 2
 	}
-	cfg, err := parse(values)
+	getenv := envLookup(environ)
+	err = checkRuntime(getenv) // memory.go: GOMAXPROCS, GOGC, GOMEMLIMIT as the Go runtime reads them
+	var cfg agent.Config
+	if err == nil {
+		cfg, err = parse(values)
+	}
 	if err == nil {
 		err = checkPaths(cfg)
 	}
 	var kenv kubeEnv
 	if err == nil {
-		kenv, err = kubeSettings(environ) // kube.go
+		kenv, err = kubeSettings(getenv) // kube.go
 	}
 	var source cloud.CredentialSource
 	if err == nil {
-		source, err = cloud.CheckEnvironment(envLookup(environ)) // the AWS SDK's variables
+		source, err = cloud.CheckEnvironment(getenv) // the AWS SDK's variables
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "vpcnetd: %v\n", err)
@@ -172,6 +179,40 @@ touches nothing.
 			def = "unset"
 		}
 		fmt.Fprintf(w, "  %s (default %s)\n      %s\n", s.name, def, s.help)
+	}
+	fmt.Fprintf(w, "\nAWS credentials: the first source whose variables are set is used, tried in this order (checked at\nstart as the other settings are; the source is logged as credentials=):\n")
+	for i, src := range cloud.CredentialSources {
+		fmt.Fprintf(w, "  %d. %s\n", i+1, src)
+		if src == cloud.SourceInstanceRole {
+			fmt.Fprintf(w, "      none of the above set: the instance profile's role from IMDS (AWS_EC2_METADATA_SERVICE_ENDPOINT)\n")
+		}
+		for _, v := range cloud.Environment {
+			if v.Source == src {
+				fmt.Fprintf(w, "    %s\n        %s\n", v.Name, v.Help)
+			}
+		}
+	}
+	fmt.Fprintf(w, "  for every source:\n")
+	for _, v := range cloud.Environment {
+		if v.Source == "" {
+			fmt.Fprintf(w, "    %s\n        %s\n", v.Name, v.Help)
+		}
+	}
+	fmt.Fprintf(w, "  refused (vpcnetd does not read the AWS shared config and credentials files; set, it stops with exit 2):\n    %s\n",
+		strings.Join(cloud.Refused(), ", "))
+	fmt.Fprintf(w, "\nKubernetes (NODE_NAME is checked at start; without both NODE_NAME and KUBERNETES_SERVICE_HOST there\nis no Kubernetes side):\n")
+	printDocs(w, kubeVariables)
+	fmt.Fprintf(w, "\nGo runtime (read by the runtime before vpcnetd starts, checked by vpcnetd as the runtime reads\nthem; vpcnetd's defaults apply where they are unset):\n")
+	printDocs(w, runtimeVariables)
+}
+
+// envDoc documents an environment variable read outside the settings table (by client-go,
+// the Go runtime, or before the table is parsed), for --help.
+type envDoc struct{ name, def, help string }
+
+func printDocs(w io.Writer, docs []envDoc) {
+	for _, d := range docs {
+		fmt.Fprintf(w, "  %s (default %s)\n      %s\n", d.name, d.def, d.help)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,44 @@ func TestHelpDocumentsEveryVariable(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help lacks %s", want)
 		}
+	}
+	// Every variable vpcnetd's own code reads by name (here and in the module's packages it
+	// links: internal/cloud's credential chain, the Kubernetes side, the Go runtime's defaults),
+	// found in the source, is in the help as a whole word.
+	help := out.String()
+	inHelp := func(name string) bool {
+		return regexp.MustCompile(`(^|[^A-Z0-9_])` + regexp.QuoteMeta(name) + `($|[^A-Z0-9_])`).MatchString(help)
+	}
+	reads := envReads(t)
+	for _, sure := range []string{"AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_USE_FIPS_ENDPOINT", "NODE_NAME", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "VPCNET_INSTANCE_TYPES"} {
+		if reads[sure] == nil {
+			t.Errorf("the source scan did not find the read of %s", sure)
+		}
+	}
+	for name, where := range reads {
+		if !inHelp(name) {
+			t.Errorf("--help does not document %s, read at %v", name, where)
+		}
+	}
+	// and what vpcnetd's libraries and the Go runtime read on its behalf
+	for _, name := range []string{"KUBERNETES_SERVICE_PORT", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"} {
+		if !inHelp(name) {
+			t.Errorf("--help does not document %s", name)
+		}
+	}
+	// Grouped: the credential sources in the order they are tried, the refused ones after them,
+	// then Kubernetes, then the Go runtime with vpcnetd's defaults.
+	order := []string{"1. environment", "AWS_ACCESS_KEY_ID", "2. web-identity", "AWS_WEB_IDENTITY_TOKEN_FILE", "3. container",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "4. instance-role", "refused", "AWS_PROFILE, AWS_DEFAULT_PROFILE, AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE",
+		"\nKubernetes", "NODE_NAME (default unset)", "\nGo runtime", "GOMAXPROCS (default the CPUs, at most 2)", "GOGC (default 50)", "GOMEMLIMIT (default 16MiB)"}
+	at := 0
+	for _, s := range order {
+		i := strings.Index(help[at:], s)
+		if i < 0 {
+			t.Errorf("--help lacks %q after offset %d", s, at)
+			continue
+		}
+		at += i + len(s)
 	}
 }
 
@@ -193,6 +232,19 @@ func TestCheckSettings(t *testing.T) {
 		{args: []string{"--check-settings"}, env: []string{"AWS_USE_FIPS_ENDPOINT=yes"}, code: 2, says: `vpcnetd: AWS_USE_FIPS_ENDPOINT="yes"`},
 		{args: []string{"--check-settings"}, env: []string{"AWS_CA_BUNDLE=" + filepath.Join(dir, "missing.pem")}, code: 2, says: "vpcnetd: AWS_CA_BUNDLE: "},
 		{args: []string{"--check-settings"}, env: []string{"AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.23/v1/credentials", "AWS_USE_FIPS_ENDPOINT=true"}, code: 0},
+		// The Go runtime's variables, checked as the runtime reads them: a value it would ignore
+		// (running one P per CPU, or GOGC 100) stops vpcnetd, with --check-settings and at start.
+		{args: []string{"--check-settings"}, env: []string{"GOMAXPROCS=abc"}, code: 2, says: `vpcnetd: GOMAXPROCS: "abc" is not a whole number above 0`},
+		{args: []string{"--check-settings"}, env: []string{"GOMAXPROCS=0"}, code: 2, says: `vpcnetd: GOMAXPROCS: "0" `},
+		{args: []string{"--check-settings"}, env: []string{"GOMAXPROCS=-3"}, code: 2, says: `vpcnetd: GOMAXPROCS: "-3" `},
+		{args: []string{"--check-settings"}, env: []string{"GOMAXPROCS=99999999999"}, code: 2, says: `vpcnetd: GOMAXPROCS: `},
+		{args: []string{"--check-settings"}, env: []string{"GOGC=x"}, code: 2, says: `vpcnetd: GOGC: "x" is not a whole number or off`},
+		{args: []string{"--check-settings"}, env: []string{"GOGC=50%"}, code: 2, says: `vpcnetd: GOGC: `},
+		{env: []string{"GOMAXPROCS=abc"}, code: 2, says: `vpcnetd: GOMAXPROCS: "abc" `},
+		{env: []string{"GOGC=x"}, code: 2, says: `vpcnetd: GOGC: "x" `},
+		{args: []string{"--check-settings"}, env: []string{"GOMAXPROCS=3", "GOGC=off", "GOMEMLIMIT=64MiB"}, code: 0},
+		{args: []string{"--check-settings"}, env: []string{"GOMAXPROCS=+1", "GOGC=-1", "GOMEMLIMIT=off"}, code: 0},
+		{args: []string{"--check-settings"}, env: []string{"GOGC=200", "GOMEMLIMIT=16777216"}, code: 0},
 	} {
 		cmd := exec.Command(bin, tc.args...)
 		cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH")}, base...), tc.env...)
@@ -208,6 +260,53 @@ func TestCheckSettings(t *testing.T) {
 		}
 		if left, _ := os.ReadDir(work); len(left) != 0 {
 			t.Fatalf("%v %v: --check-settings created %v", tc.args, tc.env, left)
+		}
+	}
+	// A malformed GOMEMLIMIT stops the Go runtime itself before main (docs/agent.md): its fatal
+	// error, exit 2, nothing created. vpcnetd's own check (TestRuntimeSettingsInProcess) cannot
+	// run first in the binary.
+	for _, args := range [][]string{nil, {"--check-settings"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH")}, base...), "GOMEMLIMIT=lots")
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "malformed GOMEMLIMIT") {
+			t.Fatalf("%v GOMEMLIMIT=lots: exit %d, output %q", args, code, out)
+		}
+		if left, _ := os.ReadDir(work); len(left) != 0 {
+			t.Fatalf("%v GOMEMLIMIT=lots: created %v", args, left)
+		}
+	}
+}
+
+// TestRuntimeSettingsInProcess: run refuses the Go runtime's variables it is given in its
+// environment as the runtime would read them, GOMEMLIMIT included (which in the binary the
+// runtime refuses first), with the settings' one line and exit 2, before anything is created.
+func TestRuntimeSettingsInProcess(t *testing.T) {
+	for _, tc := range []struct{ env, says string }{
+		{"GOMAXPROCS=abc", `vpcnetd: GOMAXPROCS: "abc" is not a whole number above 0`},
+		{"GOMAXPROCS= 2", `vpcnetd: GOMAXPROCS: " 2" `},
+		{"GOGC=x", `vpcnetd: GOGC: "x" `},
+		{"GOGC=OFF", `vpcnetd: GOGC: "OFF" `},
+		{"GOMEMLIMIT=lots", `vpcnetd: GOMEMLIMIT: "lots" is not a byte count`},
+		{"GOMEMLIMIT=16MB", `vpcnetd: GOMEMLIMIT: "16MB" `},
+		{"GOMEMLIMIT=-1", `vpcnetd: GOMEMLIMIT: "-1" `},
+		{"GOMEMLIMIT=9999999999TiB", `vpcnetd: GOMEMLIMIT: `},
+	} {
+		for _, args := range [][]string{nil, {"--check-settings"}} {
+			dir := t.TempDir()
+			env := []string{"VPCNET_STATE_DIR=" + dir + "/state", "VPCNET_SOCKET=" + dir + "/run/x.sock", "VPCNET_CNI_CONF_DIR=" + dir + "/net.d",
+				"VPCNET_METRICS_ADDR=", "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1", "AWS_EC2_ENDPOINT=http://127.0.0.1:1", "AWS_REGION=us-east-1",
+				"VPCNET_HOST_NETWORKING=false", tc.env}
+			var out, errb bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			code := run(ctx, args, env, &out, &errb)
+			cancel()
+			if code != 2 || !strings.HasPrefix(errb.String(), tc.says) || strings.Count(errb.String(), "\n") != 1 {
+				t.Errorf("%v %s: exit %d, stderr %q", args, tc.env, code, errb.String())
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Errorf("%v %s: a refused start created %v", args, tc.env, left)
+			}
 		}
 	}
 }

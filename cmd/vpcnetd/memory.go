@@ -1,11 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -31,22 +34,89 @@ const (
 	defaultMaxProcs = 2
 )
 
+// The Go runtime's variables vpcnetd gives its own defaults to. The runtime reads them before
+// main; vpcnetd checks them as the runtime parses them (checkRuntime), so a value the runtime
+// would silently ignore stops the start instead of running with the runtime's defaults.
+const (
+	envGOMAXPROCS = "GOMAXPROCS"
+	envGOGC       = "GOGC"
+	envGOMEMLIMIT = "GOMEMLIMIT"
+)
+
+// runtimeVariables documents them for --help, with vpcnetd's defaults.
+var runtimeVariables = []envDoc{
+	{envGOMAXPROCS, fmt.Sprintf("the CPUs, at most %d", defaultMaxProcs), "Ps running Go code: a whole number above 0; unset, vpcnetd caps the runtime's count (the node's CPUs, or the container's CPU limit) at " + strconv.Itoa(defaultMaxProcs)},
+	{envGOGC, strconv.Itoa(defaultGCPercent), "heap growth, in percent of the live heap, before a collection: a whole number (negative or off: no collection until the memory limit)"},
+	{envGOMEMLIMIT, fmt.Sprintf("%dMiB", defaultMemoryLimit>>20), "soft limit on the Go runtime's memory: bytes, or a whole number with B, KiB, MiB, GiB or TiB, or off; a malformed value stops the Go runtime itself before vpcnetd runs (fatal error, exit 2)"},
+}
+
+// checkRuntime checks the Go runtime's variables in the environment (getenv) exactly as the
+// runtime parses them (runtime.schedinit, readGOGC, readGOMEMLIMIT; empty means unset): a
+// GOMAXPROCS other than a 32-bit integer above 0, a GOGC other than a 32-bit integer or "off",
+// a GOMEMLIMIT other than a byte count or "off" is an error in the settings' one-line form.
+func checkRuntime(getenv func(string) string) error {
+	if v := getenv(envGOMAXPROCS); v != "" && !validMaxProcs(v) {
+		return fmt.Errorf("%s: %q is not a whole number above 0 (the Go runtime would ignore it and run one P per CPU)", envGOMAXPROCS, v)
+	}
+	if v := getenv(envGOGC); v != "" && v != "off" {
+		if _, err := strconv.ParseInt(v, 10, 32); err != nil {
+			return fmt.Errorf("%s: %q is not a whole number or off (the Go runtime would ignore it and collect at 100)", envGOGC, v)
+		}
+	}
+	if v := getenv(envGOMEMLIMIT); v != "" && v != "off" {
+		if _, ok := parseByteCount(v); !ok {
+			return fmt.Errorf("%s: %q is not a byte count such as 16MiB or 16777216, or off", envGOMEMLIMIT, v)
+		}
+	}
+	return nil
+}
+
+// validMaxProcs reports whether the runtime takes v as GOMAXPROCS.
+func validMaxProcs(v string) bool {
+	n, err := strconv.ParseInt(v, 10, 32)
+	return err == nil && n > 0
+}
+
+// parseByteCount parses a GOMEMLIMIT value as the runtime does: a non-negative decimal int64,
+// optionally followed by B, KiB, MiB, GiB or TiB, the product fitting an int64.
+func parseByteCount(s string) (int64, bool) {
+	unit := int64(1)
+	for i, suffix := range []string{"TiB", "GiB", "MiB", "KiB", "B"} {
+		if strings.HasSuffix(s, suffix) {
+			s = strings.TrimSuffix(s, suffix)
+			if suffix != "B" {
+				unit = 1 << (10 * (4 - i))
+			}
+			break
+		}
+	}
+	if s == "" || s[len(s)-1] < '0' || s[len(s)-1] > '9' {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/unit {
+		return 0, false
+	}
+	return n * unit, true
+}
+
 // tuneMemory applies the defaults above where GOGC and GOMEMLIMIT are unset.
 func tuneMemory() {
-	if os.Getenv("GOGC") == "" {
+	if os.Getenv(envGOGC) == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
+	if os.Getenv(envGOMEMLIMIT) == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 }
 
-// tuneProcs caps GOMAXPROCS at defaultMaxProcs where the GOMAXPROCS environment variable is
-// unset, and returns the value the agent runs with. It only ever lowers it: a node with fewer
-// CPUs keeps the runtime's count, and then (no call to runtime.GOMAXPROCS) the runtime still
-// follows a container CPU limit that changes.
+// tuneProcs caps GOMAXPROCS at defaultMaxProcs unless the GOMAXPROCS environment variable holds
+// a value the runtime took (main refuses any other before it gets here), and returns the value
+// the agent runs with. It only ever lowers it: a node with fewer CPUs keeps the runtime's count,
+// and then (no call to runtime.GOMAXPROCS) the runtime still follows a container CPU limit that
+// changes.
 func tuneProcs() int {
-	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) > defaultMaxProcs {
+	if !validMaxProcs(os.Getenv(envGOMAXPROCS)) && runtime.GOMAXPROCS(0) > defaultMaxProcs {
 		runtime.GOMAXPROCS(defaultMaxProcs)
 	}
 	return runtime.GOMAXPROCS(0)

@@ -55,6 +55,15 @@ func TestTuneProcs(t *testing.T) {
 	if got := tuneProcs(); got != 1 {
 		t.Errorf("unset on 1 CPU: GOMAXPROCS %d, want 1 (never raised)", got)
 	}
+	// A value the runtime ignored (it then ran one P per CPU) does not lift the cap either; main
+	// refuses it before tuneProcs (TestCheckSettings), so this is the second line of defence.
+	for _, v := range []string{"abc", "0", "-3", " 4"} {
+		t.Setenv("GOMAXPROCS", v)
+		runtime.GOMAXPROCS(96)
+		if got := tuneProcs(); got != defaultMaxProcs {
+			t.Errorf("GOMAXPROCS=%q (ignored by the runtime) on 96 CPUs: tuneProcs %d, want %d", v, got, defaultMaxProcs)
+		}
+	}
 	t.Setenv("GOMAXPROCS", "48")
 	runtime.GOMAXPROCS(48) // the runtime read the variable at start
 	if got := tuneProcs(); got != 48 {

@@ -46,9 +46,70 @@ const (
 	SourceInstanceRole CredentialSource = "instance-role"
 )
 
+// The environment variables chooseCredentials and endpointSettingsFrom read. The code reads
+// them by these names only, and Environment documents them by the same names, so vpcnetd's
+// --help cannot drift from what is read.
+const (
+	envAccessKeyID       = "AWS_ACCESS_KEY_ID"
+	envAccessKeyOld      = "AWS_ACCESS_KEY" // the SDK's older spelling
+	envSecretAccessKey   = "AWS_SECRET_ACCESS_KEY"
+	envSecretKeyOld      = "AWS_SECRET_KEY" // the SDK's older spelling
+	envSessionToken      = "AWS_SESSION_TOKEN"
+	envWebIdentityToken  = "AWS_WEB_IDENTITY_TOKEN_FILE"
+	envRoleARN           = "AWS_ROLE_ARN"
+	envRoleSessionName   = "AWS_ROLE_SESSION_NAME"
+	envEndpointSTS       = "AWS_ENDPOINT_URL_STS"
+	envEndpointAll       = "AWS_ENDPOINT_URL"
+	envContainerRelative = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"
+	envContainerFull     = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+	envContainerToken    = "AWS_CONTAINER_AUTHORIZATION_TOKEN"
+	envContainerTokenF   = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+	envFIPS              = "AWS_USE_FIPS_ENDPOINT"
+	envDualStack         = "AWS_USE_DUALSTACK_ENDPOINT"
+	envCABundle          = "AWS_CA_BUNDLE"
+)
+
 // sharedFileSettings are the environment variables that only the shared files' chain reads.
 // The agent refuses to start with one set rather than ignore it and sign as someone else.
 var sharedFileSettings = []string{"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"}
+
+// EnvVar documents one environment variable this package reads (vpcnetd's --help prints them).
+type EnvVar struct {
+	Name string
+	// Source is the credential source the variable selects or configures; "" when it
+	// applies to every source (endpoints, TLS, proxy) or is refused.
+	Source CredentialSource
+	Help   string
+}
+
+// Environment lists every environment variable the credential chain and the endpoint settings
+// read (the EC2 and IMDS endpoint and region variables, which vpcnetd checks in its own
+// settings table, excepted), credential variables grouped by source in the order the sources
+// are tried (chooseCredentials); then the settings of every source; then Refused.
+var Environment = []EnvVar{
+	{envAccessKeyID, SourceEnvironment, "access key ID (" + envAccessKeyOld + ", the SDK's older name, when unset); with " + envSecretAccessKey + " it selects these static keys, one without the other is refused"},
+	{envSecretAccessKey, SourceEnvironment, "secret access key (" + envSecretKeyOld + " when unset)"},
+	{envSessionToken, SourceEnvironment, "session token of temporary keys"},
+	{envWebIdentityToken, SourceWebIdentity, "IRSA: file of the projected service account token, read at each refresh and exchanged through STS AssumeRoleWithWebIdentity; needs " + envRoleARN},
+	{envRoleARN, SourceWebIdentity, "IRSA: the role to assume"},
+	{envRoleSessionName, SourceWebIdentity, "IRSA: the session name (default: a time stamp)"},
+	{envEndpointSTS, SourceWebIdentity, "IRSA: STS endpoint URL (default: " + envEndpointAll + ", else STS of the region)"},
+	{envContainerRelative, SourceContainer, "EKS Pod Identity / ECS: credentials path below http://169.254.170.2"},
+	{envContainerFull, SourceContainer, "EKS Pod Identity / ECS: credentials URL (when the relative URI is unset); plain http only to loopback, 169.254.170.2, 169.254.170.23 or [fd00:ec2::23]"},
+	{envContainerTokenF, SourceContainer, "file holding the Authorization header for the container endpoint, read at each fetch"},
+	{envContainerToken, SourceContainer, "the Authorization header itself (when the file is unset)"},
+	{envFIPS, "", "true: EC2's and STS's FIPS endpoints, when no endpoint URL is set (true or false)"},
+	{envDualStack, "", "true: their dual-stack endpoints, when no endpoint URL is set (true or false)"},
+	{envCABundle, "", "PEM file whose certificates replace the system roots for EC2, STS and the credential endpoints; read at start"},
+	{"HTTPS_PROXY", "", "proxy for https requests (also HTTP_PROXY, NO_PROXY, in any case; read by Go's net/http)"},
+}
+
+// CredentialSources are the sources in the order chooseCredentials tries them.
+var CredentialSources = []CredentialSource{SourceEnvironment, SourceWebIdentity, SourceContainer, SourceInstanceRole}
+
+// Refused are the AWS SDK's variables for the shared config and credentials files: vpcnetd
+// does not read those files and stops at start (exit 2) when one of these is set.
+func Refused() []string { return slices.Clone(sharedFileSettings) }
 
 // containerHosts are the addresses the container credentials endpoint may have over plain
 // http besides loopback: ECS's and EKS Pod Identity's (the SDK's own rule).
@@ -81,28 +142,28 @@ func chooseCredentials(getenv func(string) string) (credentialChoice, error) {
 			return credentialChoice{}, fmt.Errorf("%s=%q: vpcnetd does not read the AWS shared config and credentials files (profiles, SSO); unset it and give credentials by AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, IRSA, EKS Pod Identity or the instance role", k, v)
 		}
 	}
-	id, secret := getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY")
+	id, secret := getenv(envAccessKeyID), getenv(envSecretAccessKey)
 	if id == "" {
-		id = getenv("AWS_ACCESS_KEY") // the SDK's older spellings
+		id = getenv(envAccessKeyOld) // the SDK's older spellings
 	}
 	if secret == "" {
-		secret = getenv("AWS_SECRET_KEY")
+		secret = getenv(envSecretKeyOld)
 	}
 	switch {
 	case id != "" && secret != "":
 		return credentialChoice{Source: SourceEnvironment, Keys: aws.Credentials{
-			AccessKeyID: id, SecretAccessKey: secret, SessionToken: getenv("AWS_SESSION_TOKEN"), Source: "EnvConfigCredentials"}}, nil
+			AccessKeyID: id, SecretAccessKey: secret, SessionToken: getenv(envSessionToken), Source: "EnvConfigCredentials"}}, nil
 	case id != "":
 		return credentialChoice{}, fmt.Errorf("AWS_ACCESS_KEY_ID is set without AWS_SECRET_ACCESS_KEY")
 	case secret != "":
 		return credentialChoice{}, fmt.Errorf("AWS_SECRET_ACCESS_KEY is set without AWS_ACCESS_KEY_ID")
 	}
-	tokenFile, role := getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), getenv("AWS_ROLE_ARN")
+	tokenFile, role := getenv(envWebIdentityToken), getenv(envRoleARN)
 	switch {
 	case tokenFile != "" && role != "":
-		sts := getenv("AWS_ENDPOINT_URL_STS")
+		sts := getenv(envEndpointSTS)
 		if sts == "" {
-			sts = getenv("AWS_ENDPOINT_URL")
+			sts = getenv(envEndpointAll)
 		}
 		if sts != "" {
 			if err := absoluteURL(sts); err != nil {
@@ -110,13 +171,13 @@ func chooseCredentials(getenv func(string) string) (credentialChoice, error) {
 			}
 		}
 		return credentialChoice{Source: SourceWebIdentity, TokenFile: tokenFile, RoleARN: role,
-			SessionName: getenv("AWS_ROLE_SESSION_NAME"), STSEndpoint: sts}, nil
+			SessionName: getenv(envRoleSessionName), STSEndpoint: sts}, nil
 	case tokenFile != "":
 		return credentialChoice{}, fmt.Errorf("AWS_WEB_IDENTITY_TOKEN_FILE is set without AWS_ROLE_ARN (IRSA sets both)")
 	}
-	c := credentialChoice{Source: SourceContainer, AuthToken: getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
-		AuthTokenFile: getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")}
-	if rel := getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"); rel != "" {
+	c := credentialChoice{Source: SourceContainer, AuthToken: getenv(envContainerToken),
+		AuthTokenFile: getenv(envContainerTokenF)}
+	if rel := getenv(envContainerRelative); rel != "" {
 		if !strings.HasPrefix(rel, "/") {
 			return credentialChoice{}, fmt.Errorf("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=%q: not a path starting with /", rel)
 		}
@@ -126,7 +187,7 @@ func chooseCredentials(getenv func(string) string) (credentialChoice, error) {
 		}
 		return c, nil
 	}
-	if full := getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI"); full != "" {
+	if full := getenv(envContainerFull); full != "" {
 		if err := containerURL(full); err != nil {
 			return credentialChoice{}, fmt.Errorf("AWS_CONTAINER_CREDENTIALS_FULL_URI=%q: %w", full, err)
 		}
@@ -248,7 +309,7 @@ type endpointSettings struct {
 // is an error naming the variable.
 func endpointSettingsFrom(getenv func(string) string) (endpointSettings, error) {
 	var e endpointSettings
-	for k, dst := range map[string]*bool{"AWS_USE_FIPS_ENDPOINT": &e.FIPS, "AWS_USE_DUALSTACK_ENDPOINT": &e.DualStack} {
+	for k, dst := range map[string]*bool{envFIPS: &e.FIPS, envDualStack: &e.DualStack} {
 		switch v := getenv(k); strings.ToLower(v) {
 		case "", "false":
 		case "true":
@@ -257,7 +318,7 @@ func endpointSettingsFrom(getenv func(string) string) (endpointSettings, error) 
 			return endpointSettings{}, fmt.Errorf("%s=%q: want true or false", k, v)
 		}
 	}
-	e.CABundle = getenv("AWS_CA_BUNDLE")
+	e.CABundle = getenv(envCABundle)
 	return e, nil
 }
 

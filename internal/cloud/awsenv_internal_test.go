@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -122,4 +123,53 @@ func FuzzChooseCredentials(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEnvironmentDocumentsTheChain: Environment, which vpcnetd's --help prints, says what the
+// code does: each source's variables, set alone, select that source; the sources come in the
+// order chooseCredentials tries them; with all of them set the first wins; every refused
+// variable is refused.
+func TestEnvironmentDocumentsTheChain(t *testing.T) {
+	value := func(name string) string {
+		switch {
+		case strings.HasSuffix(name, "_RELATIVE_URI"):
+			return "/v2/credentials/x"
+		case strings.HasSuffix(name, "_URI"), strings.HasPrefix(name, "AWS_ENDPOINT_URL"):
+			return "https://example.invalid/"
+		}
+		return "x"
+	}
+	all := map[string]string{}
+	last := -1
+	for _, v := range Environment {
+		if v.Source == "" {
+			continue
+		}
+		i := slices.Index(CredentialSources, v.Source)
+		if i < last || i < 0 {
+			t.Errorf("%s (%s) is listed out of the chain's order %v", v.Name, v.Source, CredentialSources)
+		}
+		last = i
+		all[v.Name] = value(v.Name)
+	}
+	for _, src := range CredentialSources {
+		env := map[string]string{}
+		for _, v := range Environment {
+			if v.Source == src {
+				env[v.Name] = value(v.Name)
+			}
+		}
+		got, err := chooseCredentials(func(k string) string { return env[k] })
+		if err != nil || got.Source != src {
+			t.Errorf("the variables Environment lists for %s (%v) select %q, %v", src, env, got.Source, err)
+		}
+	}
+	if got, err := chooseCredentials(func(k string) string { return all[k] }); err != nil || got.Source != CredentialSources[0] {
+		t.Errorf("every source's variables set: %q, %v; want %s", got.Source, err, CredentialSources[0])
+	}
+	for _, name := range Refused() {
+		if _, err := chooseCredentials(envOf(name, "x")); err == nil || !strings.HasPrefix(err.Error(), name+"=") {
+			t.Errorf("%s=x: %v, want refused", name, err)
+		}
+	}
 }
