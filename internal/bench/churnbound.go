@@ -40,20 +40,33 @@ func churnBound(tr NamedTrace, slow int, cfg churnConfig, cooldown time.Duration
 	return f.At(int(math.Round(calls))), under02, nil
 }
 
+// The ceiling rows' figure names (before the setting); boundNote says what they are.
+const (
+	ceilingAtCalls = "ceiling, any agent, these calls, "
+	ceilingUnder02 = "ceiling, any agent, < 0.2 calls/pod, "
+)
+
 // addBound adds the rows of what any agent can reach with cfg's setting on the trace beside
-// the run's own, with 99 % of ADDs warm: at the run's calls, and for the adaptive mode under
-// 0.2 calls per pod, against issue 16's 90 %.
+// the run's own (boundRows).
 func (r *runner) addBound(tr NamedTrace, slow int, cfg churnConfig, cooldown time.Duration, sfx string, o churnResult) error {
 	at, under, err := churnBound(tr, slow, cfg, cooldown, o.calls)
 	if err != nil {
 		return err
 	}
-	r.add(NewRow("churn", "utilisation ceiling for any agent at this run's EC2 calls, 99 % warm, "+sfx, "%", at, "this run", o.utilisation, nil))
-	if cfg.env("VPCNET_WARM_POOL") == "adaptive" {
-		r.add(NewRow("churn", "utilisation ceiling for any agent under 0.2 EC2 calls per pod, 99 % warm, "+sfx, "%", under, "issue 16's target", 90, nil))
-	}
+	r.add(boundRows(cfg, sfx, at, under, o.utilisation)...)
 	return nil
 }
 
-// boundNote says what the bound rows are.
-const boundNote = " Utilisation bounds (internal/bench/frontier, computed on the trace as internal/ipam's simulation measures it): the most utilisation an agent that cannot know when the next pod comes reaches on this trace with that many EC2 calls and 99 % of ADDs warm, holding what the setting means (the adaptive mode: pods + resting + 1, a usable free address for the next ADD; the AWS settings: also their targets, resting addresses counted, met within 200 ms), even if it planned its calls knowing the trace, with zero cloud latency, one call per change of the addresses held and the warm-up's state free; BENCHMARKS.md, \"What any agent can reach on these traces\"."
+// boundRows are the ceiling rows of cfg's setting on a trace (sfx names both), with 99 % of ADDs
+// warm: at the run's EC2 calls (at, %) beside the run's utilisation (%), and for the adaptive mode
+// under 0.2 calls per pod (under, %) beside issue 16's 90 %. No targets: a ceiling is no claim.
+func boundRows(cfg churnConfig, sfx string, at, under, utilisation float64) []Row {
+	rows := []Row{NewRow("churn", ceilingAtCalls+sfx, "%", at, "this run", utilisation, nil)}
+	if cfg.env("VPCNET_WARM_POOL") == "adaptive" {
+		rows = append(rows, NewRow("churn", ceilingUnder02+sfx, "%", under, "issue 16's target", 90, nil))
+	}
+	return rows
+}
+
+// boundNote says what the ceiling rows are.
+const boundNote = " Ceiling rows (internal/bench/frontier, computed on the trace that ran, as internal/ipam's simulation measures it): \"ceiling, any agent, these calls\" is the most utilisation any agent that cannot know when the next pod comes reaches on this trace with this run's EC2 calls and 99 % of ADDs warm; \"ceiling, any agent, < 0.2 calls/pod\" is the same under 0.2 EC2 calls per pod, beside issue 16's 90 %. Both hold what the setting means (the adaptive mode: pods + resting + 1, a usable free address for the next ADD; the AWS settings: also their targets, resting addresses counted, met within 200 ms), even for an agent that planned its calls knowing the trace, with zero cloud latency, one call per change of the addresses held and the warm-up's state free; BENCHMARKS.md, \"What any agent can reach on these traces\"."

@@ -14,7 +14,7 @@ func TestChurnConfigSettings(t *testing.T) {
 		"WARM_IP_TARGET=3":                       {WarmIPTarget: 3},
 		"WARM_IP_TARGET=3, MINIMUM_IP_TARGET=10": {WarmIPTarget: 3, MinimumIPTarget: 10},
 		"prefix + WARM_IP_TARGET=3":              {WarmIPTarget: 3, PrefixDelegation: true},
-		"adaptive (VPCNET_WARM_POOL=adaptive)":   {Adaptive: true},
+		"VPCNET_WARM_POOL=adaptive":              {Adaptive: true},
 	}
 	for _, cfg := range churnConfigs {
 		w, ok := want[cfg.label]

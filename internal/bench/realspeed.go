@@ -18,10 +18,10 @@ const realSpeedFactor = 10
 // the scaled trace's only: no reference), and the adaptive mode against its targets (90 %
 // utilisation, 99 % warm, under 0.2 calls per pod), on both traces (bursty set).
 var realSpeedConfigs = []churnConfig{
-	{"default (WARM_ENI_TARGET=1)", map[string]string{}, &upstreamFigures{35.8, 100, 0.57, ""}, false},
-	{"WARM_IP_TARGET=3", map[string]string{"WARM_IP_TARGET": "3"}, &upstreamFigures{70.4, 95.5, 1.10, ""}, false},
+	{"default (WARM_ENI_TARGET=1)", map[string]string{}, &upstreamFigures{35.8, 100, 0.57, "100 %"}, false},
+	{"WARM_IP_TARGET=3", map[string]string{"WARM_IP_TARGET": "3"}, &upstreamFigures{70.4, 95.5, 1.10, "95.5 %"}, false},
 	{"WARM_IP_TARGET=3, MINIMUM_IP_TARGET=10", map[string]string{"WARM_IP_TARGET": "3", "MINIMUM_IP_TARGET": "10"}, nil, false},
-	{"adaptive (VPCNET_WARM_POOL=adaptive)", map[string]string{"VPCNET_WARM_POOL": "adaptive"}, nil, true},
+	{"VPCNET_WARM_POOL=adaptive", map[string]string{"VPCNET_WARM_POOL": "adaptive"}, nil, true},
 }
 
 // slowed is the trace with every moment realSpeedFactor times later: the same pods, nodes and
@@ -68,28 +68,7 @@ func runChurnRealSpeed(ctx context.Context, r *runner) error {
 				sfx += ", bursty trace"
 			}
 			r.progress(fmt.Sprintf("%s: utilisation %.1f%%, warm %.1f%%, %.3f EC2 calls per pod, ready p99 %.0f ms", sfx, o.utilisation, o.warm, o.callsPerPod, o.readyP99))
-			switch up := cfg.upstream; {
-			case up != nil && ti == 0:
-				ref := "upstream AWS VPC CNI, same setting, real speed"
-				r.add(
-					NewRow("churn", "utilisation, "+sfx, "%", o.utilisation, ref, up.utilisation, &Target{OnValue: true, Op: ">=", Limit: up.utilisation}),
-					NewRow("churn", "ADDs served warm, "+sfx, "%", o.warm, ref, up.warm, &Target{OnValue: true, Op: ">=", Limit: 99}),
-					NewRow("churn", "EC2 calls per pod, "+sfx, "calls", o.callsPerPod, ref, up.callsPerPod, &Target{OnValue: true, Op: "<=", Limit: up.callsPerPod}),
-				)
-			case cfg.env("VPCNET_WARM_POOL") == "adaptive": // the targets
-				r.add(
-					NewRow("churn", "utilisation, "+sfx, "%", o.utilisation, NoReference, 0, &Target{OnValue: true, Op: ">=", Limit: 90}),
-					NewRow("churn", "ADDs served warm, "+sfx, "%", o.warm, NoReference, 0, &Target{OnValue: true, Op: ">=", Limit: 99}),
-					NewRow("churn", "EC2 calls per pod, "+sfx, "calls", o.callsPerPod, NoReference, 0, &Target{OnValue: true, Op: "<", Limit: 0.2}),
-				)
-			default: // no upstream real-speed figure
-				r.add(
-					NewRow("churn", "utilisation, "+sfx, "%", o.utilisation, NoReference, 0, nil),
-					NewRow("churn", "ADDs served warm, "+sfx, "%", o.warm, NoReference, 0, &Target{OnValue: true, Op: ">=", Limit: 99}),
-					NewRow("churn", "EC2 calls per pod, "+sfx, "calls", o.callsPerPod, NoReference, 0, nil),
-				)
-			}
-			r.add(NewRow("churn", "pod ready p99, "+sfx, "ms", o.readyP99, NoReference, 0, nil))
+			r.add(settingRows(cfg, ti == 0, realSpeedFactor, sfx, o, nil, r.opts.Short)...)
 			// 30 s: the agents' default IP_COOLDOWN_PERIOD.
 			if err := r.addBound(tr, realSpeedFactor, cfg, 30*time.Second, sfx, o); err != nil {
 				return err
@@ -97,8 +76,8 @@ func runChurnRealSpeed(ctx context.Context, r *runner) error {
 			per = append(per, fmt.Sprintf("%s: %d starts (%d waited for an address, %d retried), %.0f EC2 calls (%s)", cfg.label, o.starts, o.waited, o.retried, o.calls, byAction(o.byAction)))
 		}
 		spec := tr.Spec
-		r.note("%s, real speed: the %s trace (seed %d, %d events) played %d times slower, over %s on 3 × m5.large, with the agents' default timers (IP_COOLDOWN_PERIOD, VPCNET_POOL_RELEASE_DELAY and VPCNET_RESYNC_PERIOD 30 s, VPCNET_WARM_ENI_RELEASE_DELAY %s); measured as the churn rows (%s).%s",
-			tr.Name, tr.Name, spec.Seed, len(trace), realSpeedFactor, spec.Duration*realSpeedFactor, ipam.DefaultWarmENIReleaseDelay, strings.Join(per, "; "), boundNote)
+		r.note("%s, real speed: the %s trace (seed %d, %d events) played %d times slower, over %s on 3 × m5.large, with the agents' default timers (IP_COOLDOWN_PERIOD, VPCNET_POOL_RELEASE_DELAY and VPCNET_RESYNC_PERIOD 30 s, VPCNET_WARM_ENI_RELEASE_DELAY %s); measured as the churn rows (%s).%s%s",
+			tr.Name, tr.Name, spec.Seed, len(trace), realSpeedFactor, spec.Duration*realSpeedFactor, ipam.DefaultWarmENIReleaseDelay, strings.Join(per, "; "), boundNote, traceNote(ti == 0, r.opts.Short, spec))
 	}
 	return nil
 }

@@ -49,7 +49,8 @@ func (t Target) String(unit string) string {
 // NoReference is the Reference of a figure that has none.
 const NoReference = "-"
 
-// Row is one figure of one scenario, with its reference from the same run.
+// Row is one figure of one scenario, with its reference: measured in the same run, but for the
+// churn rows' upstream figures (fixed, from issue 16) and the ceiling rows' (computed on the trace).
 type Row struct {
 	Scenario  string  `json:"scenario"`
 	Figure    string  `json:"figure"`
@@ -132,7 +133,7 @@ func WriteTable(w io.Writer, r Report) error {
 			}
 		}
 		ref := formatValue(row.RefValue, row.Unit)
-		if row.Reference == NoReference {
+		if row.Reference == NoReference || row.Reference == FullTraceOnly {
 			ref = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Scenario, row.Figure, formatValue(row.Value, row.Unit),
