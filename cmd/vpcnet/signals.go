@@ -42,12 +42,10 @@ func labContext() (context.Context, context.CancelFunc) {
 	}()
 	return ctx, func() {
 		signal.Stop(ch)
-		if context.Cause(ctx) != nil {
-			if _, ok := context.Cause(ctx).(stoppedBy); ok && (stdioBroken()) {
-				// Keep writes to the broken stream failing with EPIPE rather than killing
-				// vpcnet before it reports or exits.
-				signal.Ignore(syscall.SIGPIPE)
-			}
+		if _, ok := signalCause(ctx); ok && stdioBroken() {
+			// Keep writes to the broken stream failing with EPIPE rather than killing
+			// vpcnet before it reports or exits.
+			signal.Ignore(syscall.SIGPIPE)
 		}
 		cancel(nil)
 	}
