@@ -228,37 +228,35 @@ func runKubectl(args ...string) error {
 }
 
 func clusterExec(pod string, args []string) error {
-	if err := clusterHasPod(pod); err != nil {
+	if _, err := clusterPodsWith(pod); err != nil {
 		return err
 	}
 	return runKubectl(append([]string{"exec", pod, "--"}, args...)...)
 }
 
-// clusterHasPod says "lab X has no pod Y", as the bare runtime does, instead of kubectl's raw
-// NotFound when the cluster's default namespace has no pod of that name.
-func clusterHasPod(pod string) error {
+// clusterPodsWith returns the cluster's pods (one kubectl get) if pod is among them, else
+// "lab X has no pod Y", as the bare runtime says, instead of kubectl's raw NotFound when the
+// cluster's default namespace has no pod of that name.
+func clusterPodsWith(pod string) ([]lab.PodInfo, error) {
 	pods, err := k8s.PodInfos(cmdContext(), labName)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, p := range pods {
 		if p.Name == pod {
-			return nil
+			return pods, nil
 		}
 	}
-	return fmt.Errorf("lab %s has no pod %q", labName, pod)
+	return nil, fmt.Errorf("lab %s has no pod %q", labName, pod)
 }
 
 // clusterPing runs vtool's ICMP echo inside the pod; target is a pod name or an address.
 func clusterPing(pod, target string, count int) error {
-	if err := clusterHasPod(pod); err != nil {
+	pods, err := clusterPodsWith(pod)
+	if err != nil {
 		return err
 	}
 	if _, err := netip.ParseAddr(target); err != nil {
-		pods, err := k8s.PodInfos(cmdContext(), labName)
-		if err != nil {
-			return err
-		}
 		found := false
 		for _, p := range pods {
 			if p.Name == target && p.IP.IsValid() {
