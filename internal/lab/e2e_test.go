@@ -64,18 +64,7 @@ var sweepOnce sync.Once
 // sweepDeadTestLabs removes labs left by test processes that were killed mid-test.
 func sweepDeadTestLabs() {
 	sweepOnce.Do(func() {
-		names := map[string]bool{}
-		dirs, _ := os.ReadDir(lab.Root())
-		for _, d := range dirs {
-			names[d.Name()] = true
-		}
-		nss, _ := netnsx.List("vpcnet-")
-		for _, n := range nss {
-			if name, _, ok := strings.Cut(strings.TrimPrefix(n, "vpcnet-"), "-"); ok {
-				names[name] = true
-			}
-		}
-		for name := range names {
+		for _, name := range lab.Labs() {
 			m := testLabRE.FindStringSubmatch(name)
 			if m == nil {
 				continue
