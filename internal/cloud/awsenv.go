@@ -202,20 +202,32 @@ func chooseCredentials(getenv func(string) string) (credentialChoice, error) {
 // select. Its errors are New's, one line naming the variable; vpcnetd calls it before it
 // touches anything.
 func CheckEnvironment(getenv func(string) string) (CredentialSource, error) {
-	ch, err := chooseCredentials(getenv)
-	if err != nil {
-		return "", fmt.Errorf("credentials: %w", err)
-	}
-	e, err := endpointSettingsFrom(getenv)
+	ch, _, _, err := readEnvironment(getenv)
 	if err != nil {
 		return "", err
 	}
+	return ch.Source, nil
+}
+
+// readEnvironment reads and checks the AWS settings of getenv, for New and CheckEnvironment
+// alike: the credential source, the endpoint settings and AWS_CA_BUNDLE's certificates (nil
+// when it is unset). It reads that file and calls nothing.
+func readEnvironment(getenv func(string) string) (credentialChoice, endpointSettings, *x509.CertPool, error) {
+	ch, err := chooseCredentials(getenv)
+	if err != nil {
+		return credentialChoice{}, endpointSettings{}, nil, fmt.Errorf("credentials: %w", err)
+	}
+	e, err := endpointSettingsFrom(getenv)
+	if err != nil {
+		return credentialChoice{}, endpointSettings{}, nil, err
+	}
+	var roots *x509.CertPool
 	if e.CABundle != "" {
-		if _, err := caPool(e.CABundle); err != nil {
-			return "", err
+		if roots, err = caPool(e.CABundle); err != nil {
+			return credentialChoice{}, endpointSettings{}, nil, err
 		}
 	}
-	return ch.Source, nil
+	return ch, e, roots, nil
 }
 
 // absoluteURL checks that s is an http or https URL with a host.

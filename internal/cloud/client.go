@@ -93,25 +93,17 @@ func New(ctx context.Context, c Config) (*Client, error) {
 	c.MaxBackoff = or(c.MaxBackoff, 20*time.Second)
 	c.CacheTTL = or(c.CacheTTL, 2*time.Second)
 	c.AttachWait = or(c.AttachWait, 60*time.Second)
-	creds, err := chooseCredentials(os.Getenv)
-	if err != nil {
-		return nil, fmt.Errorf("credentials: %w", err)
-	}
-	endpoints, err := endpointSettingsFrom(os.Getenv)
+	creds, endpoints, roots, err := readEnvironment(os.Getenv)
 	if err != nil {
 		return nil, err
 	}
 	httpClient := awshttp.NewBuildableClient().WithTimeout(30 * time.Second)
-	if endpoints.CABundle != "" {
-		pool, err := caPool(endpoints.CABundle)
-		if err != nil {
-			return nil, err
-		}
+	if roots != nil {
 		httpClient = httpClient.WithTransportOptions(func(tr *http.Transport) {
 			if tr.TLSClientConfig == nil {
 				tr.TLSClientConfig = &tls.Config{}
 			}
-			tr.TLSClientConfig.RootCAs = pool
+			tr.TLSClientConfig.RootCAs = roots
 		})
 	}
 	if c.transport != nil {
