@@ -67,10 +67,10 @@ func RunPod(ctx context.Context, labName, name, node string, progress func(strin
 		pods, err := Pods(ctx, labName)
 		if err == nil {
 			for _, p := range pods {
-				if p.Name == name {
-					phase = p.phase
+				if p.Name != name {
+					continue
 				}
-				if p.Name == name && p.IP.IsValid() && p.phase == "Running" {
+				if phase = p.phase; p.IP.IsValid() && phase == "Running" {
 					return p.PodInfo, nil
 				}
 			}
