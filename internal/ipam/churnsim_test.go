@@ -468,6 +468,17 @@ func simSettings() []struct {
 	}{{"default", def}, {"WARM_IP_TARGET=3", wit}, {"WARM_IP_TARGET=3,MINIMUM_IP_TARGET=10", witMin}, {"prefix+WARM_IP_TARGET=3", pfx}, {"adaptive", ad}}
 }
 
+// atSpeed names trace tr played slow times slower ("churn", "churn×10") and gives st the timers
+// of that speed: simSettings' scaled ones at 1, the agent's defaults when slower (the bench's
+// --real-speed).
+func atSpeed(tr churntrace.Named, slow int, st ipam.Settings) (string, ipam.Settings) {
+	if slow == 1 {
+		return tr.Name, st
+	}
+	st.Cooldown, st.ReleaseDelay, st.WarmENIReleaseDelay = 30*time.Second, ipam.DefaultReleaseDelay, ipam.DefaultWarmENIReleaseDelay
+	return tr.Name + fmt.Sprintf("×%d", slow), st
+}
+
 // TestChurnTraceThroughPolicy (issue 16 items 1, 2 and 3) plays the churn bench's two seeded
 // traces through ipam.Decide on three simulated m5.large nodes (simNode: the agent's
 // bookkeeping, the cloud's latency per action, the bench's scaled cooldown and release delay),
@@ -506,11 +517,8 @@ func TestChurnTraceThroughPolicy(t *testing.T) {
 	for _, tr := range churntrace.Churn(false) {
 		for _, slow := range []int{1, 10} {
 			for _, c := range simSettings() {
-				name := tr.Name
-				if slow > 1 {
-					name += fmt.Sprintf("×%d", slow)
-					c.st.Cooldown, c.st.ReleaseDelay, c.st.WarmENIReleaseDelay = 30*time.Second, ipam.DefaultReleaseDelay, ipam.DefaultWarmENIReleaseDelay
-				}
+				name, st := atSpeed(tr, slow, c.st)
+				c.st = st
 				t.Run(name+"/"+c.name, func(t *testing.T) {
 					t.Parallel()
 					r := simulateSlowed(c.st, tr.Spec, slow)

@@ -1,10 +1,8 @@
 package ipam_test
 
 import (
-	"fmt"
 	"math"
 	"testing"
-	"time"
 
 	"github.com/vpcnet/vpcnet/internal/bench/churntrace"
 	"github.com/vpcnet/vpcnet/internal/bench/frontier"
@@ -26,11 +24,8 @@ func TestPolicyUnderFrontier(t *testing.T) {
 		for _, slow := range []int{1, 10} {
 			play := frontier.Played(tr.Spec, slow)
 			for _, c := range simSettings() {
-				name := tr.Name
-				if slow > 1 {
-					name += fmt.Sprintf("×%d", slow)
-					c.st.Cooldown, c.st.ReleaseDelay = 30*time.Second, 30*time.Second
-				}
+				name, st := atSpeed(tr, slow, c.st)
+				c.st = st
 				t.Run(name+"/"+c.name, func(t *testing.T) {
 					t.Parallel()
 					r := simulateSlowed(c.st, tr.Spec, slow)
