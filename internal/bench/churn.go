@@ -186,7 +186,7 @@ func runChurn(ctx context.Context, r *runner) error {
 		}
 		for i, rows := range scaledRows(ti, cfgs, res, r.opts.Short) {
 			r.add(rows...)
-			if err := r.addBound(tr, 1, cfgs[i], churnCooldownD, churnSuffix(cfgs[i], ti), res[i]); err != nil {
+			if err := r.addBound(tr, 1, cfgs[i], churnCooldownD, churnSuffix(cfgs[i], 1, ti), res[i]); err != nil {
 				return err
 			}
 		}
@@ -205,12 +205,17 @@ func runChurn(ctx context.Context, r *runner) error {
 	return nil
 }
 
-// churnSuffix ends the figure names of cfg's rows on trace ti (0: the churn trace, 1: the bursty one).
-func churnSuffix(cfg churnConfig, ti int) string {
-	if ti > 0 {
-		return cfg.label + ", bursty trace"
+// churnSuffix ends the figure names of cfg's rows on trace ti (0: the churn trace, 1: the bursty
+// one) played slow times slower (1: scaled; realSpeedFactor: real speed).
+func churnSuffix(cfg churnConfig, slow, ti int) string {
+	s := cfg.label
+	if slow > 1 {
+		s += ", real speed"
 	}
-	return cfg.label
+	if ti > 0 {
+		s += ", bursty trace"
+	}
+	return s
 }
 
 // scaledRows are settingRows of each setting cfgs[i] played on trace ti (churnSuffix) with the
@@ -222,7 +227,7 @@ func scaledRows(ti int, cfgs []churnConfig, res []churnResult, short bool) [][]R
 		if i > 0 {
 			def = &res[0]
 		}
-		out[i] = settingRows(cfg, ti == 0, 1, churnSuffix(cfg, ti), res[i], def, short)
+		out[i] = settingRows(cfg, ti == 0, 1, churnSuffix(cfg, 1, ti), res[i], def, short)
 	}
 	return out
 }

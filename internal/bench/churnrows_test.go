@@ -18,17 +18,13 @@ func fakeResult(i int) churnResult {
 // made-up figures, in the order runChurn and runChurnRealSpeed add them.
 func churnRun(realSpeed, short bool) []Row {
 	var rows []Row
-	for ti, tr := range ChurnTraces(short) {
-		_ = tr
+	for ti := range ChurnTraces(short) {
 		if realSpeed {
 			for i, cfg := range realSpeedConfigs {
 				if ti > 0 && !cfg.bursty {
 					continue
 				}
-				sfx := churnSuffix(cfg, 0) + ", real speed"
-				if ti > 0 {
-					sfx += ", bursty trace"
-				}
+				sfx := churnSuffix(cfg, realSpeedFactor, ti)
 				o := fakeResult(i)
 				rows = append(rows, settingRows(cfg, ti == 0, realSpeedFactor, sfx, o, nil, short)...)
 				rows = append(rows, boundRows(cfg, sfx, 70, 60, o.utilisation)...)
@@ -45,7 +41,7 @@ func churnRun(realSpeed, short bool) []Row {
 		}
 		for i, rs := range scaledRows(ti, cfgs, res, short) {
 			rows = append(rows, rs...)
-			rows = append(rows, boundRows(cfgs[i], churnSuffix(cfgs[i], ti), 70, 60, res[i].utilisation)...)
+			rows = append(rows, boundRows(cfgs[i], churnSuffix(cfgs[i], 1, ti), 70, 60, res[i].utilisation)...)
 		}
 	}
 	return rows

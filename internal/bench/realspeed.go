@@ -63,10 +63,7 @@ func runChurnRealSpeed(ctx context.Context, r *runner) error {
 			if err != nil {
 				return fmt.Errorf("%s real speed %s: %w", tr.Name, cfg.label, err)
 			}
-			sfx := cfg.label + ", real speed"
-			if ti > 0 {
-				sfx += ", bursty trace"
-			}
+			sfx := churnSuffix(cfg, realSpeedFactor, ti)
 			r.progress(fmt.Sprintf("%s: utilisation %.1f%%, warm %.1f%%, %.3f EC2 calls per pod, ready p99 %.0f ms", sfx, o.utilisation, o.warm, o.callsPerPod, o.readyP99))
 			r.add(settingRows(cfg, ti == 0, realSpeedFactor, sfx, o, nil, r.opts.Short)...)
 			// 30 s: the agents' default IP_COOLDOWN_PERIOD.
