@@ -100,10 +100,7 @@ func settingRows(cfg churnConfig, churnTrace bool, slow int, sfx string, o churn
 
 // churnCooldown is IP_COOLDOWN_PERIOD for the churn labs: the trace runs ten times faster than
 // a cluster's life (pods live 15 s for 150 s), so the 30 s default cooldown is scaled alike.
-const churnCooldown = "3s"
-
-// churnCooldownD is churnCooldown as a duration.
-var churnCooldownD, _ = time.ParseDuration(churnCooldown)
+const churnCooldown = 3 * time.Second
 
 // churnReleaseDelay and churnWarmENIReleaseDelay are VPCNET_POOL_RELEASE_DELAY and
 // VPCNET_WARM_ENI_RELEASE_DELAY for the churn labs: their defaults (30 s and 10 s) scaled ten
@@ -115,7 +112,7 @@ var (
 
 // churnTimers are the agent settings of the scaled churn labs' timers.
 func churnTimers() map[string]string {
-	return map[string]string{"IP_COOLDOWN_PERIOD": churnCooldown, "VPCNET_POOL_RELEASE_DELAY": churnReleaseDelay,
+	return map[string]string{"IP_COOLDOWN_PERIOD": churnCooldown.String(), "VPCNET_POOL_RELEASE_DELAY": churnReleaseDelay,
 		"VPCNET_WARM_ENI_RELEASE_DELAY": churnWarmENIReleaseDelay}
 }
 
@@ -186,7 +183,7 @@ func runChurn(ctx context.Context, r *runner) error {
 		}
 		for i, rows := range scaledRows(ti, cfgs, res, r.opts.Short) {
 			r.add(rows...)
-			if err := r.addBound(tr, 1, cfgs[i], churnCooldownD, churnSuffix(cfgs[i], 1, ti), res[i]); err != nil {
+			if err := r.addBound(tr, 1, cfgs[i], churnCooldown, churnSuffix(cfgs[i], 1, ti), res[i]); err != nil {
 				return err
 			}
 		}
