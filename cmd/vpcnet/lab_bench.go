@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/vpcnet/vpcnet/internal/bench"
 	"github.com/vpcnet/vpcnet/internal/ipam"
-	"github.com/vpcnet/vpcnet/internal/lab"
 )
 
 func newLabBenchCmd() *cobra.Command {
@@ -42,8 +41,7 @@ trace: no pass or miss, no upstream comparison.`,
 				return usagef("--format must be table or json")
 			}
 			if prefix != "" {
-				// Each lab is the prefix plus a two-character suffix.
-				if err := lab.ValidateName(prefix + "xx"); err != nil {
+				if err := bench.CheckNamePrefix(prefix); err != nil {
 					return usagef("--name %q: a prefix of 1-18 lowercase letters and digits, starting with a letter (each lab adds a two-character suffix)", prefix)
 				}
 			}

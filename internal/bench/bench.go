@@ -109,7 +109,7 @@ func Run(ctx context.Context, opts Options) (rep Report, err error) {
 	if name == "" {
 		name = fmt.Sprintf("bench%d", os.Getpid())
 	}
-	if err := lab.ValidateName(name + "xx"); err != nil {
+	if err := CheckNamePrefix(name); err != nil {
 		return rep, fmt.Errorf("bench name %q: %w (it gets a two-character suffix per lab)", name, err)
 	}
 	if os.Geteuid() != 0 {
@@ -236,3 +236,7 @@ func Leftovers(name string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// CheckNamePrefix checks a bench name: each lab the bench builds is the name plus a
+// two-character suffix, which must be a valid lab name (lab.ValidateName).
+func CheckNamePrefix(prefix string) error { return lab.ValidateName(prefix + "xx") }
